@@ -1,0 +1,3 @@
+"""fedlab: federated-learning and privacy/fairness simulation platform."""
+
+__version__ = "0.1.0"

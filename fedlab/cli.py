@@ -1,0 +1,83 @@
+"""The `fedlab` command line: a thin typer layer over the library.
+
+Each sub-command lives next to the code it drives (``fedlab.simulate_cli``,
+``audits.cli``, ...) and is registered here. Every `FedlabError` becomes a one-line
+``error: ...`` on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from fedlab import __version__
+from fedlab.errors import FedlabError
+
+app = typer.Typer(
+    name="fedlab",
+    help="Federated learning under domain shift, and privacy-vs-fairness audits.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fedlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show version."),
+) -> None:
+    """fedlab: simulate federations (FedAvg, FedKA, Group Effect) and audit privacy vs fairness."""
+
+
+def _register() -> None:
+    """Attach sub-commands. Imports are local so one broken module names itself clearly."""
+    from fedlab.simulate_cli import simulate
+
+    app.command("simulate")(simulate)
+    try:
+        from audits.cli import audit
+    except ModuleNotFoundError:  # audits not built in this checkout
+        audit = None
+    if audit is not None:
+        app.command("audit")(audit)
+    try:
+        from fedlab.report_cli import report
+    except ModuleNotFoundError:
+        report = None
+    if report is not None:
+        app.command("report")(report)
+
+
+def main() -> None:
+    _register()
+    try:
+        app(standalone_mode=False)
+    except FedlabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

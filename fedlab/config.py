@@ -1,0 +1,160 @@
+"""Validated run configuration (pydantic), loaded from TOML and overridden from the CLI.
+
+Everything is checked up front so a bad value fails before any data is loaded or any
+directory is created. `SimulationConfig.to_flat()` / `from_flat()` map the nested model
+to the flat ``key=value`` run-config Flower passes to ServerApp/ClientApp.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fedlab.errors import ConfigError
+
+FEDERATIONS = ("digits", "digit-five", "office-caltech10", "features", "tabular")
+STRATEGIES = ("fedavg", "fedprox", "fdan", "fdann", "fedka", "fedka-novote")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FederationConfig(_Strict):
+    """Which domains exist, where their files are, and how they become clients."""
+
+    name: str = "digits"
+    data_dir: str = ""  # folder with the federation's files (file-based federations)
+    domains: list[str] = Field(default_factory=list)  # subset to use; empty = all found
+    clients_per_domain: int = Field(1, ge=1, le=100)
+    split: Literal["iid", "dirichlet"] = "iid"
+    dirichlet_alpha: float = Field(0.5, gt=0)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    max_per_domain: int = Field(0, ge=0)  # 0 = keep all samples of a domain
+    # office-caltech10
+    features: Literal["surf", "decaf"] = "surf"
+    # features: glob of per-domain files inside data_dir (one file = one domain)
+    pattern: str = "*"
+    # tabular
+    csv: str = ""
+    domain_column: str = ""
+    label_column: str = ""
+    positive_label: str = ""
+    protected: list[str] = Field(default_factory=list)
+    drop_columns: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in FEDERATIONS:
+            raise ValueError(f"unknown federation {v!r}; expected one of {', '.join(FEDERATIONS)}")
+        return v
+
+
+class TrainingConfig(_Strict):
+    """Strategy and optimisation settings shared by server and clients."""
+
+    strategy: str = "fedka"
+    target: str = ""  # domain held out as the unlabeled target; "" = federation default
+    rounds: int = Field(10, ge=1, le=10_000)
+    local_steps: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    proximal_mu: float = Field(0.01, ge=0)
+    mmd_weight: float = Field(1.0, ge=0)
+    target_sample: int = Field(256, ge=2)  # target embeddings sent to clients each round
+    finetune_steps: int = Field(20, ge=0)  # server fine-tuning steps on voted pseudo-labels
+    target_test_fraction: float = Field(0.3, gt=0, lt=1)
+    min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy {v!r}; expected one of {', '.join(STRATEGIES)}")
+        return v
+
+
+class SimulationConfig(_Strict):
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpus_per_client: float = Field(0.0, ge=0, le=1)
+    cpus_per_client: float = Field(1.0, gt=0)
+    out: str = "runs"
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    # -- flat run-config round trip (Flower passes only scalars) ---------------------
+    def to_flat(self) -> dict[str, Any]:
+        import json
+
+        return {"fedlab-config": json.dumps(self.model_dump(), sort_keys=True)}
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any]) -> SimulationConfig:
+        import json
+
+        if "fedlab-config" in flat:
+            return cls.model_validate(json.loads(str(flat["fedlab-config"])))
+        # `flwr run .` path: keys from [tool.flwr.app.config]
+        data: dict[str, Any] = {"federation": {}, "training": {}}
+        mapping = {
+            "federation": ("federation", "name"),
+            "data-dir": ("federation", "data_dir"),
+            "strategy": ("training", "strategy"),
+            "target": ("training", "target"),
+            "num-server-rounds": ("training", "rounds"),
+            "local-steps": ("training", "local_steps"),
+            "seed": (None, "seed"),
+            "out": (None, "out"),
+            "device": (None, "device"),
+        }
+        for key, value in flat.items():
+            if key in mapping:
+                section, field = mapping[key]
+                (data if section is None else data[section])[field] = value
+        return cls.model_validate(data)
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line: where, which field, what was wrong."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
+    return f"{source}: invalid config: " + "; ".join(parts)
+
+
+def load_simulation_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None
+) -> SimulationConfig:
+    """Read TOML (if given), apply dotted overrides like ``{"training.rounds": 3}``, validate."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return SimulationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from exc

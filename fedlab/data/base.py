@@ -1,0 +1,52 @@
+"""The in-memory form every domain federation is loaded into.
+
+A federation is a set of named domains; each domain has a train and a test split of
+inputs (images as float32 NCHW, feature vectors/tables as float32 (N, D)) and int64
+labels. The server holds one domain as the unlabeled target (leave-one-domain-out);
+the others become clients (one or more per domain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Domain:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    # Protected attributes per row (tabular federations), aligned with x_*; else None.
+    groups_train: pd.DataFrame | None = None
+    groups_test: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        assert len(self.x_train) == len(self.y_train), self.name
+        assert len(self.x_test) == len(self.y_test), self.name
+
+    @property
+    def size(self) -> int:
+        return len(self.y_train) + len(self.y_test)
+
+
+@dataclass
+class FederationData:
+    name: str
+    domains: dict[str, Domain]  # insertion order is the canonical domain order
+    num_classes: int
+    input_shape: tuple[int, ...]  # per-sample shape, e.g. (3, 28, 28) or (800,)
+    kind: Literal["image", "vector"]
+    class_names: list[str] = field(default_factory=list)
+    default_target: str = ""
+    # Protected attribute names and their privileged values (tabular), for fairness.
+    protected: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def domain_names(self) -> list[str]:
+        return list(self.domains)

@@ -1,0 +1,57 @@
+"""What a run needs before any training: data, the target split, clients, a model factory.
+
+Both the ServerApp and the ClientApp call `setup_for` with the same config, so they
+agree on domains, client ids and model shape. The result is cached per process
+(simulation actors serve many clients).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from fedlab.config import SimulationConfig
+from fedlab.data import (
+    ClientPartition,
+    Domain,
+    FederationData,
+    load_federation,
+    make_clients,
+    prepare,
+    resolve_target,
+)
+from fedlab.models import DomainModel, build_model
+
+
+@dataclass(frozen=True)
+class FederationSetup:
+    fed: FederationData  # model-ready (tabular: preprocessed for this target)
+    target: str
+    clients: tuple[ClientPartition, ...]
+    norm: str = "batch"
+
+    def new_model(self) -> DomainModel:
+        return build_model(self.fed.kind, self.input_shape, self.fed.num_classes, norm=self.norm)
+
+    @property
+    def target_domain(self) -> Domain:
+        return self.fed.domains[self.target]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.target_domain.x_test.shape[1:])
+
+
+@lru_cache(maxsize=8)
+def _setup_cached(config_json: str, target: str) -> FederationSetup:
+    cfg = SimulationConfig.model_validate_json(config_json)
+    fed = load_federation(cfg.federation, cfg.seed)
+    target = resolve_target(fed, target)
+    ready = prepare(fed, target)
+    clients = tuple(make_clients(fed, target, cfg.federation, cfg.seed))
+    return FederationSetup(fed=ready, target=target, clients=clients)
+
+
+def setup_for(cfg: SimulationConfig, target: str | None = None) -> FederationSetup:
+    """Data and clients for `cfg` (target defaults to the config's, then the federation's)."""
+    return _setup_cached(cfg.model_dump_json(), target if target is not None else cfg.training.target)

@@ -1,0 +1,176 @@
+"""`fedlab simulate`: thin CLI over `fedlab.simulate` and `fedlab.sweep`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fedlab.config import STRATEGIES, load_simulation_config
+from fedlab.errors import ConfigError
+from fedlab.federation import setup_for
+from fedlab.rundir import default_run_name
+
+console = Console(stderr=True)
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _fmt(mean: Any, std: Any) -> str:
+    if mean is None or mean != mean:
+        return "-"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def simulate(
+    config: Path | None = typer.Option(None, "--config", help="TOML config file (see README)."),
+    federation: str | None = typer.Option(
+        None, help="digits | digit-five | office-caltech10 | features | tabular"
+    ),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with the federation's files."),
+    strategy: str | None = typer.Option(
+        None, help=f"One or more (comma-separated) of {', '.join(STRATEGIES)}."
+    ),
+    target: str | None = typer.Option(None, help="Target domain held out from the clients, or 'all'."),
+    rounds: int | None = typer.Option(None, min=1),
+    local_steps: int | None = typer.Option(None, "--local-steps", min=1),
+    seed: int | None = typer.Option(None, help="Random seed."),
+    seeds: str | None = typer.Option(None, help="Comma-separated seeds for mean ± std, e.g. 0,1,2."),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda"),
+    gpus_per_client: float | None = typer.Option(
+        None, "--gpus-per-client", help="Fraction of a GPU per client."
+    ),
+    max_per_domain: int | None = typer.Option(
+        None, "--max-per-domain", help="Subsample each domain (0 = all)."
+    ),
+    out: Path | None = typer.Option(None, help="Run directory (default: runs/<name>)."),
+    verbose: bool = typer.Option(False, help="Show Flower's logs."),
+) -> None:
+    """Simulate a federation with a held-out target domain; report accuracy and Group Effect."""
+    strategies = _split(strategy)
+    overrides: dict[str, Any] = {
+        "federation.name": federation,
+        "federation.data_dir": data_dir,
+        "federation.max_per_domain": max_per_domain,
+        "training.strategy": strategies[0] if strategies else None,
+        "training.rounds": rounds,
+        "training.local_steps": local_steps,
+        "seed": seed,
+        "device": device,
+        "gpus_per_client": gpus_per_client,
+    }
+    if target and target != "all":
+        overrides["training.target"] = target
+    cfg = load_simulation_config(config, overrides)
+    for s in strategies or []:
+        if s not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {s!r}; expected one of {', '.join(STRATEGIES)}")
+    seed_list = [int(s) for s in _split(seeds) or []] if seeds else [cfg.seed]
+    setup = setup_for(cfg)  # fail fast on data / target problems
+    targets = setup.fed.domain_names if target == "all" else [setup.target]
+    strategies = strategies or [cfg.training.strategy]
+    if len(targets) * len(strategies) * len(seed_list) == 1:
+        _single(cfg, out, verbose)
+    else:
+        _sweep(cfg, targets, strategies, seed_list, out)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _round_status(record: dict[str, Any]) -> str:
+    text = f"target acc {100 * record['target_acc']:.1f}%  GE {100 * record['group_effect']:+.1f}"
+    if record.get("voting_acc") is not None:
+        text += (
+            f"  vote {100 * (record['voting_acc'] or 0):.0f}%/{100 * record['adoption_rate']:.0f}% adopted"
+        )
+    return text
+
+
+def _single(cfg, out: Path | None, verbose: bool) -> None:
+    from fedlab.simulate import simulate as run
+
+    with _progress() as progress:
+        task = progress.add_task(
+            f"{cfg.training.strategy} → {cfg.training.target or 'default target'}",
+            total=cfg.training.rounds,
+            status="starting Flower simulation engine…",
+        )
+
+        def on_round(record: dict[str, Any]) -> None:
+            progress.update(task, advance=1, status=_round_status(record))
+
+        result = run(cfg, out=out, on_round=on_round, verbose=verbose)
+    s = result.summary
+    table = Table(
+        title=f"{s['federation']}: target {s['target']}, strategy {s['strategy']}, seed {s['seed']}"
+    )
+    for col in ("round", "target acc", "mean client acc", "Group Effect"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        "final",
+        f"{100 * s['final_target_acc']:.1f}",
+        f"{100 * s['final_mean_client_target_acc']:.1f}",
+        f"{100 * s['final_group_effect']:+.1f}",
+    )
+    table.add_row(f"best ({s['best_round']})", f"{100 * s['best_target_acc']:.1f}", "", "")
+    Console().print(table)
+    typer.echo(f"run directory: {result.run_dir}")
+
+
+def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out: Path | None) -> None:
+    from fedlab.sweep import run_sweep
+
+    out = out or Path(cfg.out) / default_run_name("sweep")
+    total = len(targets) * len(strategies) * len(seeds)
+    with _progress() as progress:
+        runs_task = progress.add_task("runs", total=total, status="")
+        round_task = progress.add_task("rounds", total=cfg.training.rounds, status="")
+
+        def start(c) -> None:
+            progress.reset(round_task, total=c.training.rounds)
+            progress.update(runs_task, status=f"{c.training.strategy} → {c.training.target} (seed {c.seed})")
+
+        def on_round(record: dict[str, Any]) -> None:
+            progress.update(round_task, advance=1, status=_round_status(record))
+
+        _, _, table = run_sweep(
+            cfg, targets, strategies, seeds, out, start, on_round, lambda _r: progress.advance(runs_task)
+        )
+    t = Table(
+        title=f"{cfg.federation.name}: accuracy on the target (%), mean ± std over {len(seeds)} seed(s)"
+    )
+    for col in (
+        "target",
+        "strategy",
+        "final acc",
+        "best-round acc",
+        "final Group Effect",
+        "mean Group Effect",
+    ):
+        t.add_column(col, justify="right")
+    for row in table.to_dict("records"):
+        t.add_row(
+            row["target"],
+            row["strategy"],
+            _fmt(row["final_target_acc_mean"], row["final_target_acc_std"]),
+            _fmt(row["best_target_acc_mean"], row["best_target_acc_std"]),
+            _fmt(row["final_group_effect_mean"], row["final_group_effect_std"]),
+            _fmt(row["mean_group_effect_mean"], row["mean_group_effect_std"]),
+        )
+    Console().print(t)
+    typer.echo(f"run directory: {out}")

@@ -1,0 +1,217 @@
+"""Local training and evaluation loops shared by clients and the server.
+
+One function per job: `train_local` (a client's round: cross-entropy plus the
+strategy's extra term), `finetune_pseudo` (FedKA's server-side fine-tuning on voted
+pseudo-labels), `predict`/`accuracy`/`embed` (always in eval mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fedlab.mmd import mk_mmd, ramp
+from fedlab.models import DomainDiscriminator, DomainModel, grad_reverse
+
+Mode = Literal["ce", "prox", "mmd", "dann"]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        from fedlab.errors import ConfigError
+
+        raise ConfigError("device 'cuda' requested but torch.cuda.is_available() is False; use --device cpu")
+    return torch.device(device)
+
+
+@dataclass
+class LocalTrainSpec:
+    """What one client does in one round."""
+
+    mode: Mode = "ce"
+    steps: int = 20
+    batch_size: int = 64
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    proximal_mu: float = 0.0
+    mmd_weight: float = 1.0
+    progress_start: float = 0.0  # global training progress p at the first local step
+    progress_end: float = 1.0  # ... and after the last
+
+
+@dataclass
+class LocalTrainResult:
+    num_examples: int
+    loss: float
+    ce: float
+    align: float  # MMD or domain-classifier loss (0 for plain CE)
+    alpha: float  # ramp value at the end of the round
+
+
+class BatchSampler:
+    """Seeded sampling of mini-batches with reshuffling per epoch (no torch DataLoader overhead)."""
+
+    def __init__(self, n: int, batch_size: int, generator: np.random.Generator) -> None:
+        self.n, self.batch_size, self.rng = n, min(batch_size, n), generator
+        self._order = self.rng.permutation(n)
+        self._pos = 0
+
+    def next(self) -> np.ndarray:
+        if self._pos + self.batch_size > self.n:
+            self._order = self.rng.permutation(self.n)
+            self._pos = 0
+        idx = self._order[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return idx
+
+
+def make_optimizer(params, spec: LocalTrainSpec) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+
+
+def train_local(
+    model: DomainModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: LocalTrainSpec,
+    device: torch.device,
+    seed: int,
+    target_embeddings: np.ndarray | None = None,
+    global_params: list[torch.Tensor] | None = None,
+    discriminator: DomainDiscriminator | None = None,
+    optimizer_factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
+) -> LocalTrainResult:
+    """Train `model` in place for `spec.steps` mini-batch steps.
+
+    mode "ce": cross-entropy; "prox": + μ/2‖w − w_global‖²; "mmd": + α·λ·MK-MMD(source
+    features, received target embeddings); "dann": + α·λ·BCE of a domain classifier fed
+    through gradient reversal (source features) and the target embeddings.
+    """
+    if len(y) == 0:
+        raise ValueError("client has no training data")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    params = list(model.parameters())
+    if discriminator is not None:
+        discriminator.to(device).train()
+        params += list(discriminator.parameters())
+    opt = optimizer_factory(params) if optimizer_factory else make_optimizer(params, spec)
+    sampler = BatchSampler(len(y), spec.batch_size, rng)
+    tgt = None
+    if spec.mode in ("mmd", "dann"):
+        if target_embeddings is None or len(target_embeddings) < 2:
+            raise ValueError(f"mode {spec.mode!r} needs target embeddings from the server")
+        tgt = torch.as_tensor(target_embeddings, dtype=torch.float32, device=device)
+        tgt_sampler = BatchSampler(len(tgt), spec.batch_size, rng)
+    anchors = [p.detach().to(device) for p in global_params] if global_params is not None else None
+
+    tot_loss = tot_ce = tot_align = 0.0
+    alpha = 0.0
+    for step in range(spec.steps):
+        idx = sampler.next()
+        xb = torch.as_tensor(x[idx], device=device)
+        yb = torch.as_tensor(y[idx], device=device)
+        progress = spec.progress_start + (spec.progress_end - spec.progress_start) * (step + 1) / spec.steps
+        alpha = ramp(progress)
+        z = model.features(xb)
+        ce = F.cross_entropy(model.head(z), yb)
+        align = torch.zeros((), device=device)
+        if spec.mode == "mmd" and tgt is not None:
+            align = mk_mmd(z, tgt[tgt_sampler.next()])
+        elif spec.mode == "dann" and tgt is not None and discriminator is not None:
+            zt = tgt[tgt_sampler.next()]
+            logits = discriminator(torch.cat([grad_reverse(z, alpha), zt]))
+            labels = torch.cat([torch.ones(len(z)), torch.zeros(len(zt))]).to(device)
+            align = F.binary_cross_entropy_with_logits(logits, labels)
+        loss = ce + (alpha * spec.mmd_weight if spec.mode == "mmd" else spec.mmd_weight) * align
+        if spec.mode == "prox" and anchors is not None and spec.proximal_mu > 0:
+            prox = sum((p - a).pow(2).sum() for p, a in zip(model.parameters(), anchors, strict=True))
+            loss = loss + spec.proximal_mu / 2 * prox
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        tot_loss += float(loss.detach())
+        tot_ce += float(ce.detach())
+        tot_align += float(align.detach())
+    n = spec.steps
+    return LocalTrainResult(len(y), tot_loss / n, tot_ce / n, tot_align / n, alpha)
+
+
+@torch.no_grad()
+def predict_logits(model: DomainModel, x: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
+    model.to(device).eval()
+    out = [model(torch.as_tensor(x[i : i + batch], device=device)).cpu() for i in range(0, len(x), batch)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def predict(model: DomainModel, x: np.ndarray, device: torch.device) -> np.ndarray:
+    return predict_logits(model, x, device).argmax(axis=1)
+
+
+def accuracy(model: DomainModel, x: np.ndarray, y: np.ndarray, device: torch.device) -> float:
+    if len(y) == 0:
+        return float("nan")
+    return float((predict(model, x, device) == y).mean())
+
+
+@torch.no_grad()
+def embed(model: DomainModel, x: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
+    """Eval-mode embeddings: what the FedKA server sends instead of raw target data."""
+    model.to(device).eval()
+    out = [
+        model.features(torch.as_tensor(x[i : i + batch], device=device)).cpu()
+        for i in range(0, len(x), batch)
+    ]
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def finetune_pseudo(
+    model: DomainModel,
+    x: np.ndarray,
+    y_pseudo: np.ndarray,
+    steps: int,
+    weight: float,
+    spec: LocalTrainSpec,
+    device: torch.device,
+    seed: int,
+) -> float:
+    """FedKA server step: fine-tune the global model on voted pseudo-labels, loss × α."""
+    if steps == 0 or len(y_pseudo) == 0 or weight <= 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    opt = make_optimizer(model.parameters(), spec)
+    sampler = BatchSampler(len(y_pseudo), spec.batch_size, rng)
+    total = 0.0
+    for _ in range(steps):
+        idx = sampler.next()
+        if len(idx) < 2:  # BatchNorm needs 2+ samples
+            break
+        xb = torch.as_tensor(x[idx], device=device)
+        yb = torch.as_tensor(y_pseudo[idx], device=device)
+        loss = weight * F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    return total / steps
+
+
+def state_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+
+
+def load_numpy_state(model: nn.Module, state: dict[str, np.ndarray]) -> None:
+    current = model.state_dict()
+    model.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(current[k].dtype) for k, v in state.items()})

@@ -1,0 +1,45 @@
+"""Federated voting (FedKA): clients' models vote on each target sample.
+
+The majority class becomes the pseudo-label. Ties are broken toward the smallest
+class index among the tied classes (deterministic, documented), and a sample is
+*adopted* for fine-tuning only when its winning class has a strict majority of votes
+(more than half of the voters) — the reference implementation's consensus rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class VoteResult:
+    labels: np.ndarray  # (N,) winning class per sample
+    votes: np.ndarray  # (N,) number of voters agreeing with the winner
+    adopted: np.ndarray  # (N,) bool: strict majority reached
+
+    @property
+    def adoption_rate(self) -> float:
+        return float(self.adopted.mean()) if len(self.adopted) else 0.0
+
+    def accuracy(self, y_true: np.ndarray, adopted_only: bool = True) -> float:
+        mask = self.adopted if adopted_only else np.ones_like(self.adopted)
+        if not mask.any():
+            return float("nan")
+        return float((self.labels[mask] == y_true[mask]).mean())
+
+
+def majority_vote(predictions: np.ndarray, num_classes: int) -> VoteResult:
+    """`predictions` is (voters, N) int class ids; returns per-sample majority."""
+    predictions = np.asarray(predictions)
+    if predictions.ndim != 2 or predictions.shape[0] == 0:
+        raise ValueError("majority_vote expects a (voters, samples) array with at least one voter")
+    voters, n = predictions.shape
+    counts = np.zeros((n, num_classes), dtype=np.int64)
+    for row in predictions:
+        counts[np.arange(n), row] += 1
+    labels = counts.argmax(axis=1)  # argmax returns the first (smallest) index on ties
+    votes = counts[np.arange(n), labels]
+    adopted = votes * 2 > voters
+    return VoteResult(labels=labels, votes=votes, adopted=adopted)

@@ -1,0 +1,51 @@
+"""Strategy registry: name -> configured Flower strategy with fedlab's target bookkeeping."""
+
+from __future__ import annotations
+
+from fedlab.config import SimulationConfig
+from fedlab.training import LocalTrainSpec
+from server.domain_strategy import DomainAwareMixin, RoundCallback
+from server.fdan import FDAN
+from server.fdann import FDANN
+from server.fedavg import DomainFedAvg
+from server.fedka import FedKA
+from server.fedprox import DomainFedProx
+from server.target import TargetDomain
+
+
+def build_strategy(
+    cfg: SimulationConfig, num_clients: int, target: TargetDomain, on_round: RoundCallback | None = None
+) -> DomainAwareMixin:
+    t = cfg.training
+    min_train = max(1, round(num_clients * t.min_fit_clients_fraction))
+    common = {
+        "fraction_train": 1.0,
+        "fraction_evaluate": 1.0,
+        "min_train_nodes": min_train,
+        "min_evaluate_nodes": min_train,
+        "min_available_nodes": min_train,
+    }
+    name = t.strategy
+    strategy: DomainAwareMixin
+    if name == "fedavg":
+        strategy = DomainFedAvg(**common)
+    elif name == "fedprox":
+        strategy = DomainFedProx(proximal_mu=t.proximal_mu, **common)
+    elif name == "fdan":
+        strategy = FDAN(embeddings_per_round=t.target_sample, **common)
+    elif name == "fdann":
+        strategy = FDANN(embeddings_per_round=t.target_sample, **common)
+    else:  # fedka / fedka-novote (validated by the config)
+        strategy = FedKA(
+            embeddings_per_round=t.target_sample,
+            voting=name == "fedka",
+            finetune_steps=t.finetune_steps,
+            finetune_spec=LocalTrainSpec(
+                batch_size=t.batch_size, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+            ),
+            num_rounds=t.rounds,
+            seed=cfg.seed,
+            **common,
+        )
+    strategy.setup_domain(target, on_round)
+    return strategy

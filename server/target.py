@@ -1,0 +1,48 @@
+"""The server's view of the unlabeled target domain (leave-one-domain-out).
+
+The server keeps the target domain's *pool* (inputs whose labels are held back and used
+only to score voting) and a *test* split that voting and fine-tuning never see. It
+turns global weights into the embeddings FedKA sends to clients, scores any model on
+the target test split in eval mode, and collects clients' votes on the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord
+
+from fedlab.models import DomainModel
+from fedlab.training import accuracy, embed, predict
+
+
+@dataclass
+class TargetDomain:
+    name: str
+    x_pool: np.ndarray
+    y_pool_hidden: np.ndarray  # never used for training: only to report voting accuracy
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    model_factory: object  # () -> DomainModel
+    device: torch.device
+    seed: int
+
+    def model_from(self, arrays: ArrayRecord) -> DomainModel:
+        model: DomainModel = self.model_factory()  # type: ignore[operator]
+        model.load_state_dict(arrays.to_torch_state_dict())
+        return model.to(self.device)
+
+    def embeddings(self, arrays: ArrayRecord, n: int, server_round: int) -> np.ndarray:
+        """Eval-mode embeddings of a seeded sample of the target pool (never raw inputs)."""
+        rng = np.random.default_rng([self.seed, server_round, 7])
+        idx = rng.choice(len(self.x_pool), size=min(n, len(self.x_pool)), replace=False)
+        return embed(self.model_from(arrays), self.x_pool[np.sort(idx)], self.device)
+
+    def test_accuracy(self, model: DomainModel) -> float:
+        return accuracy(model, self.x_test, self.y_test, self.device)
+
+    def pool_predictions(self, model: DomainModel) -> np.ndarray:
+        return predict(model, self.x_pool, self.device)
