@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from clients.local_data import partition_for
 from fedlab.config import SimulationConfig
 from fedlab.data import ClientPartition
-from fedlab.federation import FederationSetup, setup_for
-from fedlab.models import DomainDiscriminator
+from fedlab.models import DomainDiscriminator, DomainModel, build_model
 from fedlab.training import LocalTrainSpec, accuracy, resolve_device, train_local
 
 CONFIG_KEY = "fedlab-config"
@@ -37,14 +36,22 @@ MODE_BY_STRATEGY = {
 app = ClientApp()
 
 
-def _context(msg: Message, context: Context) -> tuple[SimulationConfig, FederationSetup, ClientPartition]:
+def _context(msg: Message, context: Context) -> tuple[SimulationConfig, ClientPartition]:
     config = msg.content["config"]
     cfg = SimulationConfig.model_validate(json.loads(str(config[CONFIG_KEY])))
-    setup = setup_for(cfg, str(config["target"]))
-    pid = int(context.node_config.get("partition-id", -1))
-    if not 0 <= pid < len(setup.clients):
-        raise ValueError(f"partition-id {pid} out of range: the federation has {len(setup.clients)} clients")
-    return cfg, setup, setup.clients[pid]
+    return cfg, partition_for(cfg, str(config["target"]), dict(context.node_config))
+
+
+def _model_for(cfg: SimulationConfig, part: ClientPartition, msg: Message) -> DomainModel:
+    """The model architecture follows the data (image vs vector), weights from the server."""
+    kind = "image" if part.x_train.ndim == 4 else "vector"
+    model = build_model(kind, part.x_train.shape[1:], int(cfg_num_classes(msg)))
+    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    return model
+
+
+def cfg_num_classes(msg: Message) -> int:
+    return int(msg.content["config"]["num-classes"])
 
 
 def _info(part: ClientPartition) -> ConfigRecord:
@@ -53,13 +60,10 @@ def _info(part: ClientPartition) -> ConfigRecord:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    cfg, setup, part = _context(msg, context)
+    cfg, part = _context(msg, context)
     config = msg.content["config"]
     device = resolve_device(cfg.device)
-    torch.set_num_threads(max(1, int(cfg.cpus_per_client)))
-    model = setup.new_model()
-    global_state = msg.content["arrays"].to_torch_state_dict()
-    model.load_state_dict(global_state)
+    model = _model_for(cfg, part, msg)
     server_round = int(config["server-round"])
     rounds = cfg.training.rounds
     t = cfg.training
@@ -116,10 +120,9 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    cfg, setup, part = _context(msg, context)
+    cfg, part = _context(msg, context)
     device = resolve_device(cfg.device)
-    model = setup.new_model()
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    model = _model_for(cfg, part, msg)
     acc = accuracy(model, part.x_test, part.y_test, device)
     metrics = MetricRecord(
         {"num-examples": len(part.y_test), "own-accuracy": acc, "client-id": part.client_id}

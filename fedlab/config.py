@@ -69,7 +69,6 @@ class TrainingConfig(_Strict):
     mmd_weight: float = Field(1.0, ge=0)
     target_sample: int = Field(256, ge=2)  # target embeddings sent to clients each round
     finetune_steps: int = Field(20, ge=0)  # server fine-tuning steps on voted pseudo-labels
-    target_test_fraction: float = Field(0.3, gt=0, lt=1)
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
 
     @field_validator("strategy")
@@ -83,6 +82,9 @@ class TrainingConfig(_Strict):
 class SimulationConfig(_Strict):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Flower simulation backend: "inprocess" (default on CPU: no Ray cluster, deterministic)
+    # or "ray" (parallel clients in actors, fractional GPUs). "auto": ray when gpus_per_client > 0.
+    engine: Literal["auto", "inprocess", "ray"] = "auto"
     gpus_per_client: float = Field(0.0, ge=0, le=1)
     cpus_per_client: float = Field(1.0, gt=0)
     out: str = "runs"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlab.config import SimulationConfig
+from fedlab.engine import simulation_backend
 from fedlab.federation import setup_for
 from fedlab.rundir import atomic_run_dir, default_run_name
 
@@ -45,6 +46,12 @@ def backend_config(cfg: SimulationConfig) -> dict[str, Any]:
     }
 
 
+def resolve_engine(cfg: SimulationConfig) -> str:
+    if cfg.engine != "auto":
+        return cfg.engine
+    return "ray" if cfg.gpus_per_client > 0 else "inprocess"
+
+
 def simulate(
     cfg: SimulationConfig,
     out: Path | None = None,
@@ -69,13 +76,14 @@ def simulate(
     with atomic_run_dir(final) as work:
         write_resolved_config(work, cfg)
         server_app = make_server_app(cfg, work, on_round)
-        run_simulation(
-            server_app=server_app,
-            client_app=client_app,
-            num_supernodes=len(setup.clients),
-            backend_config=backend_config(cfg),
-            verbose_logging=verbose,
-        )
+        with simulation_backend(resolve_engine(cfg)):
+            run_simulation(
+                server_app=server_app,
+                client_app=client_app,
+                num_supernodes=len(setup.clients),
+                backend_config=backend_config(cfg),
+                verbose_logging=verbose,
+            )
         summary = server_app.outcome.get("summary")  # type: ignore[attr-defined]
         if summary is None:
             raise RuntimeError("the simulation ended without a summary (see the log above)")

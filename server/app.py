@@ -74,14 +74,15 @@ def run_federation(
     strategy = build_strategy(cfg, len(setup.clients), target, record_round)
     torch.manual_seed(cfg.seed)
     initial = setup.new_model()
-    train_config = ConfigRecord({CONFIG_KEY: cfg.model_dump_json(), "target": setup.target})
+    shared = {CONFIG_KEY: cfg.model_dump_json(), "target": setup.target, "num-classes": setup.fed.num_classes}
+    train_config = ConfigRecord(dict(shared))
     started = time.perf_counter()
     result = strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(initial.state_dict()),
         num_rounds=cfg.training.rounds,
         train_config=train_config,
-        evaluate_config=ConfigRecord({CONFIG_KEY: cfg.model_dump_json(), "target": setup.target}),
+        evaluate_config=ConfigRecord(dict(shared)),
         evaluate_fn=strategy.round_evaluate,
     )
     elapsed = time.perf_counter() - started

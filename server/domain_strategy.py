@@ -55,7 +55,9 @@ class DomainAwareMixin:
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
+        # Replies arrive in completion order; sort them so the floating-point sum of the
+        # average (and hence every metric) is the same for the same seed.
+        replies = sorted(replies, key=_reply_order)
         failed = [m for m in replies if m.has_error()]
         ok = [m for m in replies if not m.has_error()]
         self._round["clients_ok"] = len(ok)
@@ -115,6 +117,10 @@ class DomainAwareMixin:
         if self.on_round is not None:
             self.on_round(record)
         return MetricRecord({"target-accuracy": acc, "group-effect": record["group_effect"]})
+
+
+def _reply_order(msg: Message) -> tuple[bool, str]:
+    return (msg.has_error(), "" if msg.has_error() else _client_name(msg.content))
 
 
 def _client_name(content: RecordDict) -> str:

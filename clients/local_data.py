@@ -1,0 +1,109 @@
+"""Where a client's data comes from: the simulation's partition, or the node's own files.
+
+Simulation: Flower sets ``partition-id`` in the node config and the client takes that
+partition of the federation (`fedlab.federation.setup_for`). Deployment: a SuperNode is
+started with ``--node-config "domain=NAME [data-path=FILE] [client-id=N]"``:
+
+* ``data-path`` to an ``.npz`` with ``x_train, y_train, x_test, y_test`` (what
+  ``fedlab.data.export.export_domain`` writes) — the node's own local data;
+* no ``data-path``: the named domain of the run's federation is loaded locally
+  (e.g. the embedded ``digits`` domains, or a ``data-dir`` the node config gives).
+"""
+
+from __future__ import annotations
+
+import zlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedlab.config import SimulationConfig
+from fedlab.data import ClientPartition, load_federation, prepare
+from fedlab.errors import DataError
+from fedlab.federation import setup_for
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def partition_for(cfg: SimulationConfig, target: str, node_config: dict[str, Any]) -> ClientPartition:
+    if "partition-id" in node_config:
+        setup = setup_for(cfg, target)
+        pid = int(node_config["partition-id"])
+        if not 0 <= pid < len(setup.clients):
+            raise DataError(
+                f"partition-id {pid} out of range: the federation has {len(setup.clients)} clients"
+            )
+        return setup.clients[pid]
+    if "domain" not in node_config:
+        raise DataError(
+            "node config needs 'partition-id' (simulation) or 'domain' [+ 'data-path'] (deployment)"
+        )
+    domain = str(node_config["domain"])
+    client_id = int(node_config.get("client-id", zlib.crc32(domain.encode()) % 10_000))
+    data_path = str(node_config.get("data-path", ""))
+    if data_path:
+        return _from_npz(Path(data_path), domain, client_id)
+    return _from_federation(
+        cfg.model_dump_json(), target, domain, client_id, str(node_config.get("data-dir", ""))
+    )
+
+
+def _from_npz(path: Path, domain: str, client_id: int) -> ClientPartition:
+    if not path.is_file():
+        raise DataError(f"node data file {path} not found (expected an .npz with {', '.join(NPZ_KEYS)})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in NPZ_KEYS if k not in z]
+            if missing:
+                raise DataError(f"{path}: missing arrays {missing}; expected {', '.join(NPZ_KEYS)}")
+            arrays = {k: z[k] for k in NPZ_KEYS}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
+    return ClientPartition(
+        client_id=client_id,
+        domain=domain,
+        x_train=arrays["x_train"].astype(np.float32),
+        y_train=arrays["y_train"].astype(np.int64),
+        x_test=arrays["x_test"].astype(np.float32),
+        y_test=arrays["y_test"].astype(np.int64),
+    )
+
+
+@lru_cache(maxsize=8)
+def _from_federation(
+    config_json: str, target: str, domain: str, client_id: int, data_dir: str
+) -> ClientPartition:
+    cfg = SimulationConfig.model_validate_json(config_json)
+    fed_cfg = cfg.federation.model_copy(update={"data_dir": data_dir} if data_dir else {})
+    fed = prepare(load_federation(fed_cfg, cfg.seed), target)
+    if domain not in fed.domains:
+        raise DataError(
+            f"node domain {domain!r} not in federation {fed.name!r}; expected one of {', '.join(fed.domains)}"
+        )
+    if domain == target:
+        raise DataError(
+            f"node domain {domain!r} is the run's target domain; a client must hold a source domain"
+        )
+    d = fed.domains[domain]
+    return ClientPartition(
+        client_id, domain, d.x_train, d.y_train, d.x_test, d.y_test, d.groups_train, d.groups_test
+    )
+
+
+def export_domain(path: Path, partition: ClientPartition) -> None:
+    """Write a partition as the .npz a deployed node reads via ``data-path``."""
+    import io
+
+    from fedlab.rundir import write_bytes_atomic
+
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        x_train=partition.x_train,
+        y_train=partition.y_train,
+        x_test=partition.x_test,
+        y_test=partition.y_test,
+    )
+    write_bytes_atomic(Path(path), buf.getvalue())

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up fedlab in ./.venv on a fresh machine (Python 3.11+).
+#   bash scripts/setup.sh        # runtime only
+#   bash scripts/setup.sh dev    # + test/bench tools (pytest, hypothesis, ruff, pycanon, anjana)
+# Torch: a CPU build by default. For CUDA, install your torch build into .venv first
+# (see README "GPU"); an already-installed torch is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+if ! python -c "import torch" 2>/dev/null; then
+  python -m pip install -q "torch==${FEDLAB_TORCH_VERSION:-2.13.0}"
+fi
+if [ "${1:-}" = "dev" ]; then
+  python -m pip install -q -e ".[dev]"
+else
+  python -m pip install -q -e .
+fi
+python -c "import fedlab, torch, flwr; print('fedlab', fedlab.__version__, '| torch', torch.__version__, '| flwr', flwr.__version__)"

@@ -1,0 +1,98 @@
+"""MMD, ramp, voting and Group Effect against closed-form / hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fedlab.metrics import group_effect, mean_std
+from fedlab.mmd import gaussian_kernel_matrix, mk_mmd, ramp
+from fedlab.voting import majority_vote
+
+
+def test_mmd_identical_samples_is_zero() -> None:
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    assert mk_mmd(x, x.clone()).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mmd_shifted_gaussians_positive_and_grows_with_shift() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(200, 4, generator=g)
+    near = torch.randn(200, 4, generator=g) + 0.5
+    far = torch.randn(200, 4, generator=g) + 3.0
+    same = torch.randn(200, 4, generator=g)
+    d_same, d_near, d_far = mk_mmd(x, same).item(), mk_mmd(x, near).item(), mk_mmd(x, far).item()
+    assert d_near > d_same
+    assert d_far > d_near > 0
+
+
+def test_kernel_matrix_closed_form_two_points() -> None:
+    # Two 1-D points at distance 1: mean pairwise squared distance over off-diagonal = 1.
+    x, y = torch.tensor([[0.0]]), torch.tensor([[1.0]])
+    k = gaussian_kernel_matrix(x, y, kernel_mul=2.0, kernel_num=5)
+    bandwidths = [1.0 / 4 * 2**i for i in range(5)]  # base / mul^(num//2) * mul^i
+    expected_off = sum(math.exp(-1.0 / bw) for bw in bandwidths)
+    assert k[0, 1].item() == pytest.approx(expected_off, rel=1e-5)
+    assert k[0, 0].item() == pytest.approx(5.0)
+    # MMD² = k(x,x) + k(y,y) − 2k(x,y)
+    assert mk_mmd(x, y).item() == pytest.approx(10.0 - 2 * expected_off, rel=1e-5)
+
+
+def test_mmd_rejects_mismatched_widths() -> None:
+    with pytest.raises(ValueError, match="equal width"):
+        mk_mmd(torch.zeros(3, 2), torch.zeros(3, 4))
+
+
+def test_ramp_endpoints_and_midpoint() -> None:
+    assert ramp(0.0) == 0.0
+    assert ramp(1.0) == pytest.approx(2 / (1 + math.exp(-5)) - 1)
+    assert ramp(0.5) == pytest.approx(2 / (1 + math.exp(-2.5)) - 1)
+    assert ramp(2.0) == ramp(1.0)  # clipped
+
+
+def test_majority_vote_labels_adoption_and_ties() -> None:
+    preds = np.array(
+        [
+            [1, 2, 0, 3],
+            [1, 2, 1, 4],
+            [1, 0, 2, 3],
+            [2, 0, 1, 4],
+        ]
+    )
+    res = majority_vote(preds, num_classes=5)
+    # sample 0: three votes for 1 -> adopted; sample 1: 2 vs 2 tie -> smallest class (0), not adopted
+    # sample 2: 1 has two votes, 0 and 2 one each -> label 1, not a strict majority
+    # sample 3: 3 and 4 tie -> 3
+    assert res.labels.tolist() == [1, 0, 1, 3]
+    assert res.votes.tolist() == [3, 2, 2, 2]
+    assert res.adopted.tolist() == [True, False, False, False]
+    assert res.adoption_rate == 0.25
+    y = np.array([1, 0, 1, 4])
+    assert res.accuracy(y) == 1.0
+    assert res.accuracy(y, adopted_only=False) == 0.75
+
+
+def test_majority_vote_single_voter_adopts_everything() -> None:
+    res = majority_vote(np.array([[3, 1]]), num_classes=4)
+    assert res.adopted.all() and res.labels.tolist() == [3, 1]
+
+
+def test_majority_vote_no_adoption_gives_nan_accuracy() -> None:
+    res = majority_vote(np.array([[0, 1], [1, 0]]), num_classes=2)
+    assert not res.adopted.any()
+    assert math.isnan(res.accuracy(np.array([0, 1])))
+
+
+def test_group_effect_arithmetic() -> None:
+    assert group_effect(0.80, [0.70, 0.60, 0.90]) == pytest.approx(0.80 - 0.7333333333)
+    assert group_effect(0.5, [0.6, 0.7]) == pytest.approx(-0.15)  # negative transfer
+    with pytest.raises(ValueError):
+        group_effect(0.5, [])
+
+
+def test_mean_std_ignores_nan() -> None:
+    m, s = mean_std([0.5, float("nan"), 0.7])
+    assert m == pytest.approx(0.6) and s == pytest.approx(np.std([0.5, 0.7], ddof=1))
