@@ -29,12 +29,24 @@ class SimulationResult:
     summary: dict[str, Any]
 
 
+class _DropRunSimulationNotice(logging.Filter):
+    """fedlab drives the simulation runtime from Python on purpose (it also supports
+    `flwr run .`); Flower's notice that `run_simulation` is deprecated is noise for users."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return "run_simulation" not in msg and "deprecated feature" not in msg.lower()
+
+
 def _quiet_flower(verbose: bool) -> None:
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     level = logging.INFO if verbose else logging.WARNING
-    logging.getLogger("flwr").setLevel(level)
+    flwr_logger = logging.getLogger("flwr")
+    flwr_logger.setLevel(level)
+    if not verbose and not any(isinstance(f, _DropRunSimulationNotice) for f in flwr_logger.filters):
+        flwr_logger.addFilter(_DropRunSimulationNotice())
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 

@@ -1,0 +1,278 @@
+"""``features``: generic per-domain feature files; one file = one domain named by its stem.
+
+Why: many domain-adaptation benchmarks (Amazon Review bag-of-words, Office-Caltech DeCAF,
+...) are just "one feature matrix + labels per domain", so they need no code of their own.
+Files are those in ``data_dir`` matching ``cfg.pattern`` (a glob, ``**`` allowed) with a
+known suffix; others are ignored:
+
+- ``.svmlight`` / ``.libsvm`` / ``.txt``: svmlight format, all such files read together so
+  they share one ``n_features`` (the largest index seen in any domain);
+- ``.npz``: arrays ``x``/``y`` or ``X``/``y`` (or ``X``/``Y``);
+- ``.mat``: ``fts``/``labels``, ``fea``/``gnd``, ``feas``/``labels`` or ``X``/``y``
+  (MATLAB v5; v7.3/HDF5 files are read with h5py);
+- ``.csv``: a header row; the label is the column named ``label`` or ``y`` (any case), else
+  the last column; every other column must be numeric.
+
+Output: dense float32 (N, D) and int64 labels re-indexed to 0..C-1 over the union of all
+domains' label values (sorted numerically when they are numbers), so a label means the same
+class in every domain; the original values are kept as ``class_names``.
+
+This module also holds the array-file readers the image loaders reuse.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedlab.config import FederationConfig
+from fedlab.data.registry import RawDomain, Source
+from fedlab.errors import DataError
+
+SVMLIGHT_SUFFIXES = (".svmlight", ".libsvm", ".txt")
+SUFFIXES = (*SVMLIGHT_SUFFIXES, ".npz", ".mat", ".csv")
+VECTOR_PAIRS: tuple[tuple[str, str], ...] = (
+    ("fts", "labels"),
+    ("fea", "gnd"),
+    ("feas", "labels"),
+    ("x", "y"),
+    ("X", "y"),
+    ("X", "Y"),
+    ("features", "labels"),
+    ("data", "labels"),
+    ("data", "target"),
+)
+
+
+# -- array-file readers (shared with the image loaders) -----------------------------------
+
+
+def _flatten_h5(group: object, prefix: str, out: dict[str, np.ndarray], transpose: bool) -> None:
+    import h5py
+
+    assert isinstance(group, h5py.Group)
+    for key, item in group.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, h5py.Group):
+            _flatten_h5(item, f"{name}_", out, transpose)
+        elif isinstance(item, h5py.Dataset) and item.dtype.kind in "biuf":
+            arr = item[()]
+            # MATLAB v7.3 stores column-major: reverse the axes to match scipy.io.loadmat.
+            out[name] = arr.T if transpose else arr
+
+
+def read_arrays(path: Path, expected: str) -> dict[str, Any]:
+    """All numeric arrays of an .npz / .mat / .h5 file as a flat dict (HDF5 'a/b' -> 'a_b').
+
+    ``expected`` describes the wanted content for the one-line `DataError` on a bad file."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        if suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                out: dict[str, np.ndarray] = {}
+                _flatten_h5(f, "", out, transpose=False)
+                return out
+        if suffix == ".mat":
+            import scipy.io
+
+            try:
+                mat = scipy.io.loadmat(path)
+            except NotImplementedError:  # MATLAB v7.3 = HDF5
+                import h5py
+
+                with h5py.File(path, "r") as f:
+                    out = {}
+                    _flatten_h5(f, "", out, transpose=True)
+                    return out
+            import scipy.sparse
+
+            return {
+                k: v
+                for k, v in mat.items()
+                if not k.startswith("__") and (isinstance(v, np.ndarray) or scipy.sparse.issparse(v))
+            }
+    except DataError:
+        raise
+    except Exception as exc:  # corrupt/truncated files raise many different types
+        raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc}); expected {expected}") from exc
+    raise DataError(f"{path}: unsupported file type {suffix!r}; expected {expected}")
+
+
+def as_labels(y: np.ndarray, path: Path, key: str, numeric: bool = True) -> np.ndarray:
+    """(N,), (N, 1) or one-hot (N, C) labels -> (N,): int64, or as stored when not ``numeric``."""
+    y = np.asarray(y)
+    if y.dtype.kind in "USO":
+        if numeric:
+            raise DataError(f"{path}: labels {key!r} are text ({y.dtype}); expected integer class labels")
+        return y.reshape(-1)
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.reshape(-1)
+    elif y.ndim == 2:
+        y = y.argmax(axis=1)
+    if y.ndim != 1:
+        raise DataError(
+            f"{path}: labels {key!r} have shape {y.shape}; expected (N,), (N, 1) or one-hot (N, C)"
+        )
+    if not numeric:
+        return y
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+        raise DataError(f"{path}: labels {key!r} are not whole numbers")
+    return y.astype(np.int64)
+
+
+def find_pairs(
+    arrays: dict[str, Any],
+    pairs: Sequence[tuple[str, str]],
+    path: Path,
+    expected: str,
+    numeric: bool = True,
+) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(x, y, x_key) for each known (data, label) key pair present; a label key is used once."""
+    found: list[tuple[np.ndarray, np.ndarray, str]] = []
+    used: set[str] = set()
+    for xk, yk in pairs:
+        if xk in arrays and yk in arrays and yk not in used and xk not in used:
+            used.update((xk, yk))
+            found.append((arrays[xk], as_labels(arrays[yk], path, yk, numeric), xk))
+    if not found:
+        raise DataError(
+            f"{path}: no known data/label arrays (found {', '.join(sorted(arrays)) or 'none'}); "
+            f"expected {expected}"
+        )
+    return found
+
+
+# -- the `features` federation ------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, skipinitialspace=True)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read CSV ({type(exc).__name__}); expected a header row") from exc
+    if df.shape[1] < 2 or len(df) == 0:
+        raise DataError(
+            f"{path}: CSV has {df.shape[1]} columns and {len(df)} rows; expected features + label"
+        )
+    lower = {str(c).lower(): c for c in df.columns}
+    label = lower.get("label", lower.get("y", df.columns[-1]))
+    feats = df.drop(columns=[label])
+    bad = [c for c in feats.columns if not pd.api.types.is_numeric_dtype(feats[c])]
+    if bad:
+        raise DataError(
+            f"{path}: column {bad[0]!r} is not numeric; expected numeric features and label {label!r}"
+        )
+    if feats.isna().any().any():
+        col = feats.columns[feats.isna().any()][0]
+        raise DataError(f"{path}: column {col!r} has missing values; expected complete numeric features")
+    return feats.to_numpy(np.float32), df[label].to_numpy()
+
+
+def _read_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path)
+    expected = "arrays " + ", ".join(f"{a}/{b}" for a, b in VECTOR_PAIRS)
+    arrays = read_arrays(path, expected)
+    x, y, xk = find_pairs(arrays, VECTOR_PAIRS, path, expected, numeric=False)[0]
+    if hasattr(x, "toarray"):
+        x = x.toarray()
+    x = np.asarray(x)
+    if x.ndim != 2 or len(x) != len(y):
+        raise DataError(f"{path}: {xk!r} has shape {x.shape} for {len(y)} labels; expected (N, D)")
+    return x.astype(np.float32), y
+
+
+def _label_name(v: object) -> str:
+    """1.0 -> "1" (svmlight labels are floats), anything else -> str(v)."""
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _sort_key(name: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(name), "")
+    except ValueError:
+        return (1, 0.0, name)
+
+
+def read_feature_domains(files: Sequence[Path]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """{stem: (x float32 (N, D), y int64)} with a common D and a common label index, + class names."""
+    raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    svm = [f for f in files if f.suffix.lower() in SVMLIGHT_SUFFIXES]
+    if svm:
+        from sklearn.datasets import load_svmlight_file, load_svmlight_files
+
+        try:
+            loaded = load_svmlight_files([str(f) for f in svm], dtype=np.float32)
+        except Exception as exc:
+            for f in svm:  # re-read one by one to name the offending file
+                try:
+                    load_svmlight_file(str(f))
+                except Exception as exc2:
+                    raise DataError(f"{f}: not a valid svmlight/libsvm file ({exc2})") from exc2
+            raise DataError(f"{svm[0].parent}: cannot read svmlight files together ({exc})") from exc
+        for i, f in enumerate(svm):
+            raw[f.stem] = (np.asarray(loaded[2 * i].toarray(), np.float32), np.asarray(loaded[2 * i + 1]))
+    for f in files:
+        if f.suffix.lower() not in SVMLIGHT_SUFFIXES:
+            if f.stem in raw:
+                raise DataError(f"{f}: two files define domain {f.stem!r}; expected one file per domain")
+            raw[f.stem] = _read_vectors(f)
+    dims = {name: x.shape[1] for name, (x, _) in raw.items()}
+    if len(set(dims.values())) > 1:
+        raise DataError(f"feature files disagree on the number of features: {dims}; expected one common D")
+    labels = {stem: [_label_name(v) for v in y.tolist()] for stem, (_, y) in raw.items()}
+    names = sorted({n for ls in labels.values() for n in ls}, key=_sort_key)
+    index = {n: i for i, n in enumerate(names)}
+    out = {
+        stem: (x, np.array([index[n] for n in labels[stem]], dtype=np.int64)) for stem, (x, _) in raw.items()
+    }
+    return out, names
+
+
+def feature_files(data_dir: Path, pattern: str) -> list[Path]:
+    if not data_dir.is_dir():
+        raise DataError(f"features: data_dir {str(data_dir)!r} is not a folder; expected one file per domain")
+    files = sorted(p for p in data_dir.glob(pattern) if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if not files:
+        raise DataError(
+            f"features: no files matching {pattern!r} with suffix {', '.join(SUFFIXES)} in {data_dir}"
+        )
+    return files
+
+
+def features_source(cfg: FederationConfig) -> Source:
+    if not cfg.data_dir:
+        raise DataError(
+            "features: federation.data_dir is empty; expected a folder of per-domain feature files"
+        )
+    files = feature_files(Path(cfg.data_dir).expanduser(), cfg.pattern)
+    domains, names = read_feature_domains(files)
+
+    def loader(stem: str) -> RawDomain:
+        x, y = domains[stem]
+        return RawDomain(x=x, y=y)
+
+    dim = next(iter(domains.values()))[0].shape[1]
+    return Source(
+        name="features",
+        domains={stem: functools.partial(loader, stem) for stem in domains},
+        num_classes=len(names),
+        input_shape=(dim,),
+        kind="vector",
+        class_names=names,
+        default_target=next(iter(domains)),
+    )

@@ -1,0 +1,304 @@
+"""``tabular``: one CSV split into domains by a column (e.g. UCI Adult by race).
+
+Why a two-step design: the feature encoding (scaling, one-hot categories) must be learnt
+from the SOURCE clients' training rows only — fitting it on the target domain or on test
+rows would leak them — and which domain is the target is only known at training time. So:
+
+1. `load_federation` (via `tabular_source`) returns a `TabularFederation` whose ``x_*`` are
+   the RAW rows (object arrays, columns ``feature_columns``), already split into domains and
+   train/test like every other federation;
+2. `TabularFederation.prepare_for(target)` (what ``registry.prepare`` and ``make_clients``
+   call) fits a ColumnTransformer — StandardScaler on numeric columns,
+   OneHotEncoder(handle_unknown="ignore") on the others — on the non-target domains'
+   training rows, transforms every domain (target included) to float32 (N, D), and caches
+   the result per target.
+
+Rules:
+
+- ``csv`` is a path, relative to ``data_dir`` when not absolute. A header row is expected;
+  the raw UCI Adult files (``adult.data``/``adult.test``, no header, 15 columns) get the
+  standard Adult column names, and then empty settings default to domain ``race``, label
+  ``income`` positive ``>50K``, protected ``sex`` and ``race``.
+- Values are stripped; ``?`` and empty cells are missing, and rows with a missing value in
+  any used column are dropped. Label values lose a trailing ``.`` (adult.test writes ``>50K.``).
+- The label is binarised: 1 where it equals ``positive_label``, else 0.
+- ``protected`` entries are ``"attr"`` or ``"attr:privileged"``; without an explicit value the
+  privileged value is the most frequent one (Adult: sex=Male, race=White). Their raw values
+  are kept per row in ``groups_train/test``. They stay model inputs unless listed in
+  ``drop_columns`` (fairness-unaware baseline by default).
+- The domain column itself is not a feature (it is constant within a domain).
+- Domains with fewer than 50 rows are merged into one ``other`` domain; if that is still
+  under 50 rows its rows are dropped (logged). Domains are ordered by size (largest first);
+  the default target is the second largest.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fedlab.config import FederationConfig
+from fedlab.data.base import Domain, FederationData
+from fedlab.data.registry import RawDomain, Source
+from fedlab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MIN_DOMAIN_ROWS = 50
+OTHER = "other"
+ADULT_COLUMNS = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income",
+]
+ADULT_DEFAULTS: dict[str, Any] = {
+    "domain_column": "race",
+    "label_column": "income",
+    "positive_label": ">50K",
+    "protected": ["sex", "race"],
+}
+
+
+@dataclass
+class TabularFederation(FederationData):
+    """A tabular federation; raw rows until `prepare_for(target)` encodes them."""
+
+    feature_columns: list[str] = field(default_factory=list)
+    numeric_columns: list[str] = field(default_factory=list)
+    categorical_columns: list[str] = field(default_factory=list)
+    prepared_for: str = ""  # "" = raw rows; else the target the encoder was fitted without
+    preprocessor: Any = None  # the fitted sklearn ColumnTransformer (prepared only)
+    raw: TabularFederation | None = field(default=None, repr=False)
+    _prepared: dict[str, TabularFederation] = field(default_factory=dict, repr=False, compare=False)
+
+    def frame(self, x: np.ndarray) -> pd.DataFrame:
+        """Raw object rows -> a typed DataFrame (numeric columns as float)."""
+        df = pd.DataFrame(x, columns=self.feature_columns)
+        for c in self.numeric_columns:
+            df[c] = df[c].astype(np.float64)
+        return df
+
+    def prepare_for(self, target: str) -> TabularFederation:
+        """Encoded copy for leave-``target``-out: encoder fitted on source TRAIN rows only."""
+        if self.prepared_for:
+            return self if target == self.prepared_for else self.raw.prepare_for(target)  # type: ignore[union-attr]
+        if target not in self.domains:
+            raise DataError(
+                f"{self.name}: unknown target domain {target!r}; choose one of {', '.join(self.domains)}"
+            )
+        if target not in self._prepared:
+            self._prepared[target] = self._encode(target)
+        return self._prepared[target]
+
+    def _encode(self, target: str) -> TabularFederation:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        ct = ColumnTransformer(
+            [
+                ("num", StandardScaler(), self.numeric_columns),
+                (
+                    "cat",
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                    self.categorical_columns,
+                ),
+            ],
+            sparse_threshold=0.0,
+        )
+        sources = [d.x_train for n, d in self.domains.items() if n != target]
+        ct.fit(self.frame(np.concatenate(sources)))
+
+        def enc(x: np.ndarray) -> np.ndarray:
+            return np.asarray(ct.transform(self.frame(x)), dtype=np.float32)
+
+        domains = {
+            n: Domain(n, enc(d.x_train), d.y_train, enc(d.x_test), d.y_test, d.groups_train, d.groups_test)
+            for n, d in self.domains.items()
+        }
+        dim = next(iter(domains.values())).x_train.shape[1]
+        kw = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name != "_prepared"}
+        kw.update(domains=domains, input_shape=(dim,), prepared_for=target, preprocessor=ct, raw=self)
+        return TabularFederation(**kw)
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def _settings(cfg: FederationConfig, adult: bool) -> dict[str, Any]:
+    s = {
+        "domain_column": cfg.domain_column,
+        "label_column": cfg.label_column,
+        "positive_label": cfg.positive_label,
+        "protected": list(cfg.protected),
+    }
+    if adult:
+        s = {k: v if v else ADULT_DEFAULTS[k] for k, v in s.items()}
+    for key in ("domain_column", "label_column", "positive_label"):
+        if not s[key]:
+            raise DataError(f"tabular: federation.{key} is empty; set it to a column/value of {cfg.csv}")
+    return s
+
+
+def read_table(path: Path, cfg: FederationConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The CSV as strings-stripped DataFrame, and the effective settings (Adult defaults applied)."""
+    if not path.is_file():
+        raise DataError(
+            f"tabular: CSV file {path} not found; expected a comma-separated file with a header row"
+        )
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            first = fh.readline()
+            skip = 1 if first.startswith("|") else 0  # adult.test starts with "|1x3 Cross validator"
+            if skip:
+                first = fh.readline()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+    head = [c.strip() for c in first.rstrip("\r\n").split(",")]
+    wanted = [c for c in (cfg.domain_column, cfg.label_column) if c]
+    adult = path.name.lower().startswith("adult") and len(head) == len(ADULT_COLUMNS) and "age" not in head
+    has_header = not adult
+    if wanted and all(c in head for c in wanted):
+        has_header, adult = True, False
+    try:
+        df = pd.read_csv(
+            path,
+            skiprows=skip,
+            header=0 if has_header else None,
+            names=None if has_header else ADULT_COLUMNS,
+            skipinitialspace=True,
+            na_values=["?"],
+            keep_default_na=True,
+        )
+    except Exception as exc:
+        raise DataError(f"{path}: cannot parse as CSV ({type(exc).__name__}: {exc})") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].str.strip().replace("", np.nan)
+    return df, _settings(cfg, adult)
+
+
+def _privileged(df: pd.DataFrame, specs: list[str], path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for spec in specs:
+        col, _, value = spec.partition(":")
+        col, value = col.strip(), value.strip()
+        if col not in df.columns:
+            raise DataError(
+                f"{path}: protected column {col!r} not found; columns are {', '.join(df.columns)}"
+            )
+        values = df[col].astype(str)
+        if value:
+            if value not in set(values):
+                raise DataError(f"{path}: privileged value {value!r} not in column {col!r}")
+            out[col] = value
+        else:
+            counts = values.value_counts()
+            out[col] = str(sorted(counts[counts == counts.max()].index)[0])
+    return out
+
+
+def _group_small(domains: pd.Series, path: Path, column: str) -> pd.Series:
+    """Domains under MIN_DOMAIN_ROWS rows -> OTHER; a too-small OTHER is dropped (NaN)."""
+    counts = domains.value_counts()
+    small = counts.index[counts < MIN_DOMAIN_ROWS]
+    if len(small) == 0:
+        return domains
+    merged = domains.where(~domains.isin(small), OTHER)
+    if (merged == OTHER).sum() < MIN_DOMAIN_ROWS:
+        n_other = int((merged == OTHER).sum())
+        log.warning("%s: dropping %d rows of %d small %r domain(s)", path, n_other, len(small), column)
+        merged = merged.where(merged != OTHER)
+    return merged
+
+
+def tabular_source(cfg: FederationConfig) -> Source:
+    if not cfg.csv:
+        raise DataError("tabular: federation.csv is empty; expected the path of a CSV file")
+    path = Path(cfg.csv).expanduser()
+    if not path.is_absolute() and cfg.data_dir:
+        path = Path(cfg.data_dir).expanduser() / path
+    df, s = read_table(path, cfg)
+    dom_col, lab_col = s["domain_column"], s["label_column"]
+    for role, col in (
+        ("domain_column", dom_col),
+        ("label_column", lab_col),
+        *(("drop_columns", c) for c in cfg.drop_columns),
+    ):
+        if col not in df.columns:
+            raise DataError(f"{path}: {role} {col!r} not found; columns are {', '.join(df.columns)}")
+    protected = _privileged(df, s["protected"], path)
+    df = df.drop(columns=[c for c in cfg.drop_columns if c not in (dom_col, lab_col, *protected)])
+    n_before = len(df)
+    df = df.dropna().reset_index(drop=True)
+    if len(df) < n_before:
+        log.info("%s: dropped %d of %d rows with missing values", path, n_before - len(df), n_before)
+    label = df[lab_col].astype(str).str.rstrip(".")
+    positive = str(s["positive_label"]).strip().rstrip(".")
+    values = sorted(set(label))
+    if positive not in values:
+        raise DataError(
+            f"{path}: positive_label {positive!r} not in column {lab_col!r}; "
+            f"values are {', '.join(values[:10])}"
+        )
+    y = (label == positive).to_numpy(np.int64)
+    negative = [v for v in values if v != positive]
+    class_names = [negative[0] if len(negative) == 1 else f"not {positive}", positive]
+
+    domain = _group_small(df[dom_col].astype(str), path, dom_col)
+    keep = domain.notna().to_numpy()
+    df, y, domain = df[keep].reset_index(drop=True), y[keep], domain[keep].reset_index(drop=True)
+    order = list(domain.value_counts().index)  # largest first; ties keep first-seen order
+    if len(order) < 2:
+        raise DataError(
+            f"{path}: column {dom_col!r} gives {len(order)} domain(s) with >= {MIN_DOMAIN_ROWS} rows; need 2"
+        )
+
+    features = [c for c in df.columns if c not in (dom_col, lab_col) and c not in cfg.drop_columns]
+    if not features:
+        raise DataError(f"{path}: no feature columns left besides {dom_col!r} and {lab_col!r}")
+    numeric = [c for c in features if pd.api.types.is_numeric_dtype(df[c])]
+    categorical = [c for c in features if c not in numeric]
+    x_all = df[features].astype(object).to_numpy()
+    groups_all = df[list(protected)].reset_index(drop=True) if protected else None
+
+    def loader(name: str) -> RawDomain:
+        rows = np.flatnonzero((domain == name).to_numpy())
+        groups = None if groups_all is None else groups_all.iloc[rows].reset_index(drop=True)
+        return RawDomain(x=x_all[rows], y=y[rows], groups=groups)
+
+    def finish(fed: FederationData) -> TabularFederation:
+        kw = {f.name: getattr(fed, f.name) for f in fields(fed)}
+        return TabularFederation(
+            **kw, feature_columns=features, numeric_columns=numeric, categorical_columns=categorical
+        )
+
+    return Source(
+        name="tabular",
+        domains={name: functools.partial(loader, name) for name in order},
+        num_classes=2,
+        input_shape=(len(features),),
+        kind="vector",
+        class_names=class_names,
+        default_target=order[1],
+        protected=protected,
+        finish=finish,
+    )
