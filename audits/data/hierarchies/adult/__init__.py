@@ -1,0 +1,1 @@
+"""Package data (generalization hierarchies); a package so that setuptools ships its CSVs."""
