@@ -10,6 +10,7 @@ on the client's own held-out split.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -18,11 +19,13 @@ from flwr.clientapp import ClientApp
 from clients.local_data import partition_for
 from fedlab.config import SimulationConfig
 from fedlab.data import ClientPartition
-from fedlab.models import DomainDiscriminator, DomainModel, build_model
-from fedlab.training import LocalTrainSpec, accuracy, resolve_device, train_local
+from fedlab.federation import build_run_model, model_norm
+from fedlab.models import DomainDiscriminator, DomainModel
+from fedlab.training import LocalTrainSpec, accuracy, predict, resolve_device, train_local
 
 CONFIG_KEY = "fedlab-config"
 EMBEDDINGS_KEY = "target-embeddings"
+FAIRNESS_KEY = "fairness"
 DISCRIMINATOR_STATE = "fdann-discriminator"
 MODE_BY_STRATEGY = {
     "fedavg": "ce",
@@ -45,7 +48,7 @@ def _context(msg: Message, context: Context) -> tuple[SimulationConfig, ClientPa
 def _model_for(cfg: SimulationConfig, part: ClientPartition, msg: Message) -> DomainModel:
     """The model architecture follows the data (image vs vector), weights from the server."""
     kind = "image" if part.x_train.ndim == 4 else "vector"
-    model = build_model(kind, part.x_train.shape[1:], int(cfg_num_classes(msg)))
+    model = build_run_model(kind, part.x_train.shape[1:], int(cfg_num_classes(msg)), model_norm(cfg))
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
     return model
 
@@ -89,13 +92,16 @@ def train(msg: Message, context: Context) -> Message:
         if DISCRIMINATOR_STATE in context.state:
             discriminator.load_state_dict(context.state[DISCRIMINATOR_STATE].to_torch_state_dict())
     global_params = [p.detach().clone() for p in model.parameters()] if mode == "prox" else None
+    seed = int(np.random.SeedSequence([cfg.seed, server_round, part.client_id]).generate_state(1)[0])
+    if cfg.dp.enabled and cfg.dp.mode == "client":
+        return _train_private(msg, context, cfg, part, model, spec, device, seed, target_emb, global_params)
     result = train_local(
         model,
         part.x_train,
         part.y_train,
         spec,
         device,
-        seed=int(np.random.SeedSequence([cfg.seed, server_round, part.client_id]).generate_state(1)[0]),
+        seed=seed,
         target_embeddings=target_emb,
         global_params=global_params,
         discriminator=discriminator,
@@ -118,6 +124,66 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
+def _train_private(
+    msg: Message,
+    context: Context,
+    cfg: SimulationConfig,
+    part: ClientPartition,
+    model: DomainModel,
+    spec: LocalTrainSpec,
+    device,
+    seed: int,
+    target_emb: np.ndarray | None,
+    global_params: list | None,
+) -> Message:
+    """DP-SGD round (see `fedlab.privacy`): Opacus optimizer, Poisson batches, ε accumulated in state."""
+    from fedlab.privacy import client_dp_round, save_history
+
+    dp = client_dp_round(cfg, model, len(part.y_train), context.state, global_params)
+    exhausted = dp.would_exceed_budget()
+    nan = float("nan")
+    loss = ce = align = alpha = nan
+    if not exhausted:
+        spec.proximal_mu = 0.0  # FedProx's term is added after privatization (ProxSGD)
+        with warnings.catch_warnings():
+            # Opacus: "secure RNG off" (fine for research) and a full-backward-hook note on inputs
+            warnings.simplefilter("ignore", UserWarning)
+            result = train_local(
+                model,
+                part.x_train,
+                part.y_train,
+                spec,
+                device,
+                seed=seed,
+                target_embeddings=target_emb,
+                optimizer_factory=dp.optimizer_factory,
+                batch_sampler=dp,
+            )
+        save_history(context.state, dp.finish())
+        loss, ce, align, alpha = result.loss, result.ce, result.align, result.alpha
+    metrics = MetricRecord(
+        {
+            "num-examples": len(part.y_train),
+            "train-loss": loss,
+            "train-ce": ce,
+            "train-align": align,
+            "alpha": alpha,
+            "client-id": part.client_id,
+            "epsilon": dp.spent,
+            "delta": dp.plan.delta,
+            "noise-multiplier": dp.plan.noise_multiplier,
+            "sample-rate": dp.plan.sample_rate,
+            "dp-steps": sum(n for _, _, n in dp.history),
+            "budget-exhausted": int(exhausted),
+        }
+    )
+    # exhausted: the weights received, untouched (the server leaves this reply out of the average)
+    content = RecordDict(
+        {"arrays": ArrayRecord(model.cpu().state_dict()), "metrics": metrics, "info": _info(part)}
+    )
+    return Message(content=content, reply_to=msg)
+
+
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     cfg, part = _context(msg, context)
@@ -127,4 +193,21 @@ def evaluate(msg: Message, context: Context) -> Message:
     metrics = MetricRecord(
         {"num-examples": len(part.y_test), "own-accuracy": acc, "client-id": part.client_id}
     )
-    return Message(content=RecordDict({"metrics": metrics, "info": _info(part)}), reply_to=msg)
+    content = RecordDict({"metrics": metrics, "info": _info(part)})
+    protected = _protected(cfg, str(msg.content["config"]["target"]))
+    if part.groups_test is not None and protected and cfg_num_classes(msg) == 2:
+        from fedlab.fairness_eval import client_payload
+
+        y_pred = predict(model, part.x_test, device)
+        payload = client_payload(part.y_test, y_pred, part.groups_test, protected)
+        content[FAIRNESS_KEY] = ConfigRecord({"json": payload})
+    return Message(content=content, reply_to=msg)
+
+
+def _protected(cfg: SimulationConfig, target: str) -> dict[str, str]:
+    """Protected attributes and privileged values of the run's (tabular) federation."""
+    if cfg.federation.name != "tabular":
+        return {}
+    from fedlab.federation import setup_for
+
+    return dict(setup_for(cfg, target).fed.protected)

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fedlab.errors import ConfigError
 
@@ -79,6 +79,79 @@ class TrainingConfig(_Strict):
         return v
 
 
+class DPConfig(_Strict):
+    """Differential privacy (see `fedlab.privacy`): client DP-SGD (Opacus) or central DP (Flower).
+
+    Exactly one of ``target_epsilon`` (noise calibrated over the planned rounds × local steps)
+    and ``noise_multiplier`` must be set when enabled. ``delta`` unset = 1/n: the client's training
+    set size (client mode) or the number of clients (central mode, user-level DP).
+    ``epsilon_budget`` caps what a client may spend (noise-multiplier mode; with a target ε the
+    budget is the target): a client whose next round would exceed it stops training.
+    """
+
+    enabled: bool = False
+    mode: Literal["client", "central"] = "client"
+    target_epsilon: float | None = Field(None, gt=0)
+    noise_multiplier: float | None = Field(None, gt=0)
+    delta: float | None = Field(None, gt=0, lt=1)  # None = 1/n
+    max_grad_norm: float = Field(1.0, gt=0)
+    poisson: bool = True
+    epsilon_budget: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_noise_source(self) -> DPConfig:
+        if not self.enabled:
+            return self
+        if (self.target_epsilon is None) == (self.noise_multiplier is None):
+            raise ValueError("set exactly one of target_epsilon and noise_multiplier")
+        if self.mode == "central" and self.target_epsilon is not None:
+            raise ValueError("central DP takes a noise_multiplier (its epsilon is reported, not targeted)")
+        if self.mode == "client" and not self.poisson:
+            raise ValueError("client DP-SGD accounting assumes Poisson sampling; keep poisson = true")
+        return self
+
+
+class AnonymizeConfig(_Strict):
+    """Local anonymization of each tabular client's partition (see `fedlab.anonymize_clients`).
+
+    ``spec`` is e.g. ``"k=10"``, ``"k=10,l=2"`` or ``"k=5,t=0.5"`` ("" = off); l and t protect
+    the label column. ``qis`` empty = the audits Adult quasi-identifiers present as features.
+    """
+
+    spec: str = ""
+    algorithm: Literal["optimal", "greedy", "mondrian"] = "optimal"
+    suppression_limit: float = Field(0.05, ge=0, le=1)
+    qis: list[str] = Field(default_factory=list)
+
+    @field_validator("spec")
+    @classmethod
+    def _parse(cls, v: str) -> str:
+        parse_anonymize_spec(v)
+        return v.strip()
+
+
+def parse_anonymize_spec(spec: str) -> dict[str, float]:
+    """``"k=10,l=2"`` -> ``{"k": 10, "l": 2}``; ValueError naming the bad part otherwise."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in spec.replace(";", ",").split(",")):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("k", "l", "t"):
+            raise ValueError(f"anonymize spec part {part!r}: expected k=INT, l=INT or t=FLOAT")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"anonymize spec part {part!r}: {value.strip()!r} is not a number") from None
+        if key in ("k", "l") and (number != int(number) or number < 1):
+            raise ValueError(f"anonymize spec part {part!r}: {key} must be an integer >= 1")
+        if key == "t" and not 0 < number <= 1:
+            raise ValueError(f"anonymize spec part {part!r}: t must be in (0, 1]")
+        out[key] = int(number) if key in ("k", "l") else number
+    return out
+
+
 class SimulationConfig(_Strict):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -90,6 +163,8 @@ class SimulationConfig(_Strict):
     out: str = "runs"
     federation: FederationConfig = Field(default_factory=FederationConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    dp: DPConfig = Field(default_factory=DPConfig)
+    anonymize: AnonymizeConfig = Field(default_factory=AnonymizeConfig)
 
     # -- flat run-config round trip (Flower passes only scalars) ---------------------
     def to_flat(self) -> dict[str, Any]:

@@ -49,6 +49,17 @@ def simulate(
     max_per_domain: int | None = typer.Option(
         None, "--max-per-domain", help="Subsample each domain (0 = all)."
     ),
+    dp: bool = typer.Option(False, "--dp", help="Differential privacy (client DP-SGD with Opacus by default)."),
+    dp_mode: str | None = typer.Option(None, "--dp-mode", help="client (DP-SGD) | central (Flower)."),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="DP: target epsilon over the planned rounds."),
+    noise_multiplier: float | None = typer.Option(
+        None, "--noise-multiplier", help="DP: noise multiplier (instead of --epsilon)."
+    ),
+    max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="DP: clipping norm."),
+    delta: float | None = typer.Option(None, "--delta", help="DP: delta (default 1/n)."),
+    anonymize: str | None = typer.Option(
+        None, "--anonymize", help='Tabular: each client anonymizes its rows, e.g. "k=10" or "k=5,l=2".'
+    ),
     out: Path | None = typer.Option(None, help="Run directory (default: runs/<name>)."),
     verbose: bool = typer.Option(False, help="Show Flower's logs."),
 ) -> None:
@@ -67,6 +78,7 @@ def simulate(
     }
     if target and target != "all":
         overrides["training.target"] = target
+    overrides.update(_privacy_overrides(dp, dp_mode, epsilon, noise_multiplier, max_grad_norm, delta, anonymize))
     cfg = load_simulation_config(config, overrides)
     for s in strategies or []:
         if s not in STRATEGIES:
@@ -79,6 +91,28 @@ def simulate(
         _single(cfg, out, verbose)
     else:
         _sweep(cfg, targets, strategies, seed_list, out)
+
+
+def _privacy_overrides(
+    dp: bool,
+    mode: str | None,
+    epsilon: float | None,
+    noise: float | None,
+    clip: float | None,
+    delta: float | None,
+    anonymize: str | None,
+) -> dict[str, Any]:
+    """--dp/--epsilon/... and --anonymize as config overrides (the config validates the values)."""
+    dp_flags = {"dp.mode": mode, "dp.target_epsilon": epsilon, "dp.noise_multiplier": noise,
+                "dp.max_grad_norm": clip, "dp.delta": delta}  # fmt: skip
+    given = {k: v for k, v in dp_flags.items() if v is not None}
+    if given and not dp:
+        flags = ", ".join("--" + k.split(".")[1].replace("_", "-") for k in given)
+        raise ConfigError(f"{flags} given without --dp; add --dp to train with differential privacy")
+    out: dict[str, Any] = {"dp.enabled": True, **given} if dp else {}
+    if anonymize is not None:
+        out["anonymize.spec"] = anonymize
+    return out
 
 
 def _progress() -> Progress:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -89,12 +89,18 @@ def train_local(
     global_params: list[torch.Tensor] | None = None,
     discriminator: DomainDiscriminator | None = None,
     optimizer_factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
+    batch_sampler: Any | None = None,
 ) -> LocalTrainResult:
     """Train `model` in place for `spec.steps` mini-batch steps.
 
     mode "ce": cross-entropy; "prox": + μ/2‖w − w_global‖²; "mmd": + α·λ·MK-MMD(source
     features, received target embeddings); "dann": + α·λ·BCE of a domain classifier fed
     through gradient reversal (source features) and the target embeddings.
+
+    `batch_sampler` (an object with ``next() -> indices``) replaces the seeded shuffling, e.g.
+    with the Poisson batches of DP-SGD (`fedlab.privacy.ClientDPRound`); it is consulted only
+    after `optimizer_factory` ran. Poisson batches can be empty; the step still runs so DP noise
+    is added, with a zero loss.
     """
     if len(y) == 0:
         raise ValueError("client has no training data")
@@ -106,7 +112,7 @@ def train_local(
         discriminator.to(device).train()
         params += list(discriminator.parameters())
     opt = optimizer_factory(params) if optimizer_factory else make_optimizer(params, spec)
-    sampler = BatchSampler(len(y), spec.batch_size, rng)
+    sampler = batch_sampler if batch_sampler is not None else BatchSampler(len(y), spec.batch_size, rng)
     tgt = None
     if spec.mode in ("mmd", "dann"):
         if target_embeddings is None or len(target_embeddings) < 2:
@@ -124,11 +130,12 @@ def train_local(
         progress = spec.progress_start + (spec.progress_end - spec.progress_start) * (step + 1) / spec.steps
         alpha = ramp(progress)
         z = model.features(xb)
-        ce = F.cross_entropy(model.head(z), yb)
+        logits = model.head(z)
+        ce = F.cross_entropy(logits, yb) if len(idx) else logits.sum() * 0.0
         align = torch.zeros((), device=device)
-        if spec.mode == "mmd" and tgt is not None:
+        if spec.mode == "mmd" and tgt is not None and len(idx):
             align = mk_mmd(z, tgt[tgt_sampler.next()])
-        elif spec.mode == "dann" and tgt is not None and discriminator is not None:
+        elif spec.mode == "dann" and tgt is not None and discriminator is not None and len(idx):
             zt = tgt[tgt_sampler.next()]
             logits = discriminator(torch.cat([grad_reverse(z, alpha), zt]))
             labels = torch.cat([torch.ones(len(z)), torch.zeros(len(zt))]).to(device)

@@ -19,6 +19,7 @@ import numpy as np
 import tomli_w
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid, ServerApp
 
 from fedlab import __version__
@@ -44,9 +45,19 @@ BEST_NOTE = "best = max over rounds of target test accuracy (optimistic); final 
 
 
 def run_federation(
-    grid: Grid, cfg: SimulationConfig, workdir: Path, on_round: RoundCallback | None = None
+    grid: Grid,
+    cfg: SimulationConfig,
+    workdir: Path,
+    on_round: RoundCallback | None = None,
+    *,
+    num_clients: int | None = None,
+    round_timeout: float = 3600.0,
 ) -> dict[str, Any]:
-    """Run all rounds and write results into `workdir` (which the caller publishes atomically)."""
+    """Run all rounds and write results into `workdir` (which the caller publishes atomically).
+
+    `num_clients` defaults to the simulation's partitions; a deployment passes the number
+    of SuperNodes instead. `round_timeout` bounds the wait for replies in each round.
+    """
     seed_everything(cfg.seed)
     setup = setup_for(cfg)
     device = resolve_device(cfg.device)
@@ -71,16 +82,29 @@ def run_federation(
         if on_round is not None:
             on_round(record)
 
-    strategy = build_strategy(cfg, len(setup.clients), target, record_round)
+    n_clients = len(setup.clients) if num_clients is None else num_clients
+    strategy = build_strategy(cfg, n_clients, target, record_round)
+    if dom.groups_test is not None and setup.fed.protected and setup.fed.num_classes == 2:
+        strategy.fairness_target = (dom.groups_test, dict(setup.fed.protected))
+    runner: Any = strategy
+    if cfg.dp.enabled and cfg.dp.mode == "central":
+        from fedlab.privacy import central_dp_strategy
+
+        runner = central_dp_strategy(strategy, cfg, n_clients)
     torch.manual_seed(cfg.seed)
     initial = setup.new_model()
+    if cfg.dp.enabled:
+        from fedlab.privacy import validate_model
+
+        validate_model(initial)
     shared = {CONFIG_KEY: cfg.model_dump_json(), "target": setup.target, "num-classes": setup.fed.num_classes}
     train_config = ConfigRecord(dict(shared))
     started = time.perf_counter()
-    result = strategy.start(
+    result = runner.start(
         grid=grid,
         initial_arrays=ArrayRecord(initial.state_dict()),
         num_rounds=cfg.training.rounds,
+        timeout=round_timeout,
         train_config=train_config,
         evaluate_config=ConfigRecord(dict(shared)),
         evaluate_fn=strategy.round_evaluate,
@@ -101,6 +125,8 @@ def run_federation(
                 {"id": c.client_id, "domain": c.domain, "train": len(c.y_train), "test": len(c.y_test)}
                 for c in setup.clients
             ],
+            "dp": _dp_summary(cfg, strategy.history),
+            "anonymization": list(setup.anonymization),
             "target_pool": len(dom.y_train),
             "target_test": len(dom.y_test),
             "seconds": elapsed,
@@ -137,11 +163,46 @@ def summarize(
         "final_adoption_rate": last.get("adoption_rate"),
         "final_client_target_acc": last.get("client_target_acc", {}),
         "final_client_own_acc": last.get("client_own_acc", {}),
+        "final_pooled_fairness": last.get("pooled_fairness"),
+        "final_target_fairness": last.get("target_fairness"),
     }
 
 
+def _dp_summary(cfg: SimulationConfig, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """ε spent per client at the end of the run (client mode), or the central ε (central mode)."""
+    dp = cfg.dp
+    if not dp.enabled:
+        return {"enabled": False}
+    out: dict[str, Any] = {"enabled": True, "mode": dp.mode, "max_grad_norm": dp.max_grad_norm}
+    last = history[-1] if history else {}
+    if dp.mode == "client":
+        eps: dict[str, float] = {}
+        exhausted: dict[str, bool] = {}
+        for h in history:  # a client missing from the last round keeps its latest ε
+            eps.update(h.get("client_epsilon", {}))
+            exhausted.update(h.get("client_budget_exhausted", {}))
+        out.update(
+            epsilon=eps,
+            budget_exhausted=exhausted,
+            max_epsilon=max(eps.values()) if eps else 0.0,
+            target_epsilon=dp.target_epsilon,
+            noise_multiplier=dp.noise_multiplier,
+            delta="1/n per client" if dp.delta is None else dp.delta,
+        )
+    else:
+        out.update(
+            epsilon=last.get("central_epsilon", 0.0),
+            delta=last.get("central_delta"),
+            noise_multiplier=dp.noise_multiplier,
+            level="user (per client), all clients every round, no sampling amplification",
+        )
+        out["max_epsilon"] = out["epsilon"]
+    return out
+
+
 def write_resolved_config(workdir: Path, cfg: SimulationConfig) -> None:
-    write_text_atomic(workdir / "config.toml", tomli_w.dumps(cfg.model_dump()))
+    # TOML has no null: unset optional values (e.g. dp.delta) are left out and read back as unset.
+    write_text_atomic(workdir / "config.toml", tomli_w.dumps(cfg.model_dump(exclude_none=True)))
 
 
 def make_server_app(cfg: SimulationConfig, workdir: Path, on_round: RoundCallback | None = None) -> ServerApp:
@@ -157,15 +218,95 @@ def make_server_app(cfg: SimulationConfig, workdir: Path, on_round: RoundCallbac
     return server_app
 
 
+# -- deployment entry point (`flwr run` against a SuperLink, or Flower's simulation) --
+# Logged through Flower's logger (`flwr_log`) so the lines reach the ServerApp's log stream.
+# Run-config keys read only here (see [tool.flwr.app.config]): in a deployment the
+# clients are the connected SuperNodes, not the simulation's partitions.
+DEPLOY_DEFAULTS: dict[str, float] = {
+    "min-clients": 0,  # SuperNodes to wait for before round 1; 0 = those connected now (at least 1)
+    "min-fit-fraction": 0.5,  # share of them that must stay online for a round to be started
+    "round-timeout": 600.0,  # seconds to wait for replies in a round; late or dead nodes are dropped
+    "node-wait-timeout": 300.0,  # seconds to wait for `min-clients` SuperNodes to connect
+}
+
+
+def _deploy_setting(run_config: dict[str, Any], key: str) -> float:
+    value = run_config.get(key, DEPLOY_DEFAULTS[key])
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"run config {key}={value!r}: expected a number") from None
+    if number < 0 or (key == "min-fit-fraction" and not 0 < number <= 1):
+        raise ValueError(f"run config {key}={value!r} out of range")
+    return number
+
+
+def wait_for_nodes(grid: Grid, wanted: int, timeout: float, poll: float = 1.0) -> list[int]:
+    """Block until `wanted` SuperNodes are online (0: at least one); fail clearly on timeout."""
+    deadline = time.monotonic() + timeout
+    need = max(1, wanted)
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= need:
+            return nodes
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"only {len(nodes)} of {need} SuperNodes connected after {timeout:.0f} s "
+                "(run config min-clients / node-wait-timeout)"
+            )
+        flwr_log(logging.INFO, "waiting for SuperNodes: %d of %d connected", len(nodes), need)
+        time.sleep(poll)
+
+
 app = ServerApp()
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    """Entry point for `flwr run .` and the deployment engine: config from the run config."""
-    cfg = SimulationConfig.from_flat(dict(context.run_config))
+    """Entry point for `flwr run` (deployment engine or Flower simulation): config from the run config.
+
+    The strategy is sized on the SuperNodes actually connected (at least `min-clients`),
+    and tolerates clients dying mid-run: a round keeps the replies that arrive within
+    `round-timeout` (a dead node's reply becomes an error once the SuperLink marks it
+    offline), and a new round starts while at least `min-fit-fraction` of them are online.
+    """
+    run_config = dict(context.run_config)
+    cfg = SimulationConfig.from_flat(run_config)
+    min_clients = int(_deploy_setting(run_config, "min-clients"))
+    cfg.training.min_fit_clients_fraction = _deploy_setting(run_config, "min-fit-fraction")
+    round_timeout = _deploy_setting(run_config, "round-timeout")
+    nodes = wait_for_nodes(grid, min_clients, _deploy_setting(run_config, "node-wait-timeout"))
+    num_clients = max(len(nodes), min_clients)
+    min_train = max(1, round(num_clients * cfg.training.min_fit_clients_fraction))
+    flwr_log(
+        logging.INFO,
+        "deployment: %d SuperNodes; rounds start with >= %d online; replies wait <= %.0f s; "
+        "a round fails only if every client fails",
+        num_clients,
+        min_train,
+        round_timeout,
+    )
     final = Path(cfg.out) / default_run_name(f"{cfg.training.strategy}-{cfg.federation.name}")
     with atomic_run_dir(final) as work:
         write_resolved_config(work, cfg)
-        run_federation(grid, cfg, work)
-    log.info("run directory: %s", final)
+        summary = run_federation(grid, cfg, work, num_clients=num_clients, round_timeout=round_timeout)
+        # `clients` lists the federation's partitions; record who actually took part.
+        summary["deployment"] = {
+            "clients_seen": sorted(_clients_seen(work)),
+            "supernodes": num_clients,
+            "min_train_nodes": min_train,
+            "round_timeout_s": round_timeout,
+        }
+        write_json_atomic(work / "summary.json", summary)
+    flwr_log(logging.INFO, "run directory: %s", final)
+
+
+def _clients_seen(workdir: Path) -> set[str]:
+    """Client names that returned a model in any round (from metrics.jsonl)."""
+    import json
+
+    seen: set[str] = set()
+    for line in (workdir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            seen.update(json.loads(line).get("client_target_acc", {}))
+    return seen

@@ -5,6 +5,11 @@ Flower's strategies aggregate; fedlab additionally needs, every round, each clie
 on their own held-out split, and one metrics line per round. This mixin wraps
 `aggregate_train`/`aggregate_evaluate` of any message-API strategy to collect that,
 and `round_evaluate` (passed to `Strategy.start` as `evaluate_fn`) closes the round.
+
+Under client DP (`fedlab.privacy`) each reply carries the client's spent ε; a client whose
+budget is exhausted returns the weights it received and is left out of the average (and of the
+per-client target scores). Tabular federations with protected attributes also get the global
+model's group fairness per round (`fedlab.fairness_eval`): per client, pooled, and on the target.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from server.target import TargetDomain
 
 RoundCallback = Callable[[dict[str, Any]], None]
 EMBEDDINGS_KEY = "target-embeddings"
+FAIRNESS_KEY = "fairness"
 
 
 class DomainAwareMixin:
@@ -30,6 +36,8 @@ class DomainAwareMixin:
     target: TargetDomain
     embeddings_per_round: int = 0  # >0: send target embeddings with each train message
     on_round: RoundCallback | None = None
+    # (target test groups, protected -> privileged value): fairness of the global model on the target
+    fairness_target: tuple[Any, dict[str, str]] | None = None
 
     def setup_domain(self, target: TargetDomain, on_round: RoundCallback | None) -> None:
         self.target = target
@@ -44,6 +52,7 @@ class DomainAwareMixin:
     ) -> Iterable[Message]:
         self._round = {"round": server_round}
         self._round_started = time.perf_counter()
+        self._current_arrays = arrays
         messages = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
         if self.embeddings_per_round > 0 and messages:
             emb = self.target.embeddings(arrays, self.embeddings_per_round, server_round)
@@ -66,6 +75,21 @@ class DomainAwareMixin:
         if not ok:
             reason = self._round["failures"][0] if failed else "no replies before the timeout"
             raise RuntimeError(f"round {server_round}: every client failed; first error: {reason}")
+        exhausted = [m for m in ok if _only_metrics(m.content).get("budget-exhausted", 0)]
+        if any("epsilon" in _only_metrics(m.content) for m in ok):
+            self._round["client_epsilon"] = {
+                _client_name(m.content): float(_only_metrics(m.content)["epsilon"]) for m in ok
+            }
+            self._round["client_budget_exhausted"] = {
+                _client_name(m.content): bool(_only_metrics(m.content).get("budget-exhausted", 0)) for m in ok
+            }
+        if exhausted:
+            out = {id(m) for m in exhausted}
+            ok = [m for m in ok if id(m) not in out]
+            replies = [m for m in replies if id(m) not in out]
+            if not ok:  # nobody may train any more: the global model stays as it is
+                self._round["client_target_acc"] = {}
+                return self._current_arrays, None
         arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
         client_acc: dict[str, float] = {}
         client_preds: list[np.ndarray] = []
@@ -94,10 +118,26 @@ class DomainAwareMixin:
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = list(replies)
         own = {}
+        fairness: dict[str, Any] = {}
+        counts: list[Any] = []
+        protected: dict[str, str] = {}
         for msg in replies:
             if not msg.has_error():
                 own[_client_name(msg.content)] = float(_only_metrics(msg.content)["own-accuracy"])
+                fair = msg.content.get(FAIRNESS_KEY)
+                if isinstance(fair, ConfigRecord) and "json" in fair:
+                    from fedlab.fairness_eval import read_payload
+
+                    payload = read_payload(str(fair["json"]))
+                    fairness[_client_name(msg.content)] = payload["metrics"]
+                    counts += payload["counts"]
+                    protected = payload["protected"]
         self._round["client_own_acc"] = own
+        if fairness:
+            from fedlab.fairness_eval import pooled_fairness
+
+            self._round["client_fairness"] = fairness
+            self._round["pooled_fairness"] = pooled_fairness(counts, protected)
         return super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]
 
     # -- closing the round (Strategy.start's evaluate_fn) ----------------------------
@@ -112,6 +152,13 @@ class DomainAwareMixin:
         clients = list(record.get("client_target_acc", {}).values())
         record["mean_client_target_acc"] = float(np.mean(clients)) if clients else float("nan")
         record["group_effect"] = group_effect(acc, clients) if clients else float("nan")
+        if self.fairness_target is not None:
+            from fedlab.fairness_eval import fairness_by_attribute
+            from fedlab.training import predict
+
+            groups, protected = self.fairness_target
+            y_pred = predict(model, self.target.x_test, self.target.device)
+            record["target_fairness"] = fairness_by_attribute(self.target.y_test, y_pred, groups, protected)
         record["seconds"] = time.perf_counter() - self._round_started
         self.history.append(record)
         if self.on_round is not None:
