@@ -37,28 +37,22 @@ def _root(
 
 
 def _register() -> None:
-    """Attach sub-commands. Imports are local so one broken module names itself clearly."""
+    """Attach sub-commands (imported here, not at module import, to keep `import fedlab.cli` cheap)."""
+    from audits.cli import audit
+    from fedlab.report_cli import report
     from fedlab.simulate_cli import simulate
 
     app.command("simulate")(simulate)
-    try:
-        from audits.cli import audit
-    except ModuleNotFoundError:  # audits not built in this checkout
-        audit = None
-    if audit is not None:
-        app.command("audit")(audit)
-    try:
-        from fedlab.report_cli import report
-    except ModuleNotFoundError:
-        report = None
-    if report is not None:
-        app.command("report")(report)
+    app.command("audit")(audit)
+    app.command("report")(report)
 
 
 def main() -> None:
     _register()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except FedlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -69,3 +69,10 @@ def test_corrupt_data_file_is_named(tmp_path) -> None:
     res = _fedlab("simulate", "--federation", "office-caltech10", "--data-dir", str(data), cwd=tmp_path)
     assert res.returncode == 2
     assert "_SURF_L10.mat" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["simulate", "audit", "report"])
+def test_help_of_every_command(tmp_path, command: str) -> None:
+    res = _fedlab(command, "--help", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert f"Usage: fedlab {command}" in res.stdout.replace("python -m fedlab.cli", "fedlab")
