@@ -1,0 +1,336 @@
+"""Findings in words, computed from the numbers the report shows.
+
+Every sentence formats its numbers with `fedlab.report.fmt.cell`, the same formatter the
+tables use, so a finding never quotes a value that the table beside it prints differently.
+A change is called out as real only when it exceeds the spread over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from fedlab.report.content import Finding
+from fedlab.report.fmt import cell, number
+
+if TYPE_CHECKING:
+    from fedlab.report.simulation import SimRun
+
+
+NEGATIVE_TOL = 1e-9  # a Group Effect of -1e-17 is float noise from averaging, not negative transfer
+
+
+def negative(x: Any) -> bool:
+    v = number(x)
+    return v is not None and v < -NEGATIVE_TOL
+
+
+def pct(x: Any) -> str:
+    return cell(x, "pct1")
+
+
+def pp(x: Any) -> str:
+    return cell(x, "signed_pct1")
+
+
+# ----------------------------------------------------------------------------- simulation
+def accuracy_findings(run: SimRun) -> list[Finding]:
+    s = run.summary
+    final, init = number(s.get("final_target_acc")), number(s.get("initial_target_acc"))
+    best, best_round = number(s.get("best_target_acc")), s.get("best_round")
+    out: list[Finding] = []
+    if final is None:
+        return [Finding("No round finished: there is no final accuracy to report.", "warn", "accuracy")]
+    text = f"Final accuracy of the global model on target {s.get('target')}: {pct(final)}"
+    text += f" after {len(run.rounds)} round(s)"
+    text += f" (initial model: {pct(init)})." if init is not None else "."
+    out.append(
+        Finding(
+            text,
+            "good" if init is not None and final > init else "info",
+            "accuracy",
+            values={"final_target_acc": final, "initial_target_acc": init},
+        )
+    )
+    if best is not None and best_round is not None and best > final:
+        out.append(
+            Finding(
+                f"The best round was round {best_round} with {pct(best)}; it is chosen on the target test "
+                "set, so quote the final round as the honest number.",
+                "info",
+                "accuracy",
+                values={"best_target_acc": best, "best_round": best_round},
+            )
+        )
+    last = run.rounds[-1] if run.rounds else {}
+    clients = {c: number(v) for c, v in (last.get("client_target_acc") or {}).items()}
+    clients = {c: v for c, v in clients.items() if v is not None}
+    if clients:
+        top = max(clients, key=lambda c: clients[c])
+        if clients[top] > final:
+            out.append(
+                Finding(
+                    f"In the last round client {top}'s own model ({pct(clients[top])}) beat the global "
+                    f"model ({pct(final)}) on the target.",
+                    "warn",
+                    "accuracy",
+                    values={"client": top, "client_target_acc": clients[top]},
+                )
+            )
+    return out
+
+
+def group_effect_findings(run: SimRun) -> list[Finding]:
+    ge = [(r.get("round"), number(r.get("group_effect"))) for r in run.rounds]
+    ge = [(rnd, g) for rnd, g in ge if g is not None]
+    if not ge:
+        return [Finding("No Group Effect was recorded.", "warn", "group_effect")]
+    negative = [(rnd, g) for rnd, g in ge if g < -NEGATIVE_TOL]
+    final = ge[-1][1]
+    out = []
+    if negative:
+        worst = min(negative, key=lambda x: x[1])
+        rounds = ", ".join(str(r) for r, _ in negative)
+        out.append(
+            Finding(
+                f"Negative transfer in {len(negative)} of {len(ge)} round(s) (round {rounds}): aggregation "
+                f"did worse on the target than the average client; worst {pp(worst[1])} in round {worst[0]}.",
+                "flag",
+                "group_effect",
+                values={"negative_rounds": [r for r, _ in negative], "worst": worst[1]},
+            )
+        )
+    else:
+        out.append(
+            Finding(
+                f"No negative transfer: the Group Effect was ≥ 0 in all {len(ge)} round(s).",
+                "good",
+                "group_effect",
+            )
+        )
+    out.append(
+        Finding(
+            f"Final Group Effect {pp(final)} (mean over rounds {pp(sum(g for _, g in ge) / len(ge))}).",
+            "flag" if final < -NEGATIVE_TOL else "info",
+            "group_effect",
+            values={"final_group_effect": final},
+        )
+    )
+    return out
+
+
+def voting_findings(run: SimRun) -> list[Finding]:
+    last = next((r for r in reversed(run.rounds) if r.get("voting_acc") is not None), None)
+    if last is None:
+        return []
+    adopt, acc, acc_all = (number(last.get(k)) for k in ("adoption_rate", "voting_acc", "voting_acc_all"))
+    text = (
+        f"Round {last.get('round')}: {pct(adopt)} of the target pool reached a strict-majority vote; "
+        f"those pseudo-labels were {pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
+    )
+    low = acc is not None and acc < 0.5
+    return [
+        Finding(text, "warn" if low else "info", "voting", values={"adoption_rate": adopt, "voting_acc": acc})
+    ]
+
+
+def client_findings(run: SimRun) -> list[Finding]:
+    last = run.rounds[-1] if run.rounds else {}
+    own = {c: number(v) for c, v in (last.get("client_own_acc") or {}).items()}
+    own = {c: v for c, v in own.items() if v is not None}
+    out = []
+    if own:
+        lo = min(own, key=lambda c: own[c])
+        hi = max(own, key=lambda c: own[c])
+        out.append(
+            Finding(
+                f"On the clients' own test data the global model ranges from {pct(own[lo])} (client {lo}) "
+                f"to {pct(own[hi])} (client {hi}).",
+                "info",
+                "clients",
+            )
+        )
+    failed = sum(int(number(r.get("clients_failed")) or 0) for r in run.rounds)
+    if failed:
+        out.append(Finding(f"{failed} client update(s) failed during the run.", "warn", "clients"))
+    return out
+
+
+def epsilon_findings(run: SimRun) -> list[Finding]:
+    last = next((r for r in reversed(run.rounds) if r.get("epsilon")), {})
+    eps = {c: number(v) for c, v in (last.get("epsilon") or {}).items()}
+    eps = {c: v for c, v in eps.items() if v is not None}
+    if not eps:
+        return []
+    worst = max(eps, key=lambda c: eps[c])
+    return [
+        Finding(
+            f"Largest privacy budget after round {last.get('round')}: ε = {cell(eps[worst], 'num3')} "
+            f"(client {worst}); smallest ε = {cell(min(eps.values()), 'num3')}.",
+            "warn" if eps[worst] > 10 else "info",
+            "privacy",
+            values={"epsilon": eps},
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------- sweep
+def sweep_findings(rows: list[dict[str, Any]]) -> list[Finding]:
+    """Per target: which strategy wins on final accuracy, and whether the margin beats the seed spread."""
+    out = []
+    for target in dict.fromkeys(r["target"] for r in rows):
+        cand = [
+            r for r in rows if r["target"] == target and number(r["final_target_acc"]["mean"]) is not None
+        ]
+        if len(cand) < 2:
+            continue
+        cand.sort(key=lambda r: r["final_target_acc"]["mean"], reverse=True)
+        a, b = cand[0], cand[1]
+        gap = a["final_target_acc"]["mean"] - b["final_target_acc"]["mean"]
+        spread = max(number(a["final_target_acc"]["std"]) or 0.0, number(b["final_target_acc"]["std"]) or 0.0)
+        seeds = min(int(number(a.get("seeds")) or 1), int(number(b.get("seeds")) or 1))
+        real = gap > spread if seeds > 1 else None
+        tail = (
+            "larger than the seed spread"
+            if real
+            else ("within the seed spread" if real is False else "one seed: spread unknown")
+        )
+        out.append(
+            Finding(
+                f"Target {target}: {a['strategy']} is best with {pct(a['final_target_acc']['mean'])} final "
+                f"accuracy, {pp(gap)} ahead of {b['strategy']} ({tail}).",
+                "good" if real else "info",
+                "comparison",
+                exceeds_spread=real,
+                values={"target": target, "best": a["strategy"], "runner_up": b["strategy"], "gap": gap},
+            )
+        )
+        neg = [r for r in cand if negative(r["final_group_effect"]["mean"])]
+        for r in neg:
+            out.append(
+                Finding(
+                    f"Target {target}: {r['strategy']} ends with negative transfer (final Group Effect "
+                    f"{cell(r['final_group_effect'], 'mean_std3')}).",
+                    "flag",
+                    "group_effect",
+                )
+            )
+    return out
+
+
+def sweep_negative_transfer(runs: list[SimRun]) -> list[Finding]:
+    out = []
+    for run in runs:
+        neg = [r.get("round") for r in run.rounds if negative(r.get("group_effect"))]
+        if neg and len(neg) * 2 > len(run.rounds):
+            out.append(
+                Finding(
+                    f"{run.label}: negative transfer in {len(neg)} of {len(run.rounds)} rounds.",
+                    "warn",
+                    "group_effect",
+                )
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- audit
+def ratio_text(before: float, after: float) -> str:
+    if before == 0 or math.isnan(before) or math.isnan(after):
+        return ""
+    return f", ×{after / before:.2f}"
+
+
+# Direction of "better" per metric: "abs" = |x| smaller is fairer, "di" = closer to 1,
+# "higher" / "lower" = plain direction.
+def magnitude(values: Any, kind: str) -> Any:
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float)
+    return np.abs(arr) if kind == "abs" else arr
+
+
+def _worse(before: float, after: float, kind: str) -> bool:
+    if kind in ("abs", "lower"):
+        return after > before
+    if kind == "di":
+        return abs(1 - after) > abs(1 - before)
+    return after < before  # "higher" is better
+
+
+def change_finding(
+    subject: str,
+    metric_label: str,
+    kind: str,
+    before: Any,
+    after: Any,
+    topic: str,
+    values: dict[str, Any],
+) -> Finding | None:
+    """'<subject> raises |SPD| for sex from 0.176 to 0.199 (×1.13) — beyond the seed spread (±0.011)'.
+
+    `before` / `after` are the per-seed values (baseline vs privacy model); the change counts as
+    real only when the difference of means exceeds the larger of the two seed standard deviations.
+    """
+    import numpy as np
+
+    b = magnitude(before, kind)
+    a = magnitude(after, kind)
+    b, a = b[~np.isnan(b)], a[~np.isnan(a)]
+    if b.size == 0 or a.size == 0:
+        return None
+    mb, ma = float(b.mean()), float(a.mean())
+    if cell(mb, "num3") == cell(ma, "num3"):
+        verb = "leaves"
+    else:
+        verb = "raises" if ma > mb else "lowers"
+    label = f"|{metric_label}|" if kind == "abs" else metric_label
+    ratio = ratio_text(mb, ma) if kind in ("abs", "di") else f", {cell(ma - mb, 'signed3')}"
+    if verb == "leaves":
+        text = f"{subject} leaves {label} at {cell(ma, 'num3')}"
+    else:
+        text = f"{subject} {verb} {label} from {cell(mb, 'num3')} to {cell(ma, 'num3')}{ratio}"
+    if kind == "di" and verb != "leaves":
+        text += ", closer to parity" if abs(1 - ma) < abs(1 - mb) else ", further from parity"
+    exceeds: bool | None = None
+    if b.size > 1 and a.size > 1:
+        spread = max(float(b.std(ddof=1)), float(a.std(ddof=1)))
+        exceeds = abs(ma - mb) > spread
+        text += (" — beyond" if exceeds else " — within") + f" the seed spread (±{spread:.3f})"
+        values = {**values, "spread": spread}
+    else:
+        text += " (one seed: spread unknown)"
+    worse = _worse(mb, ma, kind)
+    severity = "info" if not exceeds else ("flag" if worse else "good")
+    return Finding(
+        text + ".",
+        severity,
+        topic,
+        exceeds_spread=exceeds,
+        values={**values, "before": mb, "after": ma, "worse": worse},
+    )
+
+
+def risk_findings(rows: list[Any], threshold: float) -> list[Finding]:
+    """Before vs after re-identification risk, one sentence per released table."""
+    out = []
+    limit = round(1 / threshold)
+    for r in rows:
+        head = "Before anonymization" if r.label == "before" else f"After {r.label} ({r.algorithm})"
+        if r.records == 0:
+            continue
+        unique = r.buckets.get("1", 0) / r.records
+        text = (
+            f"{head}: max prosecutor risk {cell(r.max_risk, 'num3')}, average {cell(r.avg_risk, 'num3')}; "
+            f"{pct(r.share_above)} of records have risk > {threshold:g} (class size < {limit})"
+        )
+        text += f", {pct(unique)} are unique." if unique > 0 else "."
+        sev = "info" if r.label == "before" else ("flag" if r.max_risk > threshold else "good")
+        out.append(
+            Finding(
+                text,
+                sev,
+                "risk",
+                values={"table": r.label, "max_risk": r.max_risk, "share_above": r.share_above},
+            )
+        )
+    return out
