@@ -39,12 +39,14 @@ def _root(
 def _register() -> None:
     """Attach sub-commands (imported here, not at module import, to keep `import fedlab.cli` cheap)."""
     from audits.cli import audit
+    from fedlab.deploy.cli import deploy_app
     from fedlab.report_cli import report
     from fedlab.simulate_cli import simulate
 
     app.command("simulate")(simulate)
     app.command("audit")(audit)
     app.command("report")(report)
+    app.add_typer(deploy_app, name="deploy")
 
 
 def main() -> None:

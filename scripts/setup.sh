@@ -15,6 +15,9 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 if [ "${1:-}" = "dev" ]; then
   python -m pip install -q -e ".[dev]"
+  # Reference implementations the tests/benchmarks compare against. --no-deps: they pin
+  # typer==0.15.1 (breaks Flower's `flwr` CLI) and exact pandas/numpy releases.
+  python -m pip install -q --no-deps "pycanon==1.0.3" "anjana==1.2.1"
 else
   python -m pip install -q -e .
 fi

@@ -1,0 +1,10 @@
+"""Deploying fedlab's ServerApp/ClientApp on Flower's deployment engine.
+
+Why a package of its own: simulation needs none of this. Deployment adds key material
+(`certs`: a CA and the SuperLink's TLS certificate; SuperNode authentication keys), a
+local multi-process launcher (`local`) that runs exactly the processes a real
+deployment runs, and the ``fedlab deploy`` CLI (`cli`). Container files live in
+``docker/``.
+"""
+
+from __future__ import annotations

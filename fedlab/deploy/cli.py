@@ -1,0 +1,103 @@
+"""`fedlab deploy ...`: certificates, SuperNode keys, and a local secured deployment.
+
+A thin typer layer: the work is in `fedlab.deploy.certs` and `fedlab.deploy.local`, and
+every user error is a one-line `FedlabError` that ``fedlab``'s main turns into
+``error: ...`` / exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fedlab.deploy.certs import generate_certs, generate_node_keys
+from fedlab.errors import FedlabError
+
+deploy_app = typer.Typer(
+    name="deploy",
+    help="Run fedlab on Flower's deployment engine (SuperLink, SuperNodes), secured with TLS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@deploy_app.command("certs")
+def certs(
+    out: Path = typer.Option(Path("certs"), "--out", help="Folder for ca.crt, server.pem, keys (0700)."),
+    hostname: list[str] = typer.Option(
+        [], "--hostname", help="Extra name/IP clients dial (repeatable), e.g. superlink for compose."
+    ),
+    days: int = typer.Option(365, min=1, help="Validity of the server certificate in days."),
+    new_ca: bool = typer.Option(False, "--new-ca", help="Replace an existing CA (SuperNodes must get it)."),
+) -> None:
+    """CA + SuperLink TLS certificate (SANs: localhost, 127.0.0.1, ::1 + --hostname) + SuperExec secret."""
+    paths = generate_certs(out, hostname, days=days, new_ca=new_ca)
+    typer.echo(f"CA certificate      {paths.ca_cert}   (give to SuperNodes and the flwr CLI)")
+    typer.echo(f"CA key              {paths.ca_key}   (keep offline)")
+    typer.echo(f"server certificate  {paths.server_cert}   SANs: {', '.join(paths.sans)}")
+    typer.echo(f"server key          {paths.server_key}")
+    typer.echo(f"SuperExec secret    {paths.superexec_secret}   (SuperLink + ServerApp SuperExec)")
+
+
+@deploy_app.command("keys")
+def keys(
+    nodes: int = typer.Option(..., "--nodes", min=1, help="Number of SuperNodes."),
+    out: Path = typer.Option(Path("keys"), "--out", help="Folder with one sub-folder per SuperNode."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing key pairs."),
+) -> None:
+    """SuperNode authentication key pairs (ECDSA P-384, OpenSSH) for `flwr supernode register`."""
+    for node in generate_node_keys(out, nodes, overwrite=overwrite):
+        typer.echo(f"{node.name}: private {node.private_key}  public {node.public_key}")
+    typer.echo("register each public key:  flwr supernode register <dir>/auth.pub <superlink-connection>")
+
+
+@deploy_app.command("local")
+def local(
+    nodes: int = typer.Option(2, "--nodes", min=1, help="Number of SuperNodes."),
+    tls: bool = typer.Option(True, "--tls/--insecure", help="TLS + SuperNode auth (default) or plain HTTP."),
+    auth: bool = typer.Option(True, "--auth/--no-auth", help="SuperNode authentication (needs TLS)."),
+    rounds: int = typer.Option(2, "--rounds", min=1),
+    federation: str = typer.Option("digits", "--federation"),
+    strategy: str = typer.Option("fedavg", "--strategy"),
+    target: str | None = typer.Option(None, "--target", help="Target domain (default: the app's)."),
+    domains: str | None = typer.Option(None, "--domains", help="Comma-separated domain per SuperNode."),
+    local_steps: int = typer.Option(5, "--local-steps", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("runs/deploy"), "--out", help="Where the ServerApp writes its run dir."),
+    certs_dir: Path | None = typer.Option(None, "--certs", help="Reuse `fedlab deploy certs` output."),
+    app_dir: Path | None = typer.Option(None, "--app", help="Flower app folder (default: this checkout)."),
+    timeout: float = typer.Option(1800.0, "--timeout", help="Seconds for the whole run."),
+    round_timeout: float = typer.Option(300.0, "--round-timeout", help="Seconds to wait for replies."),
+    keep_workdir: bool = typer.Option(False, "--keep-workdir", help="Keep logs/keys in the temp folder."),
+) -> None:
+    """Start a SuperLink + SuperNodes on 127.0.0.1, run the app with `flwr run`, stop everything."""
+    from fedlab.deploy.local import LocalOptions, run_local
+
+    # run_local prints the --insecure / --no-auth warning (also for programmatic callers).
+    opts = LocalOptions(
+        nodes=nodes,
+        tls=tls,
+        auth=auth and tls,
+        rounds=rounds,
+        federation=federation,
+        strategy=strategy,
+        target=target,
+        domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
+        local_steps=local_steps,
+        seed=seed,
+        out=out,
+        certs_dir=certs_dir,
+        app_dir=app_dir,
+        timeout=timeout,
+        round_timeout=round_timeout,
+        keep_workdir=keep_workdir,
+    )
+    result = run_local(opts)
+    if not result.ok:
+        raise FedlabError(f"run {result.run_id} ended with status {result.status}; see the [serverapp] log")
+    typer.echo(f"run {result.run_id}: {result.status} in {result.seconds_run:.1f} s")
+    typer.echo(f"run directory: {result.run_dir}")
+    if result.workdir is not None:
+        typer.echo(f"logs and key material: {result.workdir}")
