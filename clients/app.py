@@ -19,8 +19,8 @@ from flwr.clientapp import ClientApp
 from clients.local_data import partition_for
 from fedlab.config import SimulationConfig
 from fedlab.data import ClientPartition
-from fedlab.federation import build_run_model, model_norm
-from fedlab.models import DomainDiscriminator, DomainModel
+from fedlab.federation import model_norm
+from fedlab.models import DomainDiscriminator, DomainModel, build_model
 from fedlab.training import LocalTrainSpec, accuracy, predict, resolve_device, train_local
 
 CONFIG_KEY = "fedlab-config"
@@ -48,7 +48,7 @@ def _context(msg: Message, context: Context) -> tuple[SimulationConfig, ClientPa
 def _model_for(cfg: SimulationConfig, part: ClientPartition, msg: Message) -> DomainModel:
     """The model architecture follows the data (image vs vector), weights from the server."""
     kind = "image" if part.x_train.ndim == 4 else "vector"
-    model = build_run_model(kind, part.x_train.shape[1:], int(cfg_num_classes(msg)), model_norm(cfg))
+    model = build_model(kind, part.x_train.shape[1:], int(cfg_num_classes(msg)), norm=model_norm(cfg))
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
     return model
 

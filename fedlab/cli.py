@@ -42,10 +42,12 @@ def _register() -> None:
     from fedlab.deploy.cli import deploy_app
     from fedlab.report_cli import report
     from fedlab.simulate_cli import simulate
+    from fedlab.study_cli import study
 
     app.command("simulate")(simulate)
     app.command("audit")(audit)
     app.command("report")(report)
+    app.command("study")(study)
     app.add_typer(deploy_app, name="deploy")
 
 

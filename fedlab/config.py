@@ -69,6 +69,7 @@ class TrainingConfig(_Strict):
     mmd_weight: float = Field(1.0, ge=0)
     target_sample: int = Field(256, ge=2)  # target embeddings sent to clients each round
     finetune_steps: int = Field(20, ge=0)  # server fine-tuning steps on voted pseudo-labels
+    vote_agreement: float = Field(0.5, gt=0, le=1)  # share of voters that must agree (1 = unanimous)
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
 
     @field_validator("strategy")

@@ -20,8 +20,6 @@ from fedlab.data import (
     prepare,
     resolve_target,
 )
-from torch import nn
-
 from fedlab.models import DomainModel, build_model
 
 
@@ -33,31 +31,6 @@ def model_norm(cfg: SimulationConfig) -> str:
     return "group" if cfg.dp.enabled else "batch"
 
 
-def build_run_model(kind: str, input_shape: tuple[int, ...], num_classes: int, norm: str) -> DomainModel:
-    """`build_model`, tolerant of widths the GroupNorm rule of `fedlab.models` cannot split.
-
-    models.py picks min(20, C // 5) groups for 1-d layers, which does not divide e.g. the MLP's
-    256 hidden units. Until that is fixed there, the model is built with BatchNorm and every
-    BatchNorm is swapped for a GroupNorm with the same rule, falling back to the largest
-    divisor of C not above it; where the rule divides C (the digits CNN) the result is identical.
-    """
-    if norm != "group":
-        return build_model(kind, input_shape, num_classes, norm=norm)
-    try:
-        return build_model(kind, input_shape, num_classes, norm=norm)
-    except ValueError:
-        pass
-    model = build_model(kind, input_shape, num_classes, norm="batch")
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.BatchNorm1d | nn.BatchNorm2d):
-                c = child.num_features
-                rule = min(32, c // 2) if isinstance(child, nn.BatchNorm2d) else min(20, c // 5)
-                groups = max(g for g in range(1, max(rule, 1) + 1) if c % g == 0)
-                setattr(parent, name, nn.GroupNorm(groups, c))
-    return model
-
-
 @dataclass(frozen=True)
 class FederationSetup:
     fed: FederationData  # model-ready (tabular: preprocessed for this target)
@@ -67,7 +40,7 @@ class FederationSetup:
     anonymization: tuple[dict, ...] = ()  # per-client report when clients anonymize locally
 
     def new_model(self) -> DomainModel:
-        return build_run_model(self.fed.kind, self.input_shape, self.fed.num_classes, self.norm)
+        return build_model(self.fed.kind, self.input_shape, self.fed.num_classes, norm=self.norm)
 
     @property
     def target_domain(self) -> Domain:

@@ -16,15 +16,23 @@ from torch import nn
 NormKind = str  # "batch" (default) or "group" (Opacus-compatible, used under DP)
 
 
+def _groups(channels: int, at_most: int) -> int:
+    """Largest divisor of `channels` not above `at_most` (GroupNorm needs an exact split)."""
+    for g in range(max(1, min(at_most, channels)), 0, -1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
 def _norm2d(kind: NormKind, channels: int) -> nn.Module:
     if kind == "group":
-        return nn.GroupNorm(min(32, channels // 2) or 1, channels)
+        return nn.GroupNorm(_groups(channels, min(32, channels // 2)), channels)
     return nn.BatchNorm2d(channels)
 
 
 def _norm1d(kind: NormKind, features: int) -> nn.Module:
     if kind == "group":
-        return nn.GroupNorm(min(20, features // 5) or 1, features)
+        return nn.GroupNorm(_groups(features, min(20, features // 5)), features)
     return nn.BatchNorm1d(features)
 
 

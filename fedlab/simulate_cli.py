@@ -49,9 +49,13 @@ def simulate(
     max_per_domain: int | None = typer.Option(
         None, "--max-per-domain", help="Subsample each domain (0 = all)."
     ),
-    dp: bool = typer.Option(False, "--dp", help="Differential privacy (client DP-SGD with Opacus by default)."),
+    dp: bool = typer.Option(
+        False, "--dp", help="Differential privacy (client DP-SGD with Opacus by default)."
+    ),
     dp_mode: str | None = typer.Option(None, "--dp-mode", help="client (DP-SGD) | central (Flower)."),
-    epsilon: float | None = typer.Option(None, "--epsilon", help="DP: target epsilon over the planned rounds."),
+    epsilon: float | None = typer.Option(
+        None, "--epsilon", help="DP: target epsilon over the planned rounds."
+    ),
     noise_multiplier: float | None = typer.Option(
         None, "--noise-multiplier", help="DP: noise multiplier (instead of --epsilon)."
     ),
@@ -78,7 +82,9 @@ def simulate(
     }
     if target and target != "all":
         overrides["training.target"] = target
-    overrides.update(_privacy_overrides(dp, dp_mode, epsilon, noise_multiplier, max_grad_norm, delta, anonymize))
+    overrides.update(
+        _privacy_overrides(dp, dp_mode, epsilon, noise_multiplier, max_grad_norm, delta, anonymize)
+    )
     cfg = load_simulation_config(config, overrides)
     for s in strategies or []:
         if s not in STRATEGIES:
@@ -103,12 +109,17 @@ def _privacy_overrides(
     anonymize: str | None,
 ) -> dict[str, Any]:
     """--dp/--epsilon/... and --anonymize as config overrides (the config validates the values)."""
-    dp_flags = {"dp.mode": mode, "dp.target_epsilon": epsilon, "dp.noise_multiplier": noise,
-                "dp.max_grad_norm": clip, "dp.delta": delta}  # fmt: skip
-    given = {k: v for k, v in dp_flags.items() if v is not None}
+    flags = {
+        "--dp-mode": ("dp.mode", mode),
+        "--epsilon": ("dp.target_epsilon", epsilon),
+        "--noise-multiplier": ("dp.noise_multiplier", noise),
+        "--max-grad-norm": ("dp.max_grad_norm", clip),
+        "--delta": ("dp.delta", delta),
+    }
+    given = {key: v for key, v in flags.values() if v is not None}
     if given and not dp:
-        flags = ", ".join("--" + k.split(".")[1].replace("_", "-") for k in given)
-        raise ConfigError(f"{flags} given without --dp; add --dp to train with differential privacy")
+        named = ", ".join(flag for flag, (_, v) in flags.items() if v is not None)
+        raise ConfigError(f"{named} given without --dp; add --dp to train with differential privacy")
     out: dict[str, Any] = {"dp.enabled": True, **given} if dp else {}
     if anonymize is not None:
         out["anonymize.spec"] = anonymize

@@ -172,13 +172,36 @@ def accuracy(model: DomainModel, x: np.ndarray, y: np.ndarray, device: torch.dev
 
 
 @torch.no_grad()
-def embed(model: DomainModel, x: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
-    """Eval-mode embeddings: what the FedKA server sends instead of raw target data."""
-    model.to(device).eval()
-    out = [
-        model.features(torch.as_tensor(x[i : i + batch], device=device)).cpu()
-        for i in range(0, len(x), batch)
-    ]
+def embed(
+    model: DomainModel, x: np.ndarray, device: torch.device, batch: int = 512, train_mode: bool = False
+) -> np.ndarray:
+    """Embeddings of `x`: what the FedKA server sends instead of raw target data.
+
+    With ``train_mode=True`` the features are computed exactly as the clients compute their
+    source features during local training: BatchNorm normalises with the sample's own
+    statistics (running statistics left untouched) and dropout is active. The MMD then
+    compares two feature distributions produced the same way; with eval-mode target
+    features it mostly measures the normalisation and dropout-scaling mismatch, and
+    minimising it collapses the source features.
+    """
+    model = model.to(device)
+    model.eval()
+    saved: list[tuple[nn.Module, float | None]] = []
+    if train_mode:
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                saved.append((m, m.momentum))
+                m.momentum = 0.0  # batch statistics, running statistics left untouched
+    try:
+        out = [
+            model.features(torch.as_tensor(x[i : i + batch], device=device)).cpu()
+            for i in range(0, len(x), batch)
+        ]
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+        model.eval()
     return torch.cat(out).numpy().astype(np.float32)
 
 

@@ -30,8 +30,14 @@ class VoteResult:
         return float((self.labels[mask] == y_true[mask]).mean())
 
 
-def majority_vote(predictions: np.ndarray, num_classes: int) -> VoteResult:
-    """`predictions` is (voters, N) int class ids; returns per-sample majority."""
+def majority_vote(predictions: np.ndarray, num_classes: int, min_agreement: float = 0.5) -> VoteResult:
+    """`predictions` is (voters, N) int class ids; returns per-sample majority.
+
+    A sample is adopted when its winner has a strict majority *and* at least
+    ``ceil(min_agreement · voters)`` votes (``min_agreement=1`` demands unanimity).
+    """
+    if not 0 < min_agreement <= 1:
+        raise ValueError(f"min_agreement must be in (0, 1], got {min_agreement}")
     predictions = np.asarray(predictions)
     if predictions.ndim != 2 or predictions.shape[0] == 0:
         raise ValueError("majority_vote expects a (voters, samples) array with at least one voter")
@@ -41,5 +47,5 @@ def majority_vote(predictions: np.ndarray, num_classes: int) -> VoteResult:
         counts[np.arange(n), row] += 1
     labels = counts.argmax(axis=1)  # argmax returns the first (smallest) index on ties
     votes = counts[np.arange(n), labels]
-    adopted = votes * 2 > voters
+    adopted = (votes * 2 > voters) & (votes >= int(np.ceil(min_agreement * voters - 1e-9)))
     return VoteResult(labels=labels, votes=votes, adopted=adopted)

@@ -27,6 +27,7 @@ class FedKA(FDAN):
         self,
         *args,
         voting: bool = True,
+        vote_agreement: float = 0.5,
         finetune_steps: int = 20,
         finetune_spec: LocalTrainSpec | None = None,
         num_rounds: int = 1,
@@ -35,6 +36,7 @@ class FedKA(FDAN):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.voting = voting
+        self.vote_agreement = vote_agreement
         self.finetune_steps = finetune_steps
         self.finetune_spec = finetune_spec or LocalTrainSpec()
         self.num_rounds = num_rounds
@@ -45,7 +47,7 @@ class FedKA(FDAN):
     ) -> ArrayRecord:
         if not self.voting:
             return arrays
-        vote = majority_vote(client_pool_preds, self.target.num_classes)
+        vote = majority_vote(client_pool_preds, self.target.num_classes, self.vote_agreement)
         alpha = ramp(server_round / self.num_rounds)
         self._round["voting_acc"] = vote.accuracy(self.target.y_pool_hidden)
         self._round["voting_acc_all"] = vote.accuracy(self.target.y_pool_hidden, adopted_only=False)

@@ -36,10 +36,19 @@ class TargetDomain:
         return model.to(self.device)
 
     def embeddings(self, arrays: ArrayRecord, n: int, server_round: int) -> np.ndarray:
-        """Eval-mode embeddings of a seeded sample of the target pool (never raw inputs)."""
+        """Embeddings of a seeded sample of the target pool (never raw inputs).
+
+        Computed in training mode (BatchNorm on the sample's own statistics, dropout on), like
+        the clients' source features, so the MMD compares like with like (see `embed`)."""
         rng = np.random.default_rng([self.seed, server_round, 7])
         idx = rng.choice(len(self.x_pool), size=min(n, len(self.x_pool)), replace=False)
-        return embed(self.model_from(arrays), self.x_pool[np.sort(idx)], self.device)
+        return embed(
+            self.model_from(arrays),
+            self.x_pool[np.sort(idx)],
+            self.device,
+            batch=len(idx),
+            train_mode=True,
+        )
 
     def test_accuracy(self, model: DomainModel) -> float:
         return accuracy(model, self.x_test, self.y_test, self.device)

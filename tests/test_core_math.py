@@ -96,3 +96,11 @@ def test_group_effect_arithmetic() -> None:
 def test_mean_std_ignores_nan() -> None:
     m, s = mean_std([0.5, float("nan"), 0.7])
     assert m == pytest.approx(0.6) and s == pytest.approx(np.std([0.5, 0.7], ddof=1))
+
+
+def test_vote_agreement_threshold() -> None:
+    preds = np.array([[1, 2], [1, 2], [1, 0], [1, 2]])
+    assert majority_vote(preds, 3).adopted.tolist() == [True, True]
+    assert majority_vote(preds, 3, min_agreement=1.0).adopted.tolist() == [True, False]
+    with pytest.raises(ValueError):
+        majority_vote(preds, 3, min_agreement=0.0)
