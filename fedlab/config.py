@@ -70,6 +70,9 @@ class TrainingConfig(_Strict):
     target_sample: int = Field(256, ge=2)  # target embeddings sent to clients each round
     finetune_steps: int = Field(20, ge=0)  # server fine-tuning steps on voted pseudo-labels
     vote_agreement: float = Field(0.5, gt=0, le=1)  # share of voters that must agree (1 = unanimous)
+    # FedKA voting starts after this share of the rounds: pseudo-labels from barely trained
+    # clients are mostly wrong, and fine-tuning on them locks the errors in (confirmation bias).
+    vote_warmup: float = Field(0.5, ge=0, lt=1)
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
 
     @field_validator("strategy")

@@ -4,7 +4,8 @@ Per round: (1) target embeddings from the global extractor go to the clients (f-
 `configure_train`); (2) clients train with cross-entropy + α·MK-MMD; (3) after FedAvg
 aggregation, every client's returned model votes on each target pool sample; the
 majority (strict, see `fedlab.voting`) becomes the pseudo-label and the global model is
-fine-tuned on the adopted samples with loss weight α = ramp(round/rounds). Voting accuracy
+fine-tuned on the adopted samples with loss weight α = ramp(round/rounds), from the round after
+`vote_warmup` × rounds on (before that FedKA is f-DAN). Voting accuracy
 (against the held-back pool labels) and the adoption rate are logged. `voting=False`
 gives the ablation (equivalent to f-DAN).
 """
@@ -28,6 +29,7 @@ class FedKA(FDAN):
         *args,
         voting: bool = True,
         vote_agreement: float = 0.5,
+        vote_warmup: float = 0.0,
         finetune_steps: int = 20,
         finetune_spec: LocalTrainSpec | None = None,
         num_rounds: int = 1,
@@ -37,6 +39,7 @@ class FedKA(FDAN):
         super().__init__(*args, **kwargs)
         self.voting = voting
         self.vote_agreement = vote_agreement
+        self.vote_warmup = vote_warmup
         self.finetune_steps = finetune_steps
         self.finetune_spec = finetune_spec or LocalTrainSpec()
         self.num_rounds = num_rounds
@@ -45,7 +48,7 @@ class FedKA(FDAN):
     def after_aggregation(
         self, server_round: int, arrays: ArrayRecord, client_pool_preds: np.ndarray
     ) -> ArrayRecord:
-        if not self.voting:
+        if not self.voting or server_round <= self.vote_warmup * self.num_rounds:
             return arrays
         vote = majority_vote(client_pool_preds, self.target.num_classes, self.vote_agreement)
         alpha = ramp(server_round / self.num_rounds)

@@ -40,6 +40,7 @@ def build_strategy(
             embeddings_per_round=t.target_sample,
             voting=name == "fedka",
             vote_agreement=t.vote_agreement,
+            vote_warmup=t.vote_warmup,
             finetune_steps=t.finetune_steps,
             finetune_spec=LocalTrainSpec(
                 batch_size=t.batch_size, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
