@@ -37,7 +37,7 @@ PRESETS = {
         "subdir": "office_caltech10/surf",
         "training.lr": 0.005,
     },
-    "digit-five": {"federation.name": "digit-five", "subdir": "digits", "federation.max_per_domain": 1500},
+    "digit-five": {"federation.name": "digit-five", "subdir": "digits", "federation.max_per_domain": 1000},
 }
 
 

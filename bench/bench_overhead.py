@@ -63,8 +63,12 @@ def plain_loop(cfg) -> float:
             weights.append(res.num_examples)
             client_acc.append(accuracy(model, target.x_test, target.y_test, device))
             accuracy(model, target.x_train, target.y_train, device)  # the server's vote-pool predictions
-        w = np.asarray(weights, dtype=float) / sum(weights)
-        avg = {k: sum(wi * s[k] for wi, s in zip(w, states, strict=True)) for k in states[0]}
+        # Weighted average exactly as Flower's aggregate_arrayrecords computes it (same order, dtypes).
+        total = sum(weights)
+        avg: dict[str, np.ndarray] = {}
+        for state, n in zip(states, weights, strict=True):
+            for k, v in state.items():
+                avg[k] = v * (n / total) if k not in avg else avg[k] + v * (n / total)
         global_state = {k: torch.as_tensor(v).to(global_state[k].dtype) for k, v in avg.items()}
         model = setup.new_model()
         model.load_state_dict(global_state)

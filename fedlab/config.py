@@ -73,6 +73,7 @@ class TrainingConfig(_Strict):
     # FedKA voting starts after this share of the rounds: pseudo-labels from barely trained
     # clients are mostly wrong, and fine-tuning on them locks the errors in (confirmation bias).
     vote_warmup: float = Field(0.5, ge=0, lt=1)
+    finetune_lr: float | None = Field(None, gt=0)  # server fine-tuning learning rate (default: lr)
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
 
     @field_validator("strategy")

@@ -43,7 +43,10 @@ def build_strategy(
             vote_warmup=t.vote_warmup,
             finetune_steps=t.finetune_steps,
             finetune_spec=LocalTrainSpec(
-                batch_size=t.batch_size, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+                batch_size=t.batch_size,
+                lr=t.finetune_lr if t.finetune_lr is not None else t.lr,
+                momentum=t.momentum,
+                weight_decay=t.weight_decay,
             ),
             num_rounds=t.rounds,
             seed=cfg.seed,
