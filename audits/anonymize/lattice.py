@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from audits.anonymize.metrics import hierarchy_ncp
-from audits.anonymize.model import TOLERANCE, PrivacyModel
+from audits.anonymize.model import TOLERANCE, PrivacyModel, check_sensitive
 from audits.hierarchy import Hierarchy
 from audits.verify import TDistance, combine_codes, sensitive_codes
 from fedlab.errors import ConfigError, DataError, FedlabError
@@ -288,17 +288,9 @@ def encode(
     leaf = np.column_stack([h.encode(df[q]) for h, q in zip(hs, qis, strict=True)])
     m, distance, s_hier = 0, None, None
     if model.needs_sensitive:
-        if sensitive is None:
-            raise ConfigError(f"anonymize: the model ({model.describe()}) needs a sensitive column")
-        if sensitive in qis:
-            raise ConfigError(f"anonymize: sensitive column {sensitive!r} is also a quasi-identifier")
-        if df[sensitive].isna().any():
-            raise DataError(
-                f"column {sensitive!r} has a missing value (row {df.index[df[sensitive].isna()][0]!r})"
-            )
-        distance = model.t_distance
-        if model.t is not None and distance is None:
-            distance = "ordered" if pd.api.types.is_numeric_dtype(df[sensitive]) else "equal"
+        distance = check_sensitive(df, qis, sensitive, model)
+        if model.t is None and model.t_distance is None:
+            distance = None  # l-diversity only: sensitive values are compared for equality
         s_hier = hierarchies.get(sensitive) if distance == "hierarchical" else None
         scodes, m = sensitive_codes(df[sensitive], distance or "equal", s_hier, None)
         leaf = np.column_stack([leaf, scodes])

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import get_args
 
+import pandas as pd
+
 from audits.verify import LKind, TDistance
-from fedlab.errors import ConfigError
+from fedlab.errors import ConfigError, DataError
 
 L_KINDS = get_args(LKind)
 T_DISTANCES = get_args(TDistance)
@@ -64,3 +66,20 @@ class PrivacyModel:
         if self.t is not None:
             parts.append(f"t={self.t} ({self.t_distance or 'auto'})")
         return ", ".join(parts)
+
+
+def check_sensitive(df: pd.DataFrame, qis: list[str], sensitive: str | None, model: PrivacyModel) -> str:
+    """Validate the sensitive column an l/t model needs; return the EMD ground distance to use.
+
+    Numeric columns default to the ordered distance, others to the equal distance."""
+    if sensitive is None:
+        raise ConfigError(f"anonymize: the model ({model.describe()}) needs a sensitive column")
+    if sensitive in qis:
+        raise ConfigError(f"anonymize: sensitive column {sensitive!r} is also a quasi-identifier")
+    if df[sensitive].isna().any():
+        raise DataError(
+            f"column {sensitive!r} has a missing value (row {df.index[df[sensitive].isna()][0]!r})"
+        )
+    if model.t_distance is not None:
+        return model.t_distance
+    return "ordered" if pd.api.types.is_numeric_dtype(df[sensitive]) else "equal"

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from audits.anonymize.metrics import summarize
-from audits.anonymize.model import TOLERANCE, PrivacyModel
+from audits.anonymize.model import TOLERANCE, PrivacyModel, check_sensitive
 from audits.hierarchy import Hierarchy, value_key
 from audits.verify import TDistance, class_emd, class_l_values, combine_codes, sensitive_codes
 from fedlab.errors import ConfigError, DataError, FedlabError
@@ -144,17 +144,7 @@ def _build(
         prob.row_codes.append([np.ascontiguousarray(h.codes[xs[i], L]) for L in range(h.height + 1)])
         prob.under.append([h.leaves_under(L, pres) for L in range(h.height + 1)])
     if model.needs_sensitive:
-        if sensitive is None:
-            raise ConfigError(f"anonymize: the model ({model.describe()}) needs a sensitive column")
-        if sensitive in qis:
-            raise ConfigError(f"anonymize: sensitive column {sensitive!r} is also a quasi-identifier")
-        if df[sensitive].isna().any():
-            raise DataError(
-                f"column {sensitive!r} has a missing value (row {df.index[df[sensitive].isna()][0]!r})"
-            )
-        distance = model.t_distance
-        if distance is None:
-            distance = "ordered" if pd.api.types.is_numeric_dtype(df[sensitive]) else "equal"
+        distance = check_sensitive(df, qis, sensitive, model)
         s_hier = hierarchies.get(sensitive) if distance == "hierarchical" else None
         codes, m = sensitive_codes(df[sensitive], distance, s_hier, None)
         distinct = len(np.unique(codes))
