@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--local-steps", type=int, default=15)
+    ap.add_argument("--lr", type=float, default=0.01, help="client learning rate (DP-SGD usually wants more)")
+    ap.add_argument("--max-grad-norm", type=float, default=1.0, help="DP-SGD per-sample clipping norm")
     ap.add_argument("--max-per-domain", type=int, default=1500)
     ap.add_argument("--quick", action="store_true", help="1 seed, 2 rounds")
     args = ap.parse_args()
@@ -98,6 +100,8 @@ def main() -> None:
                 "training.rounds": rounds,
                 "training.local_steps": args.local_steps,
                 "federation.max_per_domain": args.max_per_domain,
+                "training.lr": args.lr,
+                "dp.max_grad_norm": args.max_grad_norm,
             },
         )
     )
@@ -115,7 +119,8 @@ def main() -> None:
     print()
     print(
         f"Adult split by race (target {runs['target'].iloc[0]}), FedAvg, {rounds} rounds x "
-        f"{args.local_steps} steps, <= {args.max_per_domain} rows/domain, {len(seeds)} seed(s): mean ± std"
+        f"{args.local_steps} steps, lr {args.lr}, clip {args.max_grad_norm}, <= {args.max_per_domain} "
+        f"rows/domain, {len(seeds)} seed(s): mean ± std"
     )
     print(f"  {'setting':<14} {'target acc %':>14} {'|SPD| sex %':>14} {'eps spent':>12} {'s/run':>7}")
     for label, eps, anon in settings:

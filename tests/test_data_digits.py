@@ -19,7 +19,7 @@ def fed() -> FederationData:
 def test_five_domains_with_image_shapes(fed: FederationData) -> None:
     assert fed.domain_names == list(DOMAINS)
     assert fed.kind == "image" and fed.input_shape == (3, 28, 28) and fed.num_classes == 10
-    assert fed.default_target == "inverted"
+    assert fed.default_target == "rotated"
     total = 0
     for dom in fed.domains.values():
         for x, y in ((dom.x_train, dom.y_train), (dom.x_test, dom.y_test)):
