@@ -94,7 +94,7 @@ def test_make_clients_covers_sources(fed: FederationData) -> None:
     cfg = FederationConfig(clients_per_domain=2)
     clients = make_clients(fed, "", cfg, seed=0)
     assert [c.client_id for c in clients] == list(range(8))
-    assert {c.domain for c in clients} == set(DOMAINS) - {"inverted"}
+    assert {c.domain for c in clients} == set(DOMAINS) - {"rotated"}
     for name in ("original", "colour"):
         mine = [c for c in clients if c.domain == name]
         assert sum(len(c.y_train) for c in mine) == len(fed.domains[name].y_train)
