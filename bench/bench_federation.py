@@ -32,11 +32,7 @@ from fedlab.sweep import run_sweep
 # Per-federation settings, sized to keep the whole benchmark to tens of minutes on 2 CPU cores.
 PRESETS = {
     "digits": {"federation.name": "digits"},
-    "office-caltech10": {
-        "federation.name": "office-caltech10",
-        "subdir": "office_caltech10/surf",
-        "training.lr": 0.005,
-    },
+    "office-caltech10": {"federation.name": "office-caltech10", "subdir": "office_caltech10/surf"},
     "digit-five": {"federation.name": "digit-five", "subdir": "digits", "federation.max_per_domain": 1000},
 }
 

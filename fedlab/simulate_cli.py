@@ -12,7 +12,6 @@ from rich.table import Table
 
 from fedlab.config import STRATEGIES, load_simulation_config
 from fedlab.errors import ConfigError
-from fedlab.federation import setup_for
 from fedlab.rundir import default_run_name
 
 console = Console(stderr=True)
@@ -90,6 +89,8 @@ def simulate(
         if s not in STRATEGIES:
             raise ConfigError(f"unknown strategy {s!r}; expected one of {', '.join(STRATEGIES)}")
     seed_list = [int(s) for s in _split(seeds) or []] if seeds else [cfg.seed]
+    from fedlab.federation import setup_for  # torch: imported only when a simulation runs
+
     setup = setup_for(cfg)  # fail fast on data / target problems
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
