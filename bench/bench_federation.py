@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--local-steps", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=None, help="client learning rate (default: the config's)")
     ap.add_argument("--out", default=f"runs/bench-federation-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args()
     strategies = args.strategies.split(",")
@@ -69,6 +70,7 @@ def main() -> None:
                 **preset,
                 "training.rounds": args.rounds,
                 "training.local_steps": args.local_steps,
+                "training.lr": args.lr,
                 "device": "cpu",
             },
         )
