@@ -95,7 +95,8 @@ def simulate(
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
     if len(targets) * len(strategies) * len(seed_list) == 1:
-        _single(cfg, out, verbose)
+        resolved = cfg.training.model_copy(update={"target": setup.target})
+        _single(cfg.model_copy(update={"training": resolved}), out, verbose)
     else:
         _sweep(cfg, targets, strategies, seed_list, out)
 
