@@ -108,14 +108,32 @@ def train(msg: Message, context: Context) -> Message:
     )
     if discriminator is not None:
         context.state[DISCRIMINATOR_STATE] = ArrayRecord(discriminator.cpu().state_dict())
+    return _train_reply(
+        msg, model, part, result.num_examples, result.loss, result.ce, result.align, result.alpha
+    )
+
+
+def _train_reply(
+    msg: Message,
+    model: DomainModel,
+    part: ClientPartition,
+    num_examples: int,
+    loss: float,
+    ce: float,
+    align: float,
+    alpha: float,
+    **extra: float,
+) -> Message:
+    """The train reply every strategy aggregates: weights, one MetricRecord, client info."""
     metrics = MetricRecord(
         {
-            "num-examples": result.num_examples,
-            "train-loss": result.loss,
-            "train-ce": result.ce,
-            "train-align": result.align,
-            "alpha": result.alpha,
+            "num-examples": num_examples,
+            "train-loss": loss,
+            "train-ce": ce,
+            "train-align": align,
+            "alpha": alpha,
             "client-id": part.client_id,
+            **extra,
         }
     )
     content = RecordDict(
@@ -161,27 +179,25 @@ def _train_private(
             )
         save_history(context.state, dp.finish())
         loss, ce, align, alpha = result.loss, result.ce, result.align, result.alpha
-    metrics = MetricRecord(
-        {
-            "num-examples": len(part.y_train),
-            "train-loss": loss,
-            "train-ce": ce,
-            "train-align": align,
-            "alpha": alpha,
-            "client-id": part.client_id,
-            "epsilon": dp.spent,
-            "delta": dp.plan.delta,
+    # exhausted: the weights received, untouched (the server leaves this reply out of the average)
+    return _train_reply(
+        msg,
+        model,
+        part,
+        len(part.y_train),
+        loss,
+        ce,
+        align,
+        alpha,
+        epsilon=dp.spent,
+        delta=dp.plan.delta,
+        **{
             "noise-multiplier": dp.plan.noise_multiplier,
             "sample-rate": dp.plan.sample_rate,
             "dp-steps": sum(n for _, _, n in dp.history),
             "budget-exhausted": int(exhausted),
-        }
+        },
     )
-    # exhausted: the weights received, untouched (the server leaves this reply out of the average)
-    content = RecordDict(
-        {"arrays": ArrayRecord(model.cpu().state_dict()), "metrics": metrics, "info": _info(part)}
-    )
-    return Message(content=content, reply_to=msg)
 
 
 @app.evaluate()
