@@ -74,6 +74,11 @@ class TrainingConfig(_Strict):
     # clients are mostly wrong, and fine-tuning on them locks the errors in (confirmation bias).
     vote_warmup: float = Field(0.5, ge=0, lt=1)
     finetune_lr: float | None = Field(None, gt=0)  # server fine-tuning learning rate (default: lr)
+    # FedKA adopts, per voted class, only this share of the majority-voted samples: the most
+    # confident ones (class-balanced self-training). 1 = the reference rule (every majority vote).
+    vote_select: float = Field(0.5, gt=0, le=1)
+    # voters predict with BatchNorm statistics of the target pool (AdaBN) instead of their own
+    vote_target_batchnorm: bool = True
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
 
     @field_validator("strategy")

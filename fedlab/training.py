@@ -7,6 +7,7 @@ pseudo-labels), `predict`/`accuracy`/`embed` (always in eval mode).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -203,6 +204,35 @@ def embed(
             m.momentum = momentum
         model.eval()
     return torch.cat(out).numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def adapt_batchnorm(model: DomainModel, x: np.ndarray, device: torch.device, batch: int = 256) -> DomainModel:
+    """AdaBN: a copy of `model` whose BatchNorm statistics are re-estimated on `x`.
+
+    A model trained on source domains normalises target inputs with source statistics; a
+    shift in intensity or colour then moves every activation. Re-estimating the statistics on
+    the (unlabeled) target inputs removes that first-order shift without touching any weight.
+    Dropout stays off; a model without BatchNorm is returned unchanged (as a copy).
+    """
+    adapted = copy.deepcopy(model).to(device)
+    norms = [m for m in adapted.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(x) < 2:
+        return adapted.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+    adapted.eval()
+    for m in norms:
+        m.train()
+    for i in range(0, len(x), batch):
+        chunk = x[i : i + batch]
+        if len(chunk) >= 2:
+            adapted(torch.as_tensor(chunk, device=device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return adapted.eval()
 
 
 def finetune_pseudo(

@@ -17,7 +17,7 @@ import numpy as np
 class VoteResult:
     labels: np.ndarray  # (N,) winning class per sample
     votes: np.ndarray  # (N,) number of voters agreeing with the winner
-    adopted: np.ndarray  # (N,) bool: strict majority reached
+    adopted: np.ndarray  # (N,) bool: strict majority reached (and confident enough, see below)
 
     @property
     def adoption_rate(self) -> float:
@@ -49,3 +49,30 @@ def majority_vote(predictions: np.ndarray, num_classes: int, min_agreement: floa
     votes = counts[np.arange(n), labels]
     adopted = (votes * 2 > voters) & (votes >= int(np.ceil(min_agreement * voters - 1e-9)))
     return VoteResult(labels=labels, votes=votes, adopted=adopted)
+
+
+def confidence_of(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Voters' mean probability of each sample's voted label; `probabilities` is (voters, N, C)."""
+    probabilities = np.asarray(probabilities)
+    return probabilities[:, np.arange(len(labels)), labels].mean(axis=0)
+
+
+def select_class_balanced(vote: VoteResult, confidence: np.ndarray, fraction: float) -> VoteResult:
+    """Keep, per voted class, the `fraction` most confident of its adopted samples.
+
+    Self-training selects by confidence because the most confident votes are far more often
+    right than the average one; selecting *per class* (as class-balanced self-training does)
+    stops the easiest classes from taking every slot, which would teach the model to predict
+    only those classes on the target. At least one sample of every class with an adopted
+    vote is kept; ties in confidence go to the smaller sample index.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return vote
+    keep = np.zeros_like(vote.adopted)
+    for c in np.unique(vote.labels[vote.adopted]):
+        members = np.flatnonzero(vote.adopted & (vote.labels == c))
+        order = members[np.argsort(-confidence[members], kind="stable")]
+        keep[order[: max(1, int(np.ceil(fraction * len(members))))]] = True
+    return VoteResult(labels=vote.labels, votes=vote.votes, adopted=keep)

@@ -35,6 +35,7 @@ class DomainAwareMixin:
 
     target: TargetDomain
     embeddings_per_round: int = 0  # >0: send target embeddings with each train message
+    pool_target_batchnorm: bool = False  # score returned models on the pool with target BN statistics
     on_round: RoundCallback | None = None
     # (target test groups, protected -> privileged value): fairness of the global model on the target
     fairness_target: tuple[Any, dict[str, str]] | None = None
@@ -92,26 +93,29 @@ class DomainAwareMixin:
                 return self._current_arrays, None
         arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
         client_acc: dict[str, float] = {}
-        client_preds: list[np.ndarray] = []
+        client_probs: list[np.ndarray] = []
         train_stats: dict[str, dict[str, float]] = {}
         for msg in ok:
             cid = _client_name(msg.content)
             model = self.target.model_from(_only_arrays(msg.content))
             client_acc[cid] = self.target.test_accuracy(model)
-            client_preds.append(self.target.pool_predictions(model))
+            client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
             train_stats[cid] = {
                 k: float(v) for k, v in _only_metrics(msg.content).items() if k != "client-id"
             }
         self._round["client_target_acc"] = client_acc
         self._round["client_train"] = train_stats
-        if arrays is not None and client_preds:
-            arrays = self.after_aggregation(server_round, arrays, np.stack(client_preds))
+        if arrays is not None and client_probs:
+            arrays = self.after_aggregation(server_round, arrays, np.stack(client_probs))
         return arrays, metrics
 
     def after_aggregation(
-        self, server_round: int, arrays: ArrayRecord, client_pool_preds: np.ndarray
+        self, server_round: int, arrays: ArrayRecord, client_pool_probs: np.ndarray
     ) -> ArrayRecord:
-        """Hook for server-side steps after averaging (FedKA's voting). Default: none."""
+        """Hook for server-side steps after averaging (FedKA's voting). Default: none.
+
+        `client_pool_probs` is (clients, pool size, classes): each returned model's softmax
+        outputs on the target pool."""
         return arrays
 
     # -- client-side evaluation on their own held-out split --------------------------

@@ -41,6 +41,8 @@ def build_strategy(
             voting=name == "fedka",
             vote_agreement=t.vote_agreement,
             vote_warmup=t.vote_warmup,
+            vote_select=t.vote_select,
+            vote_target_batchnorm=t.vote_target_batchnorm,
             finetune_steps=t.finetune_steps,
             finetune_spec=LocalTrainSpec(
                 batch_size=t.batch_size,

@@ -15,7 +15,7 @@ import torch
 from flwr.app import ArrayRecord
 
 from fedlab.models import DomainModel
-from fedlab.training import accuracy, embed, predict
+from fedlab.training import accuracy, adapt_batchnorm, embed, predict_logits
 
 
 @dataclass
@@ -53,5 +53,12 @@ class TargetDomain:
     def test_accuracy(self, model: DomainModel) -> float:
         return accuracy(model, self.x_test, self.y_test, self.device)
 
-    def pool_predictions(self, model: DomainModel) -> np.ndarray:
-        return predict(model, self.x_pool, self.device)
+    def pool_probabilities(self, model: DomainModel, target_batchnorm: bool = False) -> np.ndarray:
+        """(N, C) softmax outputs on the pool, eval mode: a client's vote and its confidence.
+
+        With `target_batchnorm` the model first gets BatchNorm statistics of the pool (AdaBN,
+        see `adapt_batchnorm`), as the global model has after fine-tuning on the target."""
+        if target_batchnorm:
+            model = adapt_batchnorm(model, self.x_pool, self.device)
+        logits = torch.as_tensor(predict_logits(model, self.x_pool, self.device))
+        return torch.softmax(logits, dim=1).numpy()

@@ -10,7 +10,7 @@ import torch
 
 from fedlab.metrics import group_effect, mean_std
 from fedlab.mmd import gaussian_kernel_matrix, mk_mmd, ramp
-from fedlab.voting import majority_vote
+from fedlab.voting import confidence_of, majority_vote, select_class_balanced
 
 
 def test_mmd_identical_samples_is_zero() -> None:
@@ -104,3 +104,30 @@ def test_vote_agreement_threshold() -> None:
     assert majority_vote(preds, 3, min_agreement=1.0).adopted.tolist() == [True, False]
     with pytest.raises(ValueError):
         majority_vote(preds, 3, min_agreement=0.0)
+
+
+def test_confidence_is_voters_mean_probability_of_the_voted_label() -> None:
+    probs = np.array(
+        [
+            [[0.9, 0.1], [0.4, 0.6]],
+            [[0.7, 0.3], [0.2, 0.8]],
+        ]
+    )
+    conf = confidence_of(probs, np.array([0, 1]))
+    assert conf.tolist() == pytest.approx([0.8, 0.7])
+
+
+def test_class_balanced_selection_keeps_the_most_confident_share_of_each_class() -> None:
+    # class 0 has 4 adopted samples, class 1 has 2, sample 6 (class 1) lacks a majority
+    vote = majority_vote(np.array([[0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 1, 1, 2]]), 3)
+    assert vote.adopted.tolist() == [True] * 6 + [False]
+    conf = np.array([0.5, 0.9, 0.7, 0.6, 0.55, 0.95, 0.99])
+    half = select_class_balanced(vote, conf, 0.5)
+    # top half of class 0 by confidence: samples 1 and 2; of class 1: sample 5; never sample 6
+    assert np.flatnonzero(half.adopted).tolist() == [1, 2, 5]
+    assert half.labels.tolist() == vote.labels.tolist()
+    # a tiny fraction still keeps the best sample of every voted class
+    assert np.flatnonzero(select_class_balanced(vote, conf, 0.01).adopted).tolist() == [1, 5]
+    assert select_class_balanced(vote, conf, 1.0) is vote
+    with pytest.raises(ValueError):
+        select_class_balanced(vote, conf, 0.0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fedlab.models import DigitCNN, DomainDiscriminator, FeatureMLP, grad_reverse
-from fedlab.training import LocalTrainSpec, accuracy, embed, finetune_pseudo, train_local
+from fedlab.training import LocalTrainSpec, accuracy, adapt_batchnorm, embed, finetune_pseudo, train_local
 
 CPU = torch.device("cpu")
 
@@ -95,3 +95,24 @@ def test_grad_reverse_flips_gradient() -> None:
     z = torch.ones(3, requires_grad=True)
     grad_reverse(z, 0.5).sum().backward()
     assert torch.allclose(z.grad, torch.full((3,), -0.5))
+
+
+def test_adapt_batchnorm_reestimates_statistics_on_the_given_inputs_only() -> None:
+    torch.manual_seed(0)
+    model = FeatureMLP(10, 3)
+    x, _ = _blobs(300)
+    shifted = x + 5.0  # a target domain whose inputs are offset
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapted = adapt_batchnorm(model, shifted, CPU, batch=100)
+    bn = adapted.extractor[1]
+    with torch.no_grad():
+        pre = adapted.extractor[0](torch.as_tensor(shifted))
+    # cumulative average over equal batches = the statistics of the whole input set
+    assert torch.allclose(bn.running_mean, pre.mean(0), atol=1e-4)
+    assert torch.allclose(bn.running_var, pre.var(0), rtol=1e-2, atol=1e-4)
+    assert bn.momentum == model.extractor[1].momentum and not adapted.training
+    # the original model is untouched; only BatchNorm buffers differ in the copy
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    changed = {k for k, v in adapted.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {f"extractor.1.{b}" for b in ("running_mean", "running_var", "num_batches_tracked")}

@@ -42,6 +42,9 @@ def test_fedka_two_rounds_end_to_end_and_same_seed_same_metrics(tmp_path) -> Non
         assert set(r["client_own_acc"]) == set(r["client_target_acc"])
         assert r["group_effect"] == pytest.approx(r["target_acc"] - sum(r["client_target_acc"].values()) / 4)
         assert 0 <= r["adoption_rate"] <= 1 and r["voting_alpha"] > 0
+        # class-balanced selection adopts about half of the majority-voted samples (rounded up per class)
+        assert 0 < r["adoption_rate"] <= r["majority_rate"] <= 1
+        assert r["adoption_rate"] >= 0.5 * r["majority_rate"]
     summary = json.loads((a.run_dir / "summary.json").read_text())
     assert summary["final_target_acc"] == lines[-1]["target_acc"]
     assert summary["best_target_acc"] == max(r["target_acc"] for r in lines)
