@@ -49,6 +49,7 @@ def _round(rnd: int, target_acc: float, clients: dict[str, float], fedka: bool, 
         rec.update(
             voting_acc=0.8, voting_acc_all=0.6, adoption_rate=0.25 * rnd, voting_alpha=0.7, finetune_loss=0.4
         )
+        rec.update(majority_rate=0.3 * rnd, majority_acc=0.7)
     if eps:
         rec["epsilon"] = {c: 1.5 * rnd + i for i, c in enumerate(clients)}
     return rec
@@ -272,6 +273,11 @@ def test_simulation_report_content_and_formats_agree(tmp_path: Path) -> None:
     assert texts[0] == (
         "Final accuracy of the global model on target inverted: 55.0% after 3 round(s) "
         "(initial model: 10.0%)."
+    )
+    voting = next(f.text for s in report.sections if s.id == "voting" for f in s.findings)
+    assert voting == (
+        "Round 3: 90.0% of the target pool reached a strict-majority vote (70.0% correct); the most "
+        "confident 75.0% of the pool were adopted, 80.0% correct (plain vote on all samples: 60.0%)."
     )
     neg = next(t for t in texts if t.startswith("Negative transfer"))
     assert "1 of 3 round(s) (round 2)" in neg and "-10.0 pp in round 2" in neg

@@ -124,10 +124,18 @@ def voting_findings(run: SimRun) -> list[Finding]:
     if last is None:
         return []
     adopt, acc, acc_all = (number(last.get(k)) for k in ("adoption_rate", "voting_acc", "voting_acc_all"))
-    text = (
-        f"Round {last.get('round')}: {pct(adopt)} of the target pool reached a strict-majority vote; "
-        f"those pseudo-labels were {pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
-    )
+    majority, majority_acc = number(last.get("majority_rate")), number(last.get("majority_acc"))
+    if majority is None:  # runs from before confidence selection: every majority vote was adopted
+        text = (
+            f"Round {last.get('round')}: {pct(adopt)} of the target pool reached a strict-majority vote; "
+            f"those pseudo-labels were {pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
+        )
+    else:
+        text = (
+            f"Round {last.get('round')}: {pct(majority)} of the target pool reached a strict-majority vote "
+            f"({pct(majority_acc)} correct); the most confident {pct(adopt)} of the pool were adopted, "
+            f"{pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
+        )
     low = acc is not None and acc < 0.5
     return [
         Finding(text, "warn" if low else "info", "voting", values={"adoption_rate": adopt, "voting_acc": acc})

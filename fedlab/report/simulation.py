@@ -262,13 +262,16 @@ def _voting_section(run: SimRun) -> Section:
         Series("voting accuracy (all)", rounds, run.series("voting_acc_all"), style="dashed"),
         Series("adoption rate", rounds, run.series("adoption_rate"), style="line"),
     ]
+    if any(v is not None for v in run.series("majority_rate")):
+        series.append(Series("strict-majority rate", rounds, run.series("majority_rate"), style="dashed"))
     plot = PlotSpec(
         "sim-voting",
         "FedKA federated voting per round",
         [Panel("", "round", "share of the target pool", series, y_percent=True)],
         ncols=1,
-        caption="Adoption rate = share of unlabeled target samples whose client vote reached the strict "
-        "majority and became pseudo-labels; voting accuracy is scored against the hidden pool labels.",
+        caption="Strict-majority rate = share of unlabeled target samples whose client vote reached the "
+        "strict majority; adoption rate = share that became pseudo-labels (the most confident of each "
+        "voted class); voting accuracy is scored against the hidden pool labels.",
     )
     return Section(
         "voting",
