@@ -35,7 +35,8 @@ class DomainAwareMixin:
 
     target: TargetDomain
     embeddings_per_round: int = 0  # >0: send target embeddings with each train message
-    pool_target_batchnorm: bool = False  # score returned models on the pool with target BN statistics
+    scores_pool: bool = False  # collect each returned model's outputs on the target pool (FedKA's votes)
+    pool_target_batchnorm: bool = False  # ... computed with target BatchNorm statistics
     on_round: RoundCallback | None = None
     # (target test groups, protected -> privileged value): fairness of the global model on the target
     fairness_target: tuple[Any, dict[str, str]] | None = None
@@ -99,20 +100,22 @@ class DomainAwareMixin:
             cid = _client_name(msg.content)
             model = self.target.model_from(_only_arrays(msg.content))
             client_acc[cid] = self.target.test_accuracy(model)
-            client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
+            if self.scores_pool:
+                client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
             train_stats[cid] = {
                 k: float(v) for k, v in _only_metrics(msg.content).items() if k != "client-id"
             }
         self._round["client_target_acc"] = client_acc
         self._round["client_train"] = train_stats
-        if arrays is not None and client_probs:
+        if arrays is not None and client_probs:  # only strategies that score the pool
             arrays = self.after_aggregation(server_round, arrays, np.stack(client_probs))
         return arrays, metrics
 
     def after_aggregation(
         self, server_round: int, arrays: ArrayRecord, client_pool_probs: np.ndarray
     ) -> ArrayRecord:
-        """Hook for server-side steps after averaging (FedKA's voting). Default: none.
+        """Hook for server-side steps after averaging (FedKA's voting), called when the strategy
+        sets `scores_pool`. Default: none.
 
         `client_pool_probs` is (clients, pool size, classes): each returned model's softmax
         outputs on the target pool."""

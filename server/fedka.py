@@ -58,6 +58,7 @@ class FedKA(FDAN):
         self.vote_agreement = vote_agreement
         self.vote_warmup = vote_warmup
         self.vote_select = vote_select
+        self.scores_pool = voting
         self.pool_target_batchnorm = vote_target_batchnorm
         self.finetune_steps = finetune_steps
         self.finetune_spec = finetune_spec or LocalTrainSpec()
