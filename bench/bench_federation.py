@@ -37,6 +37,17 @@ PRESETS = {
 }
 
 
+def preset_overrides(name: str, data_root: str) -> tuple[dict, Path | None]:
+    """Config overrides of a federation preset, and the data folder it needs but lacks (or None)."""
+    preset = dict(PRESETS[name])
+    subdir = preset.pop("subdir", None)
+    if subdir is None:
+        return preset, None
+    data_dir = Path(data_root) / subdir
+    preset["federation.data_dir"] = str(data_dir)
+    return preset, None if data_dir.exists() else data_dir
+
+
 def pct(mean: float, std: float) -> str:
     return f"{100 * mean:5.1f} ± {100 * std:4.1f}"
 
@@ -56,14 +67,10 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     summary_rows = []
     for name in args.federations.split(","):
-        preset = dict(PRESETS[name])
-        subdir = preset.pop("subdir", None)
-        if subdir is not None:
-            data_dir = Path(args.data_dir) / subdir
-            if not data_dir.exists():
-                print(f"\n[{name}] skipped: {data_dir} not found")
-                continue
-            preset["federation.data_dir"] = str(data_dir)
+        preset, missing = preset_overrides(name, args.data_dir)
+        if missing is not None:
+            print(f"\n[{name}] skipped: {missing} not found")
+            continue
         cfg = load_simulation_config(
             None,
             {

@@ -21,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table
-from bench_federation import PRESETS, pct
+from bench_federation import PRESETS, pct, preset_overrides
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
@@ -51,13 +51,9 @@ def main() -> None:
     ap.add_argument("--out", default=f"runs/bench-fedka-ablation-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    preset = dict(PRESETS[args.federation])
-    subdir = preset.pop("subdir", None)
-    if subdir is not None:
-        data_dir = Path(args.data_dir) / subdir
-        if not data_dir.exists():
-            sys.exit(f"error: {data_dir} not found (the {args.federation} data; see --data-dir)")
-        preset["federation.data_dir"] = str(data_dir)
+    preset, missing = preset_overrides(args.federation, args.data_dir)
+    if missing is not None:
+        sys.exit(f"error: {missing} not found (the {args.federation} data; see --data-dir)")
     base_overrides = {
         **preset,
         "training.rounds": args.rounds,

@@ -128,7 +128,8 @@ def _privacy_overrides(
     return out
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
+    """The runs/rounds progress bar shared by `fedlab simulate` and `fedlab study`."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -151,7 +152,7 @@ def _round_status(record: dict[str, Any]) -> str:
 def _single(cfg, out: Path | None, verbose: bool) -> None:
     from fedlab.simulate import simulate as run
 
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(
             f"{cfg.training.strategy} → {cfg.training.target or 'default target'}",
             total=cfg.training.rounds,
@@ -184,7 +185,7 @@ def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out
 
     out = out or Path(cfg.out) / default_run_name("sweep")
     total = len(targets) * len(strategies) * len(seeds)
-    with _progress() as progress:
+    with progress_bar() as progress:
         runs_task = progress.add_task("runs", total=total, status="")
         round_task = progress.add_task("rounds", total=cfg.training.rounds, status="")
 

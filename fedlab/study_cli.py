@@ -7,12 +7,12 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fedlab.config import load_simulation_config, parse_anonymize_spec
 from fedlab.errors import ConfigError
 from fedlab.rundir import default_run_name
+from fedlab.simulate_cli import progress_bar
 
 console = Console(stderr=True)
 NONE = {"none", "no", "off", "-", ""}
@@ -106,14 +106,7 @@ def study(
         _ints(seeds, "--seeds"),
     )
     out = out or Path(base.out) / default_run_name("study")
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("runs", total=len(cells), status="")
 
         def start(cell) -> None:

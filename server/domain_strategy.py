@@ -35,8 +35,7 @@ class DomainAwareMixin:
 
     target: TargetDomain
     embeddings_per_round: int = 0  # >0: send target embeddings with each train message
-    scores_pool: bool = False  # collect each returned model's outputs on the target pool (FedKA's votes)
-    pool_target_batchnorm: bool = False  # ... computed with target BatchNorm statistics
+    pool_target_batchnorm: bool = False  # score the target pool with target BatchNorm statistics
     on_round: RoundCallback | None = None
     # (target test groups, protected -> privileged value): fairness of the global model on the target
     fairness_target: tuple[Any, dict[str, str]] | None = None
@@ -100,7 +99,7 @@ class DomainAwareMixin:
             cid = _client_name(msg.content)
             model = self.target.model_from(_only_arrays(msg.content))
             client_acc[cid] = self.target.test_accuracy(model)
-            if self.scores_pool:
+            if self.scores_pool(server_round):
                 client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
             train_stats[cid] = {
                 k: float(v) for k, v in _only_metrics(msg.content).items() if k != "client-id"
@@ -111,11 +110,15 @@ class DomainAwareMixin:
             arrays = self.after_aggregation(server_round, arrays, np.stack(client_probs))
         return arrays, metrics
 
+    def scores_pool(self, server_round: int) -> bool:
+        """Whether this round needs the returned models' outputs on the target pool. Default: no."""
+        return False
+
     def after_aggregation(
         self, server_round: int, arrays: ArrayRecord, client_pool_probs: np.ndarray
     ) -> ArrayRecord:
-        """Hook for server-side steps after averaging (FedKA's voting), called when the strategy
-        sets `scores_pool`. Default: none.
+        """Hook for server-side steps after averaging (FedKA's voting), called in the rounds
+        where `scores_pool` is true. Default: none.
 
         `client_pool_probs` is (clients, pool size, classes): each returned model's softmax
         outputs on the target pool."""

@@ -58,18 +58,19 @@ class FedKA(FDAN):
         self.vote_agreement = vote_agreement
         self.vote_warmup = vote_warmup
         self.vote_select = vote_select
-        self.scores_pool = voting
         self.pool_target_batchnorm = vote_target_batchnorm
         self.finetune_steps = finetune_steps
         self.finetune_spec = finetune_spec or LocalTrainSpec()
         self.num_rounds = num_rounds
         self.seed = seed
 
+    def scores_pool(self, server_round: int) -> bool:
+        """Clients vote from the round after the warm-up on."""
+        return self.voting and server_round > self.vote_warmup * self.num_rounds
+
     def after_aggregation(
         self, server_round: int, arrays: ArrayRecord, client_pool_probs: np.ndarray
     ) -> ArrayRecord:
-        if not self.voting or server_round <= self.vote_warmup * self.num_rounds:
-            return arrays
         vote = majority_vote(client_pool_probs.argmax(axis=2), self.target.num_classes, self.vote_agreement)
         self._round["majority_rate"] = vote.adoption_rate
         self._round["majority_acc"] = vote.accuracy(self.target.y_pool_hidden)
