@@ -92,9 +92,29 @@ def audit(
         False, "--resume", help="Continue/extend an existing --out; reuse finished cells."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    protocol: str | None = typer.Option(
+        None, "--protocol", help="Run a published protocol instead: arcolezi2025 (needs --csv, --schema)."
+    ),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="With --protocol: the paper's per-seed results CSV to compare against."
+    ),
+    hierarchy_gaps: str | None = typer.Option(
+        None, "--hierarchy-gaps", help="With --protocol: error (default), repair or paper."
+    ),
+    protected_in_test: str | None = typer.Option(
+        None, "--protected-in-test", help="With --protocol: raw (paper) or generalized."
+    ),
+    encoding: str | None = typer.Option(None, "--encoding", help="With --protocol: label (paper) or onehot."),
 ) -> None:
     """Audit privacy models (k-anonymity, l-diversity, t-closeness) for utility and fairness."""
     # FedlabError propagates: `fedlab.cli.main` prints it as one "error: ..." line and exits 2
+    if protocol is not None:
+        from .protocol_cli import run_protocol
+
+        typer.echo(f"run directory: {run_protocol(locals(), _ints, _floats, _names)}")
+        return
+    if compare is not None or hierarchy_gaps or protected_in_test or encoding:
+        raise ConfigError("--compare, --hierarchy-gaps, --protected-in-test and --encoding need --protocol")
     path = _run(locals())
     typer.echo(f"run directory: {path}")
 

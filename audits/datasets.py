@@ -25,6 +25,8 @@ class Dataset:
     schema: Schema
     hierarchies: dict[str, Hierarchy] = field(default_factory=dict)
     source: str = ""
+    # rows read, removed by filters, removed for a missing value (reported, never silent)
+    row_counts: dict[str, int] = field(default_factory=dict)
 
 
 # --- dataset-specific clean-up, keyed by schema name ---------------------------------------------
@@ -137,6 +139,7 @@ def _read_files(paths: list[Path], schema: Schema) -> pd.DataFrame:
                     na_values=schema.na_values,
                     comment=schema.comment,
                     compression="infer",
+                    usecols=schema.use_columns or None,
                 )
             )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
@@ -159,12 +162,38 @@ def _check_columns(frame: pd.DataFrame, schema: Schema, source: str) -> None:
             raise DataError(f"{source}: column {col!r} named in schema {schema.name!r} is missing")
 
 
-def build_hierarchies(frame: pd.DataFrame, schema: Schema) -> dict[str, Hierarchy]:
-    """One Hierarchy per schema entry: read from CSV or generated from the column's values."""
+def _interval_leaves(values: pd.Series, how: str, repair: bool) -> list[float]:
+    """Level-0 values of a paper-style interval hierarchy, built as the paper's code builds them."""
+    lo, hi = int(values.min()), int(values.max())
+    if how == "range":  # the paper's range(min, max): the maximum itself is left out
+        leaves: list[float] = list(range(lo, hi))
+    elif how == "zero_to_max":  # the paper's range(max + 1)
+        leaves = list(range(0, hi + 1))
+    else:
+        leaves = sorted(values.unique().tolist())
+    if repair:
+        leaves += [v for v in sorted(values.unique().tolist()) if v not in set(leaves)]
+    return leaves
+
+
+def build_hierarchies(frame: pd.DataFrame, schema: Schema, repair: bool = False) -> dict[str, Hierarchy]:
+    """One Hierarchy per schema entry: read from CSV or generated from the column's values.
+
+    ``repair=True`` adds every data value missing from a generated interval hierarchy's level 0
+    (the paper's ``range(min, max)`` leaves the maximum out); CSV hierarchies are never changed.
+    """
     out: dict[str, Hierarchy] = {}
     for col, spec in schema.hierarchies.items():
         if spec.file is not None:
             out[col] = Hierarchy.from_csv(schema.resolve(spec.file), col)
+        elif spec.intervals is not None:
+            iv = spec.intervals
+            if not pd.api.types.is_numeric_dtype(frame[col]):
+                raise ConfigError(
+                    f"schema {schema.name!r}: hierarchies.{col}.intervals needs a numeric column"
+                )
+            leaves = _interval_leaves(frame[col], iv.leaves, repair)
+            out[col] = Hierarchy.from_intervals(col, leaves, iv.steps, iv.low, iv.high)
         else:
             if not pd.api.types.is_numeric_dtype(frame[col]):
                 raise ConfigError(f"schema {schema.name!r}: hierarchies.{col}.widths needs a numeric column")
@@ -172,7 +201,56 @@ def build_hierarchies(frame: pd.DataFrame, schema: Schema) -> dict[str, Hierarch
     return out
 
 
-def load_dataset(name: str = "adult", csv: str | Path | None = None, schema: Schema | None = None) -> Dataset:
+def _filter_rename(frame: pd.DataFrame, schema: Schema, source: str) -> pd.DataFrame:
+    """Apply the schema's row filters, then its value renames."""
+    for f in schema.filters:
+        if f.column not in frame.columns:
+            raise DataError(f"{source}: filter column {f.column!r} not found")
+        col = frame[f.column]
+        keep = pd.Series(True, index=frame.index)
+        if f.min is not None or f.max is not None:
+            num = pd.to_numeric(col, errors="coerce")
+            lo = -float("inf") if f.min is None else f.min
+            keep &= num.between(lo, float("inf") if f.max is None else f.max)
+        if f.values is not None:
+            keep &= col.astype(str).isin([str(v) for v in f.values])
+        frame = frame[keep]
+    for col, mapping in schema.rename.items():
+        if col not in frame.columns:
+            raise DataError(f"{source}: rename column {col!r} not found")
+        frame = frame.assign(**{col: frame[col].map(lambda v, m=mapping: m.get(str(v), v))})
+    return frame
+
+
+def _binarize_target(frame: pd.DataFrame, schema: Schema, threshold: float, source: str) -> pd.DataFrame:
+    target = pd.to_numeric(frame[schema.target], errors="coerce")
+    return frame.assign(**{schema.target: (target > threshold).astype(int)})
+
+
+def _threshold(frame: pd.DataFrame, schema: Schema, source: str) -> float | None:
+    """The target threshold; "median" is taken over the rows as read, as the paper's code does."""
+    if schema.threshold is None:
+        return None
+    if schema.target not in frame.columns:
+        raise DataError(f"{source}: target column {schema.target!r} not found")
+    values = pd.to_numeric(frame[schema.target], errors="coerce")
+    if values.notna().sum() == 0:
+        raise DataError(f"{source}: target {schema.target!r} has no numeric value to threshold")
+    return float(values.median()) if schema.threshold == "median" else float(schema.threshold)
+
+
+def _no_rows_error(frame: pd.DataFrame, source: str) -> DataError:
+    empty = [c for c in frame.columns if frame[c].isna().all()]
+    hint = f"; columns {empty} are empty in every row: list them under drop" if empty else ""
+    return DataError(f"{source}: no complete rows left after dropping missing values{hint}")
+
+
+def load_dataset(
+    name: str = "adult",
+    csv: str | Path | None = None,
+    schema: Schema | None = None,
+    repair_hierarchies: bool = False,
+) -> Dataset:
     """The built-in data set `name`, or the user's `csv` described by `schema` (a Schema or TOML path).
 
     Whitespace is stripped, `na_values` become missing, rows with any missing value are dropped,
@@ -203,10 +281,27 @@ def load_dataset(name: str = "adult", csv: str | Path | None = None, schema: Sch
     fix = _FIXUPS.get(schema.name)
     if fix is not None:
         frame = fix(frame)
+    counts = {"read": len(frame)}
+    threshold = _threshold(frame, schema, source)
+    frame = _filter_rename(frame, schema, source)
+    counts["filtered_out"] = counts["read"] - len(frame)
     _check_columns(frame, schema, source)
     frame = frame.drop(columns=[c for c in schema.drop if c in frame.columns])
-    frame = frame.dropna().reset_index(drop=True)
-    frame = frame.infer_objects()
+    complete = frame.dropna()
+    if complete.empty and not frame.empty:
+        raise _no_rows_error(frame, source)
+    counts["missing_dropped"] = len(frame) - len(complete)
+    frame = complete.reset_index(drop=True).infer_objects()
     if frame.empty:
         raise DataError(f"{source}: no complete rows left after dropping missing values")
-    return Dataset(frame=frame, schema=schema, hierarchies=build_hierarchies(frame, schema), source=source)
+    if threshold is not None:
+        frame = _binarize_target(frame, schema, threshold, source)
+        counts["threshold"] = threshold  # type: ignore[assignment]
+    counts["rows"] = len(frame)
+    return Dataset(
+        frame=frame,
+        schema=schema,
+        hierarchies=build_hierarchies(frame, schema, repair_hierarchies),
+        source=source,
+        row_counts=counts,
+    )

@@ -40,7 +40,9 @@ def _format_bound(x: float) -> str:
 class Hierarchy:
     """One QI's hierarchy: level 0 = raw value, level `height` = "*" (single root)."""
 
-    def __init__(self, column: str, rows: Sequence[Sequence[str]], source: str = "") -> None:
+    def __init__(
+        self, column: str, rows: Sequence[Sequence[str]], source: str = "", nested: bool = True
+    ) -> None:
         where = f"{source}: " if source else ""
         if not rows:
             raise DataError(f"{where}hierarchy for column {column!r} is empty")
@@ -72,12 +74,17 @@ class Hierarchy:
             parent = np.full(len(self.labels[j]), -1, dtype=np.int64)
             parent[codes[:, j]] = codes[:, j + 1]
             check = parent[codes[:, j]] != codes[:, j + 1]
-            if check.any():
+            if check.any() and nested:
                 bad = self.labels[j][codes[int(np.argmax(check)), j]]
                 raise DataError(
                     f"{where}hierarchy for column {column!r}: node {bad!r} at level {j} has two parents"
                 )
             self.parents.append(parent)
+        # False for paper-style interval levels that do not nest: every level is then applied to the
+        # raw value (full-domain recoding needs no tree), and roll-ups / Mondrian must not be used
+        self.nested = nested or not any(
+            (p[self.codes[:, j]] != self.codes[:, j + 1]).any() for j, p in enumerate(self.parents)
+        )
         self._lookup = pd.Series(np.arange(len(leaves)), index=leaves)
 
     def __repr__(self) -> str:
@@ -116,6 +123,32 @@ class Hierarchy:
             cols.append([f"[{_format_bound(a)}, {_format_bound(a + w)}[" for a in lo])
         cols.append([TOP] * arr.size)
         return cls(column, [list(r) for r in zip(*cols, strict=True)], source="generated")
+
+    @classmethod
+    def from_intervals(
+        cls,
+        column: str,
+        leaves: Iterable[float],
+        steps: Sequence[int],
+        low: float = 0,
+        high: float = 100,
+    ) -> Hierarchy:
+        """Levels ``[a, a+step)`` on the grid low, low+step, ... for each step (the audit paper's
+        ``generate_intervals``): the levels need not nest. A value below `low` gets the paper's
+        wrapped label ``[last, low)``; the grid grows past `high` to cover every leaf."""
+        vals = list(dict.fromkeys(leaves))
+        if not vals:
+            raise DataError(f"column {column!r}: no values to build an interval hierarchy from")
+        cols = [[value_key(v) for v in vals]]
+        top = max(float(high), max(float(v) for v in vals))
+        for step in steps:
+            grid = np.arange(low, high + step, step)
+            while grid[-1] <= top:
+                grid = np.append(grid, grid[-1] + step)
+            idx = np.searchsorted(grid, np.asarray(vals, dtype=float), side="right") - 1
+            cols.append([f"[{_format_bound(grid[i])}, {_format_bound(grid[i + 1])})" for i in idx])
+        cols.append([TOP] * len(vals))
+        return cls(column, [list(r) for r in zip(*cols, strict=True)], source="intervals", nested=False)
 
     def encode(self, series: pd.Series) -> np.ndarray:
         """Leaf index of every value; unknown or missing values raise a one-line DataError."""

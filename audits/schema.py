@@ -12,6 +12,7 @@ import itertools
 import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -20,23 +21,70 @@ from fedlab.errors import ConfigError
 BUILTIN = ("adult", "german")
 
 
+class IntervalSpec(BaseModel):
+    """Paper-style interval levels (Arcolezi et al.'s ``generate_intervals(values, low, high, step)``).
+
+    Level 0 is every integer of ``leaves`` (``"range"``: min..max-1 of the data, exactly as the
+    paper's code builds it, which leaves the maximum out; ``"values"``: the distinct values seen);
+    level j is ``[a, a+step)`` on the grid ``low, low+step, ...`` for ``steps[j-1]``. Steps need not
+    divide each other, so the levels need not nest: a node may then have two parents, which the
+    full-domain algorithms accept because each level is applied to the raw value.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[int] = Field(min_length=1)
+    low: float = 0
+    high: float = 100
+    leaves: Literal["range", "zero_to_max", "values"] = "values"
+
+    @model_validator(mode="after")
+    def _check(self) -> IntervalSpec:
+        if any(s <= 0 for s in self.steps):
+            raise ValueError("intervals.steps must be positive integers")
+        if self.high <= self.low:
+            raise ValueError("intervals.high must be greater than intervals.low")
+        return self
+
+
 class HierarchySpec(BaseModel):
-    """Either an ARX-style CSV (`file`) or interval widths generated from the data (`widths`)."""
+    """An ARX-style CSV (`file`), nesting widths (`widths`) or paper-style `intervals`."""
 
     model_config = ConfigDict(extra="forbid")
 
     file: str | None = None
     widths: list[int] | None = None
+    intervals: IntervalSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> HierarchySpec:
-        if (self.file is None) == (self.widths is None):
-            raise ValueError("give exactly one of file = 'path.csv' or widths = [5, 10, ...]")
+        if sum(x is not None for x in (self.file, self.widths, self.intervals)) != 1:
+            raise ValueError(
+                "give exactly one of file = 'path.csv', widths = [5, 10, ...] or "
+                "intervals = { steps = [5, 10], low = 0, high = 100 }"
+            )
         if self.widths is not None:
             if not self.widths or any(w <= 0 for w in self.widths):
                 raise ValueError("widths must be a non-empty list of positive integers")
             if any(b % a for a, b in itertools.pairwise(self.widths)):
                 raise ValueError("each width must divide the next so the intervals nest")
+        return self
+
+
+class RowFilter(BaseModel):
+    """Keep only rows whose `column` lies in [min, max] (inclusive) and/or in `values`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: str
+    min: float | None = None
+    max: float | None = None
+    values: list[str | int | float] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RowFilter:
+        if self.min is None and self.max is None and self.values is None:
+            raise ValueError(f"filter on {self.column!r} needs min, max or values")
         return self
 
 
@@ -47,7 +95,17 @@ class Schema(BaseModel):
 
     name: str
     target: str
-    positive_label: str | int | float | bool
+    positive_label: str | int | float | bool = 1
+    # numeric target binarized as int(value > threshold); "median" = median of the rows as read,
+    # before filters (as the paper's code does); the positive label is then 1
+    threshold: Literal["median"] | float | None = None
+    # the label that is good for the person (a loan, not "high risk"); default: positive_label
+    favourable_label: str | int | float | bool | None = None
+    # read only these columns (others, e.g. mostly-empty ones, never cause a row to be dropped)
+    use_columns: list[str] = Field(default_factory=list)
+    filters: list[RowFilter] = Field(default_factory=list)
+    # column -> {old value: new value}, applied after filters (e.g. African-American -> Black)
+    rename: dict[str, dict[str, str]] = Field(default_factory=dict)
     quasi_identifiers: list[str] = Field(min_length=1)
     sensitive: str | None = None
     # attribute -> privileged value (e.g. sex = "Male")
@@ -80,7 +138,18 @@ class Schema(BaseModel):
         dropped = sorted(set(self.drop) & {self.target, *self.quasi_identifiers, *self.protected})
         if dropped:
             raise ValueError(f"columns {dropped} are dropped but also used as target/QI/protected")
+        if self.use_columns:
+            roles = [self.target, *self.quasi_identifiers, *self.protected]
+            roles += [self.sensitive] if self.sensitive else []
+            missing = [c for c in roles if c not in self.use_columns]
+            if missing:
+                raise ValueError(f"columns {missing} are used but not listed in use_columns")
         return self
+
+    @property
+    def favourable(self) -> str:
+        """The favourable label as a string (defaults to the positive label)."""
+        return str(self.positive_label if self.favourable_label is None else self.favourable_label)
 
     @property
     def base_dir(self) -> Path | None:

@@ -142,8 +142,8 @@ class Encoded:
 
     def _rollup(self, lv: tuple[int, ...]) -> ClassTable | None:
         """Classes of `lv` merged from the smallest cached class table of a predecessor node."""
-        if not self.cache:
-            return None
+        if not self.cache or not all(h.nested for h in self.hierarchies):
+            return None  # non-nesting levels: a coarser class is not a union of finer ones
         keys = self._cache_levels[: len(self.cache)]
         below = np.flatnonzero(np.all(keys <= np.asarray(lv), axis=1))
         if below.size == 0:

@@ -1,0 +1,273 @@
+"""The Arcolezi et al. 2025 audit protocol (``fedlab audit --protocol arcolezi2025``), cell by cell.
+
+Each difference from fedlab's default protocol is an explicit `ProtocolSettings` field, so it can be
+switched and its effect measured (see `audits.attribution`):
+
+- split: plain (not stratified) ``train_test_split(test_size=0.2, random_state=seed)``;
+- anonymization: ANJANA-style greedy full-domain generalization of the TRAIN split, 20 %
+  suppression, every non-target column a QI (the protected attributes included), ℓ-diversity and
+  t-closeness on the binarized target, each combined with a k (k = 1: no anonymization at all);
+- ``protected_in_test``: "raw" (the paper) leaves the evaluated protected attribute of the test
+  split un-generalized while every other QI is recoded to the training levels; "generalized"
+  recodes it too (fedlab's default protocol keeps groups raw only for *measuring*);
+- ``encoding``: "label" (the paper: one string→code encoder per column fitted on train+test) or
+  "onehot";
+- ``classifier``: "xgboost" (the paper: defaults, ``random_state = seed``) or a fedlab classifier;
+- ``hierarchy_gaps``: what happens when a value is outside its hierarchy (the paper's COMPAS days
+  hierarchy ``range(-30, 30)`` leaves out 30): "error" (checked before any cell runs), "repair"
+  (add the value), "paper" (as the published code behaves: a cell fails when its training split
+  holds the value and the column must be generalized; test values outside become missing).
+
+Group metrics and the individual metrics are the paper's own (`audits.paper_metrics`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from fedlab.errors import ConfigError, DataError, FedlabError
+
+from . import paper_metrics as pm
+
+METHODS = {"k": "k-anonymity", "l": "l-diversity", "t": "t-closeness"}
+PAPER_COLUMNS = [
+    "SEED", "protected_att", "target", "method", "k_parameter", "anon_parameter",
+    *pm.GROUP_KEYS, *pm.UTILITY_KEYS, "CM", *pm.INDIVIDUAL_KEYS,
+]  # fmt: skip
+EXTRA_COLUMNS = [
+    "status", "protected_in_test", "encoding", "classifier", "n_train", "n_test",
+    "suppressed_rows", "levels", "protected_generalized", "seconds",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """The switches of the paper's evaluation protocol (see module docstring)."""
+
+    protected_in_test: Literal["raw", "generalized"] = "raw"
+    encoding: Literal["label", "onehot"] = "label"
+    classifier: str = "xgboost"
+    hierarchy_gaps: Literal["error", "repair", "paper"] = "error"
+    suppression_limit: float = 0.2
+    test_size: float = 0.2
+    workers: int = 1  # the paper's chunking of ASF / NCF (its os.cpu_count())
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One privacy cell: method family, k and the ℓ / t parameter."""
+
+    family: Literal["k", "l", "t"]
+    k: int
+    param: float | None = None
+
+    @property
+    def method(self) -> str:
+        return METHODS[self.family]
+
+    @property
+    def anon_parameter(self) -> float:
+        return self.k if self.family == "k" else float(self.param)  # type: ignore[arg-type]
+
+
+@dataclass
+class PaperData:
+    """The prepared table and what the protocol needs about it (picklable for worker processes)."""
+
+    frame: pd.DataFrame
+    target: str
+    qis: list[str]
+    protected: dict[str, str]
+    hierarchies: dict[str, Any]  # used for anonymization (repaired in "paper" / "repair" mode)
+    leaves: dict[str, set[str]] = field(default_factory=dict)  # the hierarchies' own level 0
+
+
+def paper_grid(ks: list[int], ls: list[int], ts: list[float], families: list[str]) -> list[Spec]:
+    """The paper's grid: k-anonymity for every k, and ℓ / t each combined with every k."""
+    specs: list[Spec] = []
+    if "k" in families:
+        specs += [Spec("k", k) for k in ks]
+    if "l" in families:
+        specs += [Spec("l", k, float(l)) for l in ls for k in ks]  # noqa: E741
+    if "t" in families:
+        specs += [Spec("t", k, float(t)) for t in ts for k in ks]
+    return specs
+
+
+def make_classifier(name: str, seed: int, threads: int) -> Any:
+    """XGBoost with the paper's settings, or one of fedlab's classifiers (clear error if missing)."""
+    if name == "xgboost":
+        try:
+            from xgboost import XGBClassifier
+        except ImportError as exc:
+            raise ConfigError(
+                "classifier 'xgboost' needs the xgboost package: pip install 'fedlab[xgboost]'"
+            ) from exc
+        return XGBClassifier(random_state=seed, n_jobs=threads)
+    from .models import CLASSIFIERS, _estimator
+
+    if name not in CLASSIFIERS:
+        raise ConfigError(f"unknown classifier {name!r}; expected xgboost or {', '.join(CLASSIFIERS)}")
+    return _estimator(name, seed)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """What the paper's ``astype(str)`` makes of a column (ints '5', floats '5.0', labels as is)."""
+    return values.astype(object).map(
+        lambda v: "nan" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+    )
+
+
+def encode(train: pd.DataFrame, test: pd.DataFrame, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """Label codes (sorted strings, one encoder per column over train+test) or one-hot columns."""
+    both = pd.concat([train, test], axis=0, ignore_index=True)
+    if how == "label":
+        cols = [np.unique(_as_text(both[c]).to_numpy(dtype=str), return_inverse=True)[1] for c in both]
+        X = np.column_stack(cols).astype(np.int64)
+    else:
+        X = pd.get_dummies(both.apply(_as_text), dtype=np.int64).to_numpy()
+    return X[: len(train)], X[len(train) :]
+
+
+def _recode_test(
+    test: pd.DataFrame, data: PaperData, levels: dict[str, int], keep_raw: set[str], gaps: str
+) -> pd.DataFrame:
+    """Test split at the training levels (every QI but `keep_raw`), as hierarchy labels."""
+    out = test.copy()
+    for q in data.qis:
+        if q in keep_raw:
+            continue
+        h = data.hierarchies[q]
+        keys = test[q].map(_key)
+        known = keys.isin(data.leaves[q]) if gaps == "paper" else pd.Series(True, index=test.index)
+        recoded = pd.Series(np.nan, index=test.index, dtype=object)
+        if known.any():
+            recoded[known] = h.generalize(test.loc[known, q], levels[q]).to_numpy()
+        out[q] = recoded  # the paper's dict mapping leaves unknown values missing ("nan")
+    return out
+
+
+def _key(v: object) -> str:
+    from .hierarchy import value_key
+
+    return value_key(v)
+
+
+def anonymize_train(
+    train: pd.DataFrame, spec: Spec, data: PaperData, settings: ProtocolSettings
+) -> tuple[pd.DataFrame, dict[str, int], int]:
+    """(anonymized train, level per QI, suppressed rows); k = 1 leaves the split untouched."""
+    if spec.k == 1:
+        return train, {}, 0
+    from .anonymize import PrivacyModel, anonymize
+
+    kw: dict[str, Any] = {"k": spec.k}
+    if spec.family == "l":
+        kw["l"] = int(spec.param)  # type: ignore[arg-type]
+    elif spec.family == "t":
+        kw["t"] = float(spec.param)  # type: ignore[arg-type]
+    res = anonymize(
+        train,
+        data.qis,
+        data.hierarchies,
+        PrivacyModel(**kw),
+        algorithm="greedy",
+        suppression_limit=settings.suppression_limit,
+        sensitive=data.target if spec.family in ("l", "t") else None,
+    )
+    levels = dict(res.levels or {})
+    if settings.hierarchy_gaps == "paper":
+        for q, lv in levels.items():
+            outside = ~train[q].map(_key).isin(data.leaves[q])
+            if lv > 0 and outside.any():
+                raise DataError(
+                    f"value {train.loc[outside, q].iloc[0]!r} of {q!r} is not in its hierarchy "
+                    f"({int(outside.sum())} training rows) and {q!r} must be generalized to level {lv} "
+                    "(the paper's code raised KeyError here and skipped the row)"
+                )
+    # ANJANA returns every QI as hierarchy labels, level 0 included (days 5.0 -> '5')
+    table = res.table
+    return table, levels, len(res.suppressed)
+
+
+def predict(
+    gen_train: pd.DataFrame,
+    test: pd.DataFrame,
+    spec: Spec,
+    seed: int,
+    levels: dict[str, int],
+    data: PaperData,
+    settings: ProtocolSettings,
+    keep_raw: set[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit on the anonymized train split; (hard predictions, probabilities, encoded test features)."""
+    gen_test = test if spec.k == 1 else _recode_test(test, data, levels, keep_raw, settings.hierarchy_gaps)
+    features = [c for c in gen_train.columns if c != data.target]
+    X_train, X_test = encode(gen_train[features], gen_test[features], settings.encoding)
+    y_train = gen_train[data.target].astype(int).to_numpy()
+    model = make_classifier(settings.classifier, seed, settings.threads)
+    model.fit(X_train, y_train)
+    pred = np.asarray(model.predict(X_test)).round().astype(int).reshape(-1)
+    return pred, model.predict_proba(X_test), X_test
+
+
+def metrics_of(
+    test: pd.DataFrame, pred: np.ndarray, proba: np.ndarray, X_test: np.ndarray,
+    data: PaperData, attr: str, workers: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The paper's metrics for protected attribute `attr` (group 1 = its privileged value)."""
+    from sklearn.metrics import confusion_matrix
+
+    y_test = test[data.target].astype(int).to_numpy()
+    group = (test[attr].astype(str) == str(data.protected[attr])).to_numpy()
+    row: dict[str, Any] = {}
+    row.update(pm.group_metrics(y_test, pred, group))
+    row.update(pm.utility_metrics(y_test, pred))
+    row["CM"] = json.dumps(confusion_matrix(y_test, pred, labels=[0, 1]).tolist())
+    row.update(pm.individual_metrics(proba, X_test, workers=workers))
+    return row
+
+
+def run_cell(data: PaperData, spec: Spec, seed: int, settings: ProtocolSettings) -> list[dict[str, Any]]:
+    """One (privacy cell, seed): anonymize once, evaluate every protected attribute."""
+    from sklearn.model_selection import train_test_split
+
+    t0 = time.perf_counter()
+    train, test = train_test_split(data.frame, test_size=settings.test_size, random_state=seed)
+    base = {
+        "SEED": seed, "target": data.target, "method": spec.method, "k_parameter": spec.k,
+        "anon_parameter": spec.anon_parameter, "protected_in_test": settings.protected_in_test,
+        "encoding": settings.encoding, "classifier": settings.classifier,
+        "n_train": len(train), "n_test": len(test),
+    }  # fmt: skip
+    rows = []
+    try:
+        gen_train, levels, suppressed = anonymize_train(train, spec, data, settings)
+        if gen_train[data.target].nunique() < 2:
+            raise DataError(f"anonymized train split has {len(gen_train)} rows and one class")
+        failure = ""
+    except (FedlabError, ValueError) as exc:
+        failure, levels, suppressed = f"failed: {' '.join(str(exc).split())}", {}, 0
+    memo: dict[frozenset[str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for attr in data.protected:
+        row = {**base, "protected_att": attr, "levels": json.dumps(levels), "suppressed_rows": suppressed}
+        row["protected_generalized"] = bool(levels.get(attr, 0) > 0)
+        if failure:
+            row["status"] = failure
+        else:
+            keep_raw = {attr} if settings.protected_in_test == "raw" else set()
+            # a raw attribute that training left at level 0 changes nothing: share the model
+            key = frozenset(a for a in keep_raw if levels.get(a, 0) > 0)
+            if key not in memo:
+                memo[key] = predict(gen_train, test, spec, seed, levels, data, settings, keep_raw)
+            row.update(metrics_of(test, *memo[key], data, attr, settings.workers), status="ok")
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+    return rows

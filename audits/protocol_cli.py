@@ -1,0 +1,104 @@
+"""``fedlab audit --protocol arcolezi2025``: the paper's grid, its metrics and ``--compare``.
+
+The grid is formed from the options: ``--k`` (default the paper's 14 values), ``--models``
+(default k,l,t; ``--k 1,10`` alone runs k-anonymity cells only), ``--l`` (default 2) and ``--t``
+(default 0.45,0.5,0.55), each ℓ / t combined with every k; ``--seeds N`` runs seeds 0..N-1
+(default 40). Any cell that fails at run time is listed and the command exits 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fedlab.errors import ConfigError, FedlabError
+
+PROTOCOLS = ("arcolezi2025",)
+
+
+def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
+    """Run the protocol grid from CLI options; returns the run directory."""
+    import typer
+
+    from fedlab.rundir import default_run_name
+
+    from .paper_run import PaperGrid, prepare, run_grid, timed, write_run
+    from .protocol import ProtocolSettings
+
+    if opts["protocol"] not in PROTOCOLS:
+        raise ConfigError(
+            f"--protocol: unknown protocol {opts['protocol']!r}; expected {', '.join(PROTOCOLS)}"
+        )
+    if opts["csv"] is None or opts["schema"] is None:
+        raise ConfigError(
+            "--protocol arcolezi2025 needs --csv and --schema (e.g. audits/data/compas_arcolezi2025.toml)"
+        )
+    settings = ProtocolSettings(
+        protected_in_test=opts.get("protected_in_test") or "raw",
+        encoding=opts.get("encoding") or "label",
+        classifier=(opts["classifier"] or "xgboost"),
+        hierarchy_gaps=opts.get("hierarchy_gaps") or "error",
+        suppression_limit=0.2 if opts["suppression"] is None else opts["suppression"],
+        test_size=0.2 if opts["test_size"] is None else opts["test_size"],
+    )
+    for field, allowed in (("protected_in_test", ("raw", "generalized")), ("encoding", ("label", "onehot")),
+                           ("hierarchy_gaps", ("error", "repair", "paper"))):  # fmt: skip
+        if getattr(settings, field) not in allowed:
+            raise ConfigError(f"--{field.replace('_', '-')}: expected one of {', '.join(allowed)}")
+    ks = ints(opts["k"], "--k")
+    families = names(opts["models"]) or (
+        ["k"] if ks is not None and opts["l_values"] is None and opts["t"] is None else ["k", "l", "t"]
+    )
+    grid = PaperGrid(families=families)
+    if ks is not None:
+        grid.ks = sorted(set(ks))
+    if opts["l_values"] is not None:
+        grid.ls = ints(opts["l_values"], "--l")
+    if opts["t"] is not None:
+        grid.ts = floats(opts["t"], "--t")
+    if opts["seeds"]:
+        grid.seeds = list(range(opts["seeds"]))
+    grid.jobs = 1 if opts["jobs"] is None else opts["jobs"]
+    if any(k < 1 for k in grid.ks) or any(not 0 < t < 1 for t in grid.ts) or any(x < 2 for x in grid.ls):
+        raise ConfigError("--k must be >= 1, --l >= 2 and --t strictly between 0 and 1")
+    published = None
+    if opts.get("compare") is not None:
+        from .compare import read_published
+
+        published = read_published(opts["compare"])
+    out = opts["out"] or Path("runs") / default_run_name("audit")
+    if out.exists() and any(out.iterdir()):
+        raise FedlabError(f"run directory {out} already exists and is not empty; choose another --out")
+    data, info = prepare(opts["csv"], opts["schema"], settings)  # input errors: before any cell runs
+    results, seconds = timed(lambda: run_grid(data, grid, settings))
+    extra = {}
+    table = None
+    if published is not None:
+        from .compare import compare
+
+        table = compare(results, published)
+        extra["compare.csv"] = table.to_csv(index=False)
+    from .attribution import attribution_table
+
+    extra["attribution.csv"] = attribution_table(results).to_csv(index=False)
+    write_run(out, results, info, grid, settings, seconds, extra)
+    typer.echo(
+        f"{len(results)} rows ({info['rows']['rows']} data rows; "
+        f"{info['rows']['filtered_out']} filtered out, "
+        f"{info['rows']['missing_dropped']} dropped for a missing value) in {seconds:.1f} s"
+    )
+    if table is not None:
+        from .compare import print_compare
+
+        print_compare(table)
+    failed = results[results["status"] != "ok"]
+    if len(failed):
+        for _, r in failed.head(10).iterrows():
+            typer.echo(
+                f"failed: seed {r['SEED']} {r['method']} k={r['k_parameter']} "
+                f"param={r['anon_parameter']} {r['protected_att']}: {r['status']}",
+                err=True,
+            )
+        typer.echo(f"run directory: {out}")
+        raise typer.Exit(1)
+    return out
