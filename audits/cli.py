@@ -105,6 +105,9 @@ def audit(
         None, "--protected-in-test", help="With --protocol: raw (paper) or generalized."
     ),
     encoding: str | None = typer.Option(None, "--encoding", help="With --protocol: label (paper) or onehot."),
+    switches: bool = typer.Option(
+        False, "--switches", help="With --protocol: rerun k cells with protected-in-test × encoding switched."
+    ),
 ) -> None:
     """Audit privacy models (k-anonymity, l-diversity, t-closeness) for utility and fairness."""
     # FedlabError propagates: `fedlab.cli.main` prints it as one "error: ..." line and exits 2
@@ -113,8 +116,10 @@ def audit(
 
         typer.echo(f"run directory: {run_protocol(locals(), _ints, _floats, _names)}")
         return
-    if compare is not None or hierarchy_gaps or protected_in_test or encoding:
-        raise ConfigError("--compare, --hierarchy-gaps, --protected-in-test and --encoding need --protocol")
+    if compare is not None or hierarchy_gaps or protected_in_test or encoding or switches:
+        raise ConfigError(
+            "--compare, --hierarchy-gaps, --protected-in-test, --encoding and --switches need --protocol"
+        )
     path = _run(locals())
     typer.echo(f"run directory: {path}")
 

@@ -64,16 +64,31 @@ def _check_hierarchies(frame: pd.DataFrame, hierarchies: dict[str, Any], qis: li
             )
 
 
-def prepare(csv: str | Path, schema_path: str | Path, settings: ProtocolSettings) -> tuple[PaperData, dict]:
-    """Load and check the table for the protocol; every problem is one error before any cell runs."""
+def prepare(
+    csv: str | Path | None, schema_path: str | Path, settings: ProtocolSettings
+) -> tuple[PaperData, dict]:
+    """Load and check the table for the protocol; every problem is one error before any cell runs.
+
+    `csv` may be None when the schema names its own data files (e.g. the embedded UCI Adult).
+    """
     from .datasets import build_hierarchies, load_dataset
     from .schema import load_schema
 
-    if not Path(csv).is_file():
+    if csv is not None and not Path(csv).is_file():
         raise DataError(f"csv file {csv} not found")
     schema = load_schema(schema_path)
+    if csv is None and not schema.files:
+        raise ConfigError(f"{schema_path} names no data files: pass --csv")
     ds = load_dataset(csv=csv, schema=schema, repair_hierarchies=settings.hierarchy_gaps != "error")
-    frame, where = ds.frame, f"{csv} (schema {schema_path})"
+    frame, where = ds.frame, f"{ds.source} (schema {schema_path})"
+    if schema.threshold is None:  # a label column: 1 = positive_label
+        labels = frame[schema.target].astype(str)
+        if not (labels == str(schema.positive_label)).any():
+            raise DataError(
+                f"{where}: positive_label {schema.positive_label!r} never occurs in target "
+                f"{schema.target!r} (values: {', '.join(sorted(labels.unique())[:6])})"
+            )
+        frame = frame.assign(**{schema.target: (labels == str(schema.positive_label)).astype(int)})
     qis = list(schema.quasi_identifiers)
     for q in qis:
         if q not in ds.hierarchies:
@@ -106,7 +121,7 @@ def prepare(csv: str | Path, schema_path: str | Path, settings: ProtocolSettings
         hierarchies={q: ds.hierarchies[q] for q in qis},
         leaves={q: set(original[q].leaves) for q in qis},
     )
-    info = {"rows": ds.row_counts, "qis": qis, "schema": str(schema_path), "csv": str(csv)}
+    info = {"rows": ds.row_counts, "qis": qis, "schema": str(schema_path), "csv": ds.source}
     return data, info
 
 

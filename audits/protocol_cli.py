@@ -29,9 +29,10 @@ def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
         raise ConfigError(
             f"--protocol: unknown protocol {opts['protocol']!r}; expected {', '.join(PROTOCOLS)}"
         )
-    if opts["csv"] is None or opts["schema"] is None:
+    if opts["schema"] is None:
         raise ConfigError(
-            "--protocol arcolezi2025 needs --csv and --schema (e.g. audits/data/compas_arcolezi2025.toml)"
+            "--protocol arcolezi2025 needs --schema (audits/data/compas_arcolezi2025.toml with --csv, "
+            "or audits/data/adult_arcolezi2025.toml)"
         )
     settings = ProtocolSettings(
         protected_in_test=opts.get("protected_in_test") or "raw",
@@ -78,6 +79,13 @@ def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
 
         table = compare(results, published)
         extra["compare.csv"] = table.to_csv(index=False)
+    if opts.get("switches"):
+        from .switches import run_switches, switch_table
+
+        ks = [k for k in grid.ks if k > 1] or [1]
+        extra["switches.csv"] = switch_table(run_switches(data, settings, ks, grid.seeds, grid.jobs)).to_csv(
+            index=False
+        )
     from .attribution import attribution_table
 
     extra["attribution.csv"] = attribution_table(results).to_csv(index=False)

@@ -138,3 +138,29 @@ def test_compas_k1_equals_published_rows(shared_data: Path) -> None:
     assert (merged["NCF"] - merged["NCF_p"]).abs().max() < 1e-3
     s11 = merged[(merged.SEED == 11) & (merged.k_parameter == 2)]
     assert ((s11["SPD"] - s11["SPD_p"]).abs() <= 1e-6).all()
+
+
+def test_switches_and_report_of_a_protocol_run(tmp_path: Path) -> None:
+    from audits.switches import run_switches, switch_table
+    from fedlab.report import write_report
+    from fedlab.rundir import write_json_atomic
+
+    csv, schema = _tiny(tmp_path)
+    st = ProtocolSettings(classifier="hgb")
+    data, info = prepare(csv, schema, st)
+    table = switch_table(run_switches(data, st, [5], [0, 1, 2], 1))
+    assert set(table["verdict"]) <= {"paper setting", "protocol effect", "within seed noise", "too few seeds"}
+    paper = table[table["verdict"] == "paper setting"]
+    assert (paper["diff_vs_paper"].dropna().abs() < 1e-12).all() and paper["diff_vs_paper"].notna().any()
+    run = tmp_path / "run"
+    run.mkdir()
+    res = run_grid(data, PaperGrid(ks=[1, 5], families=["k"], seeds=[0, 1]), st)
+    res.to_csv(run / "results.csv", index=False)
+    compare(res, res.drop(columns=["status"])).to_csv(run / "compare.csv", index=False)
+    table.to_csv(run / "switches.csv", index=False)
+    attribution_table(res).to_csv(run / "attribution.csv", index=False)
+    write_json_atomic(run / "summary.json", {"protocol": "arcolezi2025", "data": info, "failed": []})
+    out, _ = write_report(run, "md")
+    text = out.read_text()
+    assert "Reproduction: published vs fedlab" in text and "Protocol switches" in text
+    assert "Attribution" in text

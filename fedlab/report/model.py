@@ -100,6 +100,10 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
             sections,
             notes.items,
         )
+    from fedlab.report.protocol import build_protocol_report, is_protocol_run
+
+    if is_protocol_run(run_dir):
+        return build_protocol_report(run_dir, notes, generated, REPORT_VERSION)
     a = au.load_audit(run_dir, notes)
     sections = au.sections(a, notes, threshold, level)
     name = (a.summary.get("dataset") or {}).get("name") or (a.grid or {}).get("dataset") or "?"
