@@ -400,8 +400,8 @@ def fairness_section(a: Audit, attr: str) -> Section:
         f"fairness-{attr}",
         f"Group fairness: {attr}",
         f"Privileged group: {attr} = {privileged}; every other value is the unprivileged group. Signed "
-        "differences are privileged − unprivileged (positive favours the privileged group).",
-        _changes(a, metrics, f"fairness:{attr}", attr),
+        + fnd.sign_sentence(a.summary),
+        fnd.truthful(a, attr, _changes(a, metrics, f"fairness:{attr}", attr)),
         plots,
         [Table(f"audit-fairness-{attr}", f"Group fairness for {attr} (mean ± std over seeds)", cols, rows)],
     )
@@ -680,6 +680,6 @@ def key_findings(secs: list[Section]) -> list[Finding]:
             out.insert(
                 0, Finding("No group-fairness change exceeds the spread over seeds.", "info", "fairness")
             )
-    out += [f for s in secs for f in s.findings if f.topic == "utility" and f.exceeds_spread][:2]
+    out += [f for s in secs for f in s.findings if f.topic in fnd.KEY_TOPICS and f.exceeds_spread][:3]
     out += [f for s in secs for f in s.findings if f.topic == "risk"][:3]
     return out

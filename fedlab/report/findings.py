@@ -342,3 +342,104 @@ def risk_findings(rows: list[Any], threshold: float) -> list[Finding]:
             )
         )
     return out
+
+
+# ----------------------------------------------------------------------------- truthful audit findings
+LOW_RATE = 0.05  # below this selection rate a ratio of rates is noise, not a finding
+KEY_TOPICS = ("utility", "individual")  # non-fairness topics whose real changes are key findings
+
+
+def sign_sentence(summary: dict[str, Any]) -> str:
+    """How to read a signed difference, following the schema's favourable label."""
+    schema = summary.get("schema") or {}
+    positive = schema.get("positive_label")
+    favourable = schema.get("favourable_label")
+    if favourable is None or str(favourable) == str(positive):
+        return "differences are privileged − unprivileged (positive favours the privileged group)."
+    return (
+        f"differences are privileged − unprivileged of the rate of the predicted label {positive!r}, which "
+        f"is the unfavourable outcome ({favourable!r} is favourable): a positive difference means the "
+        "privileged group gets the unfavourable outcome more often."
+    )
+
+
+def _cell_of(a: Any, v: dict[str, Any]) -> Any:
+    for c in a.cells:
+        k = c.keys
+        if (c.label, k.get("algorithm"), k.get("classifier"), k.get("client")) == (
+            v.get("privacy_model"), v.get("algorithm"), v.get("classifier"), v.get("client"),
+        ):  # fmt: skip
+            return c
+    return None
+
+
+def _mean(c: Any, col: str) -> float:
+    vals = c.values(col)
+    return float(vals.mean()) if len(vals) else math.nan
+
+
+def _guard_di(a: Any, attr: str, f: Finding) -> Finding:
+    """Disparate impact as the ratio of mean selection rates; never headlined near zero rates."""
+    c = _cell_of(a, f.values)
+    base = a.baseline(c) if c is not None else None
+    if c is None or base is None:
+        return f
+    rates = {
+        "before": (_mean(base, f"{attr}_sr_priv"), _mean(base, f"{attr}_sr_unpriv")),
+        "after": (_mean(c, f"{attr}_sr_priv"), _mean(c, f"{attr}_sr_unpriv")),
+    }
+    flat = [r for pair in rates.values() for r in pair]
+    subject = a.subject(c)
+    if any(math.isnan(r) for r in flat):
+        return f
+    if min(flat) < LOW_RATE:
+        (pb, ub), (pa, ua) = rates["before"], rates["after"]
+        return Finding(
+            f"{subject}: disparate impact for {attr} is not reported as a change because a group's mean "
+            f"selection rate is below {LOW_RATE} (privileged {pb:.3f} → {pa:.3f}, unprivileged "
+            f"{ub:.3f} → {ua:.3f}); read the SPD finding instead.",
+            "info",
+            f.topic,
+            exceeds_spread=False,
+            values={**f.values, "low_rate": True},
+        )
+    before = rates["before"][1] / rates["before"][0]
+    after = rates["after"][1] / rates["after"][0]
+    tail = f.text.split(" — ", 1)[1] if " — " in f.text else ""
+    parity = "closer to" if abs(1 - after) < abs(1 - before) else "further from"
+    text = (
+        f"{subject} moves disparate impact for {attr} (ratio of mean selection rates) from "
+        f"{before:.3f} to {after:.3f}, {parity} parity" + (f" — {tail}" if tail else ".")
+    )
+    values = {**f.values, "before": before, "after": after}
+    return Finding(text, f.severity, f.topic, f.exceeds_spread, values)
+
+
+def _levels(c: Any) -> str:
+    rows = getattr(c, "rows", None)
+    if rows is None or "anon_levels" not in rows.columns:
+        return ""
+    return "|".join(sorted(map(str, rows["anon_levels"].tolist())))
+
+
+def truthful(a: Any, attr: str, found: list[Finding]) -> list[Finding]:
+    """Fairness findings made safe to headline: guarded disparate impact, identical cells merged.
+
+    Two cells (e.g. k=25 and k=50) that produced the same anonymized tables in every seed give the
+    same numbers; they become one finding naming both instead of two "independent" effects.
+    """
+    out: list[Finding] = []
+    seen: dict[tuple[Any, ...], Finding] = {}
+    for f in found:
+        if str(f.values.get("metric", "")).endswith("_disparate_impact"):
+            f = _guard_di(a, attr, f)
+        c = _cell_of(a, f.values)
+        lv = _levels(c) if c is not None else ""
+        key = (f.values.get("metric"), f.values.get("before"), f.values.get("after"), lv)
+        if lv and key in seen:
+            first = seen[key]
+            first.text = first.text.rstrip(".") + f" (same anonymized tables and numbers for {c.label})."
+            continue
+        seen[key] = f
+        out.append(f)
+    return out

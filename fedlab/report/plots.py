@@ -27,6 +27,7 @@ from fedlab.report.content import Panel, PlotSpec, Series
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999"]
 NEGATIVE = "#D55E00"
 RC = {
+    "text.parse_math": False,  # column / group names with "$" or "\\" are text, not TeX
     "svg.fonttype": "none",
     "font.size": 9,
     "axes.titlesize": 10,

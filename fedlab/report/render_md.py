@@ -6,6 +6,8 @@ HTML does, and each plot is listed by title with a pointer to the HTML report.
 
 from __future__ import annotations
 
+import re
+
 from fedlab.report.content import Finding, Report, Table
 from fedlab.report.fmt import cell
 
@@ -13,11 +15,17 @@ MARK = {"flag": "🔴", "warn": "🟠", "good": "🟢", "info": "•"}
 
 
 def _esc(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _text(text: str) -> str:
+    """Running text: user-supplied names must not inject HTML into a rendered Markdown page
+    (a "<" that could open a tag becomes "&lt;"; "class size < 5" stays readable)."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", str(text))
 
 
 def _finding(f: Finding) -> str:
-    return f"- {MARK.get(f.severity, '•')} {f.text}"
+    return f"- {MARK.get(f.severity, '•')} {_text(f.text)}"
 
 
 def table_md(t: Table) -> list[str]:
@@ -35,7 +43,7 @@ def table_md(t: Table) -> list[str]:
 
 
 def render_md(report: Report) -> str:
-    out = [f"# {report.title}", ""]
+    out = [f"# {_text(report.title)}", ""]
     out += [f"Run directory `{report.run_dir}` · report generated {report.generated}", ""]
     out += ["| | |", "|---|---|"] + [f"| {_esc(k)} | {_esc(v)} |" for k, v in report.header]
     out += ["", f"**Reproduce:** `{report.reproduce}`", ""]
@@ -43,9 +51,9 @@ def render_md(report: Report) -> str:
         out += ["> **Missing or incomplete:**"] + [f"> - {_esc(m)}" for m in report.missing] + [""]
     out += ["## Key findings", ""] + [_finding(f) for f in report.key_findings] + [""]
     for s in report.sections:
-        out += [f"## {s.title}", ""]
+        out += [f"## {_text(s.title)}", ""]
         if s.intro:
-            out += [s.intro, ""]
+            out += [_text(s.intro), ""]
         if s.findings:
             out += [_finding(f) for f in s.findings] + [""]
         if s.plots:
