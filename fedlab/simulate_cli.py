@@ -40,7 +40,9 @@ def simulate(
     rounds: int | None = typer.Option(None, min=1),
     local_steps: int | None = typer.Option(None, "--local-steps", min=1),
     seed: int | None = typer.Option(None, help="Random seed."),
-    seeds: str | None = typer.Option(None, help="Comma-separated seeds for mean ± std, e.g. 0,1,2."),
+    seeds: str | None = typer.Option(
+        None, help="Comma-separated seeds, e.g. 0,1,2,3,4 (a sweep defaults to 5 seeds from --seed)."
+    ),
     device: str | None = typer.Option(None, help="auto | cpu | cuda"),
     gpus_per_client: float | None = typer.Option(
         None, "--gpus-per-client", help="Fraction of a GPU per client."
@@ -94,6 +96,11 @@ def simulate(
     setup = setup_for(cfg)  # fail fast on data / target problems
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
+    if not seeds and len(targets) * len(strategies) > 1:
+        from fedlab.paired_cli import DEFAULT_SWEEP_SEEDS
+
+        seed_list = [cfg.seed + i for i in range(DEFAULT_SWEEP_SEEDS)]
+        console.print(f"sweep: {DEFAULT_SWEEP_SEEDS} seeds {seed_list} (set --seeds to change)")
     if len(targets) * len(strategies) * len(seed_list) == 1:
         resolved = cfg.training.model_copy(update={"target": setup.target})
         _single(cfg.model_copy(update={"training": resolved}), out, verbose)
@@ -196,19 +203,20 @@ def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out
         def on_round(record: dict[str, Any]) -> None:
             progress.update(round_task, advance=1, status=_round_status(record))
 
-        _, _, table = run_sweep(
+        _, pd_runs, table = run_sweep(
             cfg, targets, strategies, seeds, out, start, on_round, lambda _r: progress.advance(runs_task)
         )
     t = Table(
-        title=f"{cfg.federation.name}: accuracy on the target (%), mean ± std over {len(seeds)} seed(s)"
+        title=f"{cfg.federation.name}: accuracy on the target (%), Group Effect (pp), "
+        f"mean ± std over {len(seeds)} seed(s)"
     )
     for col in (
         "target",
         "strategy",
         "final acc",
         "best-round acc",
-        "final Group Effect",
-        "mean Group Effect",
+        "final Group Effect (pp)",
+        "mean Group Effect (pp)",
     ):
         t.add_column(col, justify="right")
     for row in table.to_dict("records"):
@@ -221,4 +229,12 @@ def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out
             _fmt(row["mean_group_effect_mean"], row["mean_group_effect_std"]),
         )
     Console().print(t)
+    from fedlab.comparison import compare
+    from fedlab.paired_cli import paired_table, verdict_lines
+
+    cells = compare(pd_runs)
+    if cells:
+        Console().print(paired_table(cells, cfg.federation.name))
+        for line in verdict_lines(cells):
+            typer.echo(line)
     typer.echo(f"run directory: {out}")
