@@ -34,6 +34,11 @@ class FederationConfig(_Strict):
     dirichlet_alpha: float = Field(0.5, gt=0)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     max_per_domain: int = Field(0, ge=0)  # 0 = keep all samples of a domain
+    # official test splits (digit-five files, features <domain>_test files, digits): cap, 0 = all
+    max_test_per_domain: int = Field(0, ge=0)
+    # seeds the subsample and train/test split: fixed across run seeds, so every run is scored
+    # on the same target test rows
+    split_seed: int = Field(0, ge=0)
     # office-caltech10
     features: Literal["surf", "decaf"] = "surf"
     # features: glob of per-domain files inside data_dir (one file = one domain)
@@ -80,6 +85,10 @@ class TrainingConfig(_Strict):
     # voters predict with BatchNorm statistics of the target pool (AdaBN) instead of their own
     vote_target_batchnorm: bool = True
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"  # clients and server fine-tuning (adam: no momentum)
+    # > 0: a client's local steps and FedKA's fine-tuning steps stop after this many passes over
+    # their data (the reference's "up to 32 / 128 batches" on small domains); 0 = no cap
+    max_epochs_per_round: float = Field(0.0, ge=0)
 
     @field_validator("strategy")
     @classmethod
@@ -163,6 +172,8 @@ def parse_anonymize_spec(spec: str) -> dict[str, float]:
 
 
 class SimulationConfig(_Strict):
+    # a named preset (fedlab.protocols), filled in under explicit TOML / CLI values
+    protocol: Literal["", "fedka2022"] = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Flower simulation backend: "inprocess" (default on CPU: no Ray cluster, deterministic)
@@ -241,6 +252,9 @@ def load_simulation_config(
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
+    from fedlab.protocols import apply_protocol
+
+    data = apply_protocol(data)
     try:
         return SimulationConfig.model_validate(data)
     except ValidationError as exc:

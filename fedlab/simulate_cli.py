@@ -29,6 +29,9 @@ def _fmt(mean: Any, std: Any) -> str:
 
 def simulate(
     config: Path | None = typer.Option(None, "--config", help="TOML config file (see README)."),
+    protocol: str | None = typer.Option(
+        None, "--protocol", help="Preset of a paper's settings: fedka2022 (explicit flags still win)."
+    ),
     federation: str | None = typer.Option(
         None, help="digits | digit-five | office-caltech10 | features | tabular"
     ),
@@ -71,6 +74,7 @@ def simulate(
     """Simulate a federation with a held-out target domain; report accuracy and Group Effect."""
     strategies = _split(strategy)
     overrides: dict[str, Any] = {
+        "protocol": protocol,
         "federation.name": federation,
         "federation.data_dir": data_dir,
         "federation.max_per_domain": max_per_domain,
