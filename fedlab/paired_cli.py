@@ -48,7 +48,7 @@ def paired_table(cells: list[dict[str, Any]], federation: str) -> Table:
             describe(c["final"]),
             describe(c["best"]),
             describe(c["ge"]),
-            describe(ge).split(",")[0],
+            describe(ge, wins=False),
             _ratio(c["ge_ratio"]),
         )
     return t

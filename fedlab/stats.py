@@ -158,14 +158,14 @@ def bootstrap_ratio(
     return Ratio(n, ratio, float(lo), float(hi), True)
 
 
-def describe(iv: Interval, unit: str = "pp", scale: float = 1.0) -> str:
+def describe(iv: Interval, unit: str = "pp", scale: float = 1.0, wins: bool = True) -> str:
     """ "+1.2 pp [−0.3, +2.7], 4/5 wins" (the interval is omitted when unknown)."""
     if iv.n == 0:
         return "–"
     text = f"{scale * iv.mean:+.1f} {unit}"
     if iv.known:
         text += f" [{scale * iv.ci_low:+.1f}, {scale * iv.ci_high:+.1f}]"
-    return text + f", {iv.wins}/{iv.n} wins"
+    return text + f", {iv.wins}/{iv.n} wins" if wins else text
 
 
 def verdict(iv: Interval, scale: float = 100.0, unit: str = "pp") -> str:

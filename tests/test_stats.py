@@ -102,3 +102,12 @@ def test_compare_pairs_by_seed_in_percentage_points() -> None:
 def test_compare_without_baseline_is_empty() -> None:
     runs = _runs()
     assert comparison.compare(runs[runs["strategy"] == "fedka"]) == []
+
+
+def test_describe_formats_interval_and_wins() -> None:
+    from fedlab.stats import describe
+
+    iv = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert describe(iv) == "+3.0 pp [+1.0, +5.0], 5/5 wins"
+    assert describe(iv, wins=False) == "+3.0 pp [+1.0, +5.0]"
+    assert describe(t_interval([0.4]), wins=False) == "+0.4 pp"
