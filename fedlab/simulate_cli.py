@@ -36,6 +36,9 @@ def simulate(
         None, help="digits | digit-five | office-caltech10 | features | tabular"
     ),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with the federation's files."),
+    pattern: str | None = typer.Option(
+        None, "--pattern", help="features: glob of the domain files in --data-dir, e.g. '*.svmlight'."
+    ),
     strategy: str | None = typer.Option(
         None, help=f"One or more (comma-separated) of {', '.join(STRATEGIES)}."
     ),
@@ -77,6 +80,7 @@ def simulate(
         "protocol": protocol,
         "federation.name": federation,
         "federation.data_dir": data_dir,
+        "federation.pattern": pattern,
         "federation.max_per_domain": max_per_domain,
         "training.strategy": strategies[0] if strategies else None,
         "training.rounds": rounds,
@@ -91,6 +95,8 @@ def simulate(
         _privacy_overrides(dp, dp_mode, epsilon, noise_multiplier, max_grad_norm, delta, anonymize)
     )
     cfg = load_simulation_config(config, overrides)
+    if pattern is not None and cfg.federation.name != "features":
+        raise ConfigError(f"--pattern applies to --federation features only (got {cfg.federation.name})")
     for s in strategies or []:
         if s not in STRATEGIES:
             raise ConfigError(f"unknown strategy {s!r}; expected one of {', '.join(STRATEGIES)}")
