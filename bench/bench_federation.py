@@ -96,7 +96,7 @@ def main() -> None:
             for r in table.to_dict("records")
         ]
         print_table(
-            ["target", "strategy", "final acc %", "best-round acc %", "Group Effect (mean over rounds) pts"],
+            ["target", "strategy", "final acc %", "best-round acc %", "Group Effect (mean over rounds) pp"],
             rows,
             title=f"[{name}] {len(seeds)} seeds, {args.rounds} rounds × {args.local_steps} local steps "
             f"({elapsed / 60:.1f} min)",
@@ -126,7 +126,7 @@ def main() -> None:
                 }
             )
         print_table(
-            ["strategy", "mean over targets %", "vs FedAvg pts", "Group Effect pts"],
+            ["strategy", "mean over targets %", "vs FedAvg pp (unpaired)", "Group Effect pp"],
             rows,
             title=f"[{name}] mean over {len(targets)} targets (± std over seeds)",
         )

@@ -158,7 +158,7 @@ def progress_bar() -> Progress:
 
 
 def _round_status(record: dict[str, Any]) -> str:
-    text = f"target acc {100 * record['target_acc']:.1f}%  GE {100 * record['group_effect']:+.1f}"
+    text = f"target acc {100 * record['target_acc']:.1f}%  GE {100 * record['group_effect']:+.1f} pp"
     if record.get("voting_acc") is not None:
         text += (
             f"  vote {100 * (record['voting_acc'] or 0):.0f}%/{100 * record['adoption_rate']:.0f}% adopted"
@@ -184,7 +184,7 @@ def _single(cfg, out: Path | None, verbose: bool) -> None:
     table = Table(
         title=f"{s['federation']}: target {s['target']}, strategy {s['strategy']}, seed {s['seed']}"
     )
-    for col in ("round", "target acc", "mean client acc", "Group Effect"):
+    for col in ("round", "target acc %", "mean client acc %", "Group Effect (pp)"):
         table.add_column(col, justify="right")
     table.add_row(
         "final",

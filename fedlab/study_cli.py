@@ -117,9 +117,10 @@ def study(
         _, _, table = run_study(base, cells, out, on_cell_start=start)
         progress.update(task, completed=len(cells), status="done")
     t = Table(
-        title=f"study: mean ± std over {len(_ints(seeds, '--seeds'))} seed(s) (accuracy, GE, SPD, EOD in %)"
+        title=f"study: mean ± std over {len(_ints(seeds, '--seeds'))} seed(s) "
+        "(accuracy, SPD, EOD in %; GE in pp)"
     )
-    for col in ("strategy", "ε", "anonymize", "target acc", "Group Effect", "SPD", "EOD", "ε spent"):
+    for col in ("strategy", "ε", "anonymize", "target acc", "Group Effect (pp)", "SPD", "EOD", "ε spent"):
         t.add_column(col, justify="right")
     for r in table.to_dict("records"):
         eps = r["epsilon_target"]
