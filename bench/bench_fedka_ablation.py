@@ -7,7 +7,7 @@ their own BatchNorm statistics), + target BatchNorm statistics for the voters (A
 the mean over targets and the PAIRED difference to FedAvg (mean over targets per seed; 95% CI,
 paired t over seeds; wins), and the voting accuracy.
 
-    python bench/bench_fedka_ablation.py [--federation office-caltech10] [--seeds 0,1,2]
+    python bench/bench_fedka_ablation.py [--federation office-caltech10] [--seeds 0,1,2,3,4]
         [--data-dir ../shared/data] [--protocol fedka2022] [--targets amazon,caltech]
         [--rounds 10] [--local-steps 10]
 
@@ -54,7 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--federation", default="office-caltech10", choices=sorted(PRESETS))
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--protocol", default="", choices=["", "fedka2022"])
     ap.add_argument("--targets", default="", help="comma-separated targets (default: all)")
     ap.add_argument("--rounds", type=int, default=None)
