@@ -72,7 +72,7 @@ def study(
     anonymize: str = typer.Option(
         "none,k=10,k=50", "--anonymize", help="Local anonymization specs; 'none' = raw; k=5;l=2 combines."
     ),
-    seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated seeds (5: enough for a 95% CI)."),
+    seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated seeds (default 5, for usable 95% CIs)."),
     rounds: int | None = typer.Option(None, min=1, help="Rounds per run (default 5)."),
     local_steps: int | None = typer.Option(None, "--local-steps", min=1, help="Local steps (default 20)."),
     max_per_domain: int | None = typer.Option(
