@@ -5,7 +5,7 @@ and the Digit-Five domains from a data folder, default ../shared/data) over ever
 domain and several seeds, and prints, per federation, target × strategy (final-round accuracy,
 mean ± std over seeds), the mean over targets, and the Group Effect of FedAvg vs FedKA.
 
-    python bench/bench_federation.py [--data-dir ../shared/data] [--seeds 0,1,2]
+    python bench/bench_federation.py [--data-dir ../shared/data] [--seeds 0,1,2,3,4]
         [--federations digits,office-caltech10,digit-five] [--rounds N] [--local-steps N]
         [--strategies fedavg,fdan,fdann,fedka] [--out runs/bench-federation]
 """
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--federations", default="digits,office-caltech10,digit-five")
     ap.add_argument("--strategies", default="fedavg,fdan,fdann,fedka")
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--local-steps", type=int, default=10)
     ap.add_argument("--lr", type=float, default=None, help="client learning rate (default: the config's)")
@@ -96,7 +96,7 @@ def main() -> None:
             for r in table.to_dict("records")
         ]
         print_table(
-            ["target", "strategy", "final acc %", "best-round acc %", "Group Effect (mean over rounds) pts"],
+            ["target", "strategy", "final acc %", "best-round acc %", "Group Effect (mean over rounds) pp"],
             rows,
             title=f"[{name}] {len(seeds)} seeds, {args.rounds} rounds × {args.local_steps} local steps "
             f"({elapsed / 60:.1f} min)",
@@ -126,7 +126,7 @@ def main() -> None:
                 }
             )
         print_table(
-            ["strategy", "mean over targets %", "vs FedAvg pts", "Group Effect pts"],
+            ["strategy", "mean over targets %", "vs FedAvg pp (unpaired)", "Group Effect pp"],
             rows,
             title=f"[{name}] mean over {len(targets)} targets (± std over seeds)",
         )

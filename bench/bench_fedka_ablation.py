@@ -1,12 +1,18 @@
 """FedKA voting ablation: which of fedlab's two departures from the reference rule matter.
 
-Runs FedKA four ways on every target of a federation (several seeds) next to FedAvg:
-the reference rule (every strict-majority vote adopted, voters with their own BatchNorm
-statistics), + target BatchNorm statistics for the voters (AdaBN) only, + class-balanced
-confident selection only, and both (fedlab's default). Prints the mean over targets.
+Runs FedKA on every target of a federation (several seeds) next to FedAvg: matching only
+(no voting: f-DAN), the reference voting rule (every strict-majority vote adopted, voters with
+their own BatchNorm statistics), + target BatchNorm statistics for the voters (AdaBN) only,
++ class-balanced confident selection only, and both (fedlab's default). Prints, per variant,
+the mean over targets and the PAIRED difference to FedAvg (mean over targets per seed; 95% CI,
+paired t over seeds; wins), and the voting accuracy.
 
-    python bench/bench_fedka_ablation.py [--federation office-caltech10] [--seeds 0,1,2]
-        [--data-dir ../shared/data] [--rounds 10] [--local-steps 10]
+    python bench/bench_fedka_ablation.py [--federation office-caltech10] [--seeds 0,1,2,3,4]
+        [--data-dir ../shared/data] [--protocol fedka2022] [--targets amazon,caltech]
+        [--rounds 10] [--local-steps 10]
+
+Without --protocol the budget is 10 rounds × 10 local steps; with it, the protocol's, and any
+--rounds / --local-steps is printed as a departure.
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ from bench_federation import PRESETS, pct, preset_overrides
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
+from fedlab import comparison
 from fedlab.config import load_simulation_config
 from fedlab.federation import setup_for
+from fedlab.stats import describe
 from fedlab.sweep import run_sweep
 
 VARIANTS = {
     "fedavg": ("fedavg", {}),
+    "matching only (no voting)": ("fedka-novote", {}),
     "fedka reference rule": ("fedka", {"training.vote_select": 1.0, "training.vote_target_batchnorm": False}),
     "fedka + AdaBN voters": ("fedka", {"training.vote_select": 1.0, "training.vote_target_batchnorm": True}),
     "fedka + confident selection": (
@@ -45,48 +54,69 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--federation", default="office-caltech10", choices=sorted(PRESETS))
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--local-steps", type=int, default=10)
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--protocol", default="", choices=["", "fedka2022"])
+    ap.add_argument("--targets", default="", help="comma-separated targets (default: all)")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--local-steps", type=int, default=None)
     ap.add_argument("--out", default=f"runs/bench-fedka-ablation-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     preset, missing = preset_overrides(args.federation, args.data_dir)
     if missing is not None:
         sys.exit(f"error: {missing} not found (the {args.federation} data; see --data-dir)")
-    base_overrides = {
-        **preset,
-        "training.rounds": args.rounds,
-        "training.local_steps": args.local_steps,
-        "device": "cpu",
-    }
-    targets = setup_for(load_simulation_config(None, base_overrides)).fed.domain_names
-    rows = []
-    baseline = float("nan")
+    base_overrides = {**preset, "device": "cpu", "protocol": args.protocol}
+    legacy = {"training.rounds": 10, "training.local_steps": 10} if not args.protocol else {}
+    for key, value in (("training.rounds", args.rounds), ("training.local_steps", args.local_steps)):
+        if value is not None:
+            legacy[key] = value
+            if args.protocol:
+                print(f"DEPARTURE from protocol {args.protocol}: {key} = {value}")
+    base_overrides.update(legacy)
+    base = load_simulation_config(None, base_overrides)
+    targets = args.targets.split(",") if args.targets else setup_for(base).fed.domain_names
+    rows, all_runs, baseline = [], [], None
     for i, (label, (strategy, overrides)) in enumerate(VARIANTS.items()):
         cfg = load_simulation_config(None, {**base_overrides, **overrides})
         started = time.perf_counter()
         _, runs, _ = run_sweep(cfg, targets, [strategy], seeds, Path(args.out) / f"variant-{i}")
+        runs = runs.assign(strategy=label)
+        all_runs.append(runs[["target", "strategy", "seed", *comparison.METRICS.values()]])
+        if baseline is None:
+            baseline = label
         numeric = runs[["seed", "final_target_acc", "final_voting_acc"]].apply(pd.to_numeric)
         per_seed = numeric.groupby("seed")[["final_target_acc", "final_voting_acc"]].mean()
         acc_m, acc_s = per_seed["final_target_acc"].mean(), per_seed["final_target_acc"].std()
-        if strategy == "fedavg":
-            baseline = acc_m
         vote = per_seed["final_voting_acc"].mean()
+        paired = "-"
+        if label != baseline:
+            cells = comparison.compare(pd.concat(all_runs), baseline=baseline)
+            mine = [c for c in cells if c["strategy"] == label]
+            pooled = next(
+                (c for c in mine if c["target"] == comparison.ALL_TARGETS), mine[0] if mine else None
+            )
+            paired = describe(pooled["final"]) if pooled else "-"
         rows.append(
             [
                 label,
                 pct(acc_m, acc_s),
-                f"{100 * (acc_m - baseline):+.1f}",
+                paired,
                 "-" if vote != vote else f"{100 * vote:.1f}",
                 f"{(time.perf_counter() - started) / 60:.1f}",
             ]
         )
     print_table(
-        ["variant", "mean over targets %", "vs FedAvg pts", "final voting acc %", "minutes"],
+        [
+            "variant",
+            "mean over targets %",
+            "paired vs FedAvg, pp [95% CI], wins",
+            "final voting acc %",
+            "minutes",
+        ],
         rows,
-        title=f"[{args.federation}] FedKA voting ablation: {len(targets)} targets × {len(seeds)} seeds, "
-        f"{args.rounds} rounds × {args.local_steps} local steps",
+        title=f"[{args.federation}] FedKA ablation{' at ' + args.protocol if args.protocol else ''}: "
+        f"{len(targets)} targets × {len(seeds)} seeds, {base.training.rounds} rounds × "
+        f"{base.training.local_steps} local steps",
     )
     print(f"\nrun directories under {args.out}")
 

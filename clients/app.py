@@ -21,7 +21,14 @@ from fedlab.config import SimulationConfig
 from fedlab.data import ClientPartition
 from fedlab.federation import model_norm
 from fedlab.models import DomainDiscriminator, DomainModel, build_model
-from fedlab.training import LocalTrainSpec, accuracy, predict, resolve_device, train_local
+from fedlab.training import (
+    LocalTrainSpec,
+    accuracy,
+    capped_steps,
+    predict,
+    resolve_device,
+    train_local,
+)
 
 CONFIG_KEY = "fedlab-config"
 EMBEDDINGS_KEY = "target-embeddings"
@@ -73,13 +80,14 @@ def train(msg: Message, context: Context) -> Message:
     mode = MODE_BY_STRATEGY[t.strategy]
     spec = LocalTrainSpec(
         mode=mode,  # type: ignore[arg-type]
-        steps=t.local_steps,
+        steps=capped_steps(t.local_steps, len(part.y_train), t.batch_size, t.max_epochs_per_round),
         batch_size=t.batch_size,
         lr=t.lr,
         momentum=t.momentum,
         weight_decay=t.weight_decay,
         proximal_mu=float(config.get("proximal-mu", t.proximal_mu)),
         mmd_weight=t.mmd_weight,
+        optimizer=t.optimizer,
         progress_start=(server_round - 1) / rounds,
         progress_end=server_round / rounds,
     )

@@ -16,6 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fedlab.errors import ConfigError
 
 FEDERATIONS = ("digits", "digit-five", "office-caltech10", "features", "tabular")
+# federation options that only one federation reads; a saved config keeps only its own
+OWN_OPTIONS = {
+    "office-caltech10": ("features",),
+    "features": ("pattern", "files", "transform"),
+    "tabular": ("csv", "domain_column", "label_column", "positive_label", "protected", "drop_columns"),
+}
 STRATEGIES = ("fedavg", "fedprox", "fdan", "fdann", "fedka", "fedka-novote")
 
 
@@ -34,10 +40,20 @@ class FederationConfig(_Strict):
     dirichlet_alpha: float = Field(0.5, gt=0)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     max_per_domain: int = Field(0, ge=0)  # 0 = keep all samples of a domain
+    # official test splits (digit-five files, features <domain>_test files, digits): cap, 0 = all
+    max_test_per_domain: int = Field(0, ge=0)
+    # seeds the subsample and train/test split: fixed across run seeds, so every run is scored
+    # on the same target test rows
+    split_seed: int = Field(0, ge=0)
     # office-caltech10
     features: Literal["surf", "decaf"] = "surf"
-    # features: glob of per-domain files inside data_dir (one file = one domain)
+    # features: glob of per-domain files inside data_dir (one file = one domain; <d>_train.* +
+    # <d>_test.* = one domain with its official test file), or an explicit mapping
+    # {domain = {train = "file", test = "file"}} (paths relative to data_dir; test optional)
     pattern: str = "*"
+    files: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # features: input transform fitted on the source clients' training rows only
+    transform: Literal["none", "log1p", "tfidf", "zscore"] = "none"
     # tabular
     csv: str = ""
     domain_column: str = ""
@@ -45,6 +61,17 @@ class FederationConfig(_Strict):
     positive_label: str = ""
     protected: list[str] = Field(default_factory=list)
     drop_columns: list[str] = Field(default_factory=list)
+
+    @field_validator("files")
+    @classmethod
+    def _pairs(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for domain, split in v.items():
+            bad = set(split) - {"train", "test"}
+            if "train" not in split or bad:
+                raise ValueError(
+                    f"files.{domain}: expected keys train (and optionally test), got {sorted(split)}"
+                )
+        return v
 
     @field_validator("name")
     @classmethod
@@ -80,6 +107,10 @@ class TrainingConfig(_Strict):
     # voters predict with BatchNorm statistics of the target pool (AdaBN) instead of their own
     vote_target_batchnorm: bool = True
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"  # clients and server fine-tuning (adam: no momentum)
+    # > 0: a client's local steps and FedKA's fine-tuning steps stop after this many passes over
+    # their data (the reference's "up to 32 / 128 batches" on small domains); 0 = no cap
+    max_epochs_per_round: float = Field(0.0, ge=0)
 
     @field_validator("strategy")
     @classmethod
@@ -163,6 +194,8 @@ def parse_anonymize_spec(spec: str) -> dict[str, float]:
 
 
 class SimulationConfig(_Strict):
+    # a named preset (fedlab.protocols), filled in under explicit TOML / CLI values
+    protocol: Literal["", "fedka2022"] = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Flower simulation backend: "inprocess" (default on CPU: no Ray cluster, deterministic)
@@ -175,6 +208,18 @@ class SimulationConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     dp: DPConfig = Field(default_factory=DPConfig)
     anonymize: AnonymizeConfig = Field(default_factory=AnonymizeConfig)
+
+    def saved_dict(self) -> dict[str, Any]:
+        """The config as written to a run's config.toml: without options of other federations
+        (nor the tabular-only anonymization when unused) and without unset values (TOML has no null)."""
+        data = self.model_dump(exclude_none=True)
+        for name, keys in OWN_OPTIONS.items():
+            if name != self.federation.name:
+                for key in keys:
+                    data["federation"].pop(key, None)
+        if self.federation.name != "tabular" and not self.anonymize.spec:
+            data.pop("anonymize", None)
+        return data
 
     # -- flat run-config round trip (Flower passes only scalars) ---------------------
     def to_flat(self) -> dict[str, Any]:
@@ -241,6 +286,9 @@ def load_simulation_config(
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
+    from fedlab.protocols import apply_protocol
+
+    data = apply_protocol(data)
     try:
         return SimulationConfig.model_validate(data)
     except ValidationError as exc:

@@ -29,10 +29,16 @@ def _fmt(mean: Any, std: Any) -> str:
 
 def simulate(
     config: Path | None = typer.Option(None, "--config", help="TOML config file (see README)."),
+    protocol: str | None = typer.Option(
+        None, "--protocol", help="Preset of a paper's settings: fedka2022 (explicit flags still win)."
+    ),
     federation: str | None = typer.Option(
         None, help="digits | digit-five | office-caltech10 | features | tabular"
     ),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with the federation's files."),
+    pattern: str | None = typer.Option(
+        None, "--pattern", help="features: glob of the domain files in --data-dir, e.g. '*.svmlight'."
+    ),
     strategy: str | None = typer.Option(
         None, help=f"One or more (comma-separated) of {', '.join(STRATEGIES)}."
     ),
@@ -40,7 +46,9 @@ def simulate(
     rounds: int | None = typer.Option(None, min=1),
     local_steps: int | None = typer.Option(None, "--local-steps", min=1),
     seed: int | None = typer.Option(None, help="Random seed."),
-    seeds: str | None = typer.Option(None, help="Comma-separated seeds for mean ± std, e.g. 0,1,2."),
+    seeds: str | None = typer.Option(
+        None, help="Comma-separated seeds, e.g. 0,1,2,3,4 (a sweep defaults to 5 seeds from --seed)."
+    ),
     device: str | None = typer.Option(None, help="auto | cpu | cuda"),
     gpus_per_client: float | None = typer.Option(
         None, "--gpus-per-client", help="Fraction of a GPU per client."
@@ -69,8 +77,10 @@ def simulate(
     """Simulate a federation with a held-out target domain; report accuracy and Group Effect."""
     strategies = _split(strategy)
     overrides: dict[str, Any] = {
+        "protocol": protocol,
         "federation.name": federation,
         "federation.data_dir": data_dir,
+        "federation.pattern": pattern,
         "federation.max_per_domain": max_per_domain,
         "training.strategy": strategies[0] if strategies else None,
         "training.rounds": rounds,
@@ -85,6 +95,8 @@ def simulate(
         _privacy_overrides(dp, dp_mode, epsilon, noise_multiplier, max_grad_norm, delta, anonymize)
     )
     cfg = load_simulation_config(config, overrides)
+    if pattern is not None and cfg.federation.name != "features":
+        raise ConfigError(f"--pattern applies to --federation features only (got {cfg.federation.name})")
     for s in strategies or []:
         if s not in STRATEGIES:
             raise ConfigError(f"unknown strategy {s!r}; expected one of {', '.join(STRATEGIES)}")
@@ -94,6 +106,11 @@ def simulate(
     setup = setup_for(cfg)  # fail fast on data / target problems
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
+    if not seeds and len(targets) * len(strategies) > 1:
+        from fedlab.paired_cli import DEFAULT_SWEEP_SEEDS
+
+        seed_list = [cfg.seed + i for i in range(DEFAULT_SWEEP_SEEDS)]
+        console.print(f"sweep: {DEFAULT_SWEEP_SEEDS} seeds {seed_list} (set --seeds to change)")
     if len(targets) * len(strategies) * len(seed_list) == 1:
         resolved = cfg.training.model_copy(update={"target": setup.target})
         _single(cfg.model_copy(update={"training": resolved}), out, verbose)
@@ -141,7 +158,7 @@ def progress_bar() -> Progress:
 
 
 def _round_status(record: dict[str, Any]) -> str:
-    text = f"target acc {100 * record['target_acc']:.1f}%  GE {100 * record['group_effect']:+.1f}"
+    text = f"target acc {100 * record['target_acc']:.1f}%  GE {100 * record['group_effect']:+.1f} pp"
     if record.get("voting_acc") is not None:
         text += (
             f"  vote {100 * (record['voting_acc'] or 0):.0f}%/{100 * record['adoption_rate']:.0f}% adopted"
@@ -167,7 +184,7 @@ def _single(cfg, out: Path | None, verbose: bool) -> None:
     table = Table(
         title=f"{s['federation']}: target {s['target']}, strategy {s['strategy']}, seed {s['seed']}"
     )
-    for col in ("round", "target acc", "mean client acc", "Group Effect"):
+    for col in ("round", "target acc %", "mean client acc %", "Group Effect (pp)"):
         table.add_column(col, justify="right")
     table.add_row(
         "final",
@@ -196,19 +213,20 @@ def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out
         def on_round(record: dict[str, Any]) -> None:
             progress.update(round_task, advance=1, status=_round_status(record))
 
-        _, _, table = run_sweep(
+        _, pd_runs, table = run_sweep(
             cfg, targets, strategies, seeds, out, start, on_round, lambda _r: progress.advance(runs_task)
         )
     t = Table(
-        title=f"{cfg.federation.name}: accuracy on the target (%), mean ± std over {len(seeds)} seed(s)"
+        title=f"{cfg.federation.name}: accuracy on the target (%), Group Effect (pp), "
+        f"mean ± std over {len(seeds)} seed(s)"
     )
     for col in (
         "target",
         "strategy",
         "final acc",
         "best-round acc",
-        "final Group Effect",
-        "mean Group Effect",
+        "final Group Effect (pp)",
+        "mean Group Effect (pp)",
     ):
         t.add_column(col, justify="right")
     for row in table.to_dict("records"):
@@ -221,4 +239,12 @@ def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out
             _fmt(row["mean_group_effect_mean"], row["mean_group_effect_std"]),
         )
     Console().print(t)
+    from fedlab.comparison import compare
+    from fedlab.paired_cli import paired_table, verdict_lines
+
+    cells = compare(pd_runs)
+    if cells:
+        Console().print(paired_table(cells, cfg.federation.name))
+        for line in verdict_lines(cells):
+            typer.echo(line)
     typer.echo(f"run directory: {out}")

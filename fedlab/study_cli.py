@@ -72,7 +72,7 @@ def study(
     anonymize: str = typer.Option(
         "none,k=10,k=50", "--anonymize", help="Local anonymization specs; 'none' = raw; k=5;l=2 combines."
     ),
-    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
+    seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated seeds (default 5, for usable 95% CIs)."),
     rounds: int | None = typer.Option(None, min=1, help="Rounds per run (default 5)."),
     local_steps: int | None = typer.Option(None, "--local-steps", min=1, help="Local steps (default 20)."),
     max_per_domain: int | None = typer.Option(
@@ -117,9 +117,10 @@ def study(
         _, _, table = run_study(base, cells, out, on_cell_start=start)
         progress.update(task, completed=len(cells), status="done")
     t = Table(
-        title=f"study: mean ± std over {len(_ints(seeds, '--seeds'))} seed(s) (accuracy, GE, SPD, EOD in %)"
+        title=f"study: mean ± std over {len(_ints(seeds, '--seeds'))} seed(s) "
+        "(accuracy, SPD, EOD in %; GE in pp)"
     )
-    for col in ("strategy", "ε", "anonymize", "target acc", "Group Effect", "SPD", "EOD", "ε spent"):
+    for col in ("strategy", "ε", "anonymize", "target acc", "Group Effect (pp)", "SPD", "EOD", "ε spent"):
         t.add_column(col, justify="right")
     for r in table.to_dict("records"):
         eps = r["epsilon_target"]

@@ -1,8 +1,10 @@
 """Sweeps over targets × strategies × seeds, and the table `fedlab simulate` prints.
 
 Each cell is an independent simulation with its own run directory inside the sweep
-directory; the sweep writes `runs.csv` (one row per run) and `table.csv` (mean ± std
-over seeds per target × strategy) plus `summary.json`, all atomically.
+directory; the sweep writes `runs.csv` (one row per run), `table.csv` (mean ± std over seeds
+per target × strategy, plus the paired comparison with FedAvg in percentage points, see
+`fedlab.comparison`), `paired.csv` (the comparison alone, with the mean over targets) and
+`summary.json`, all atomically.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from fedlab import comparison
 from fedlab.config import SimulationConfig
 from fedlab.rundir import atomic_run_dir, write_json_atomic, write_text_atomic
 from fedlab.simulate import SimulationResult, simulate
@@ -58,6 +61,8 @@ def run_sweep(
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_run_end: Callable[[SimulationResult], None] | None = None,
 ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    """Run every cell; returns (sweep dir, runs, table). `fedlab.comparison.compare(runs)`
+    gives the paired statistics the sweep also writes."""
     rows: list[dict[str, Any]] = []
     with atomic_run_dir(out) as work:
         for target in targets:
@@ -75,8 +80,14 @@ def run_sweep(
                         on_run_end(result)
         runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
         table = aggregate_table(runs)
+        cells = comparison.compare(runs)
+        paired = comparison.comparison_frame(cells)
+        if not paired.empty:
+            per_target = paired[paired["target"] != comparison.ALL_TARGETS].drop(columns=["seeds"])
+            table = table.merge(per_target, on=["target", "strategy"], how="left")
         write_text_atomic(work / "runs.csv", runs.to_csv(index=False))
         write_text_atomic(work / "table.csv", table.to_csv(index=False))
+        write_text_atomic(work / "paired.csv", paired.to_csv(index=False))
         write_json_atomic(
             work / "summary.json",
             {
@@ -85,6 +96,9 @@ def run_sweep(
                 "strategies": strategies,
                 "seeds": seeds,
                 "table": table.to_dict("records"),
+                "paired_vs": comparison.BASELINE,
+                "paired_methods": comparison.METHODS,
+                "paired": comparison.to_json(cells),
             },
         )
     return out, runs, table

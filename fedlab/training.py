@@ -8,6 +8,7 @@ pseudo-labels), `predict`/`accuracy`/`embed` (always in eval mode).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,6 +46,7 @@ class LocalTrainSpec:
     weight_decay: float = 5e-4
     proximal_mu: float = 0.0
     mmd_weight: float = 1.0
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam" (the FedKA reference)
     progress_start: float = 0.0  # global training progress p at the first local step
     progress_end: float = 1.0  # ... and after the last
 
@@ -75,7 +77,16 @@ class BatchSampler:
         return idx
 
 
+def capped_steps(steps: int, n: int, batch_size: int, max_epochs: float) -> int:
+    """`steps`, or fewer so that at most `max_epochs` passes over `n` rows are made (0 = no cap)."""
+    if max_epochs <= 0 or n <= 0:
+        return steps
+    return max(1, min(steps, math.ceil(max_epochs * n / min(batch_size, n))))
+
+
 def make_optimizer(params, spec: LocalTrainSpec) -> torch.optim.Optimizer:
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
 
 

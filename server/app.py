@@ -202,7 +202,7 @@ def _dp_summary(cfg: SimulationConfig, history: list[dict[str, Any]]) -> dict[st
 
 def write_resolved_config(workdir: Path, cfg: SimulationConfig) -> None:
     # TOML has no null: unset optional values (e.g. dp.delta) are left out and read back as unset.
-    write_text_atomic(workdir / "config.toml", tomli_w.dumps(cfg.model_dump(exclude_none=True)))
+    write_text_atomic(workdir / "config.toml", tomli_w.dumps(cfg.saved_dict()))
 
 
 def make_server_app(cfg: SimulationConfig, workdir: Path, on_round: RoundCallback | None = None) -> ServerApp:

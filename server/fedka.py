@@ -31,7 +31,7 @@ import numpy as np
 from flwr.app import ArrayRecord
 
 from fedlab.mmd import ramp
-from fedlab.training import LocalTrainSpec, finetune_pseudo
+from fedlab.training import LocalTrainSpec, capped_steps, finetune_pseudo
 from fedlab.voting import confidence_of, majority_vote, select_class_balanced
 from server.fdan import FDAN
 
@@ -48,6 +48,7 @@ class FedKA(FDAN):
         vote_select: float = 1.0,
         vote_target_batchnorm: bool = False,
         finetune_steps: int = 20,
+        max_epochs_per_round: float = 0.0,
         finetune_spec: LocalTrainSpec | None = None,
         num_rounds: int = 1,
         seed: int = 0,
@@ -60,6 +61,7 @@ class FedKA(FDAN):
         self.vote_select = vote_select
         self.pool_target_batchnorm = vote_target_batchnorm
         self.finetune_steps = finetune_steps
+        self.max_epochs_per_round = max_epochs_per_round
         self.finetune_spec = finetune_spec or LocalTrainSpec()
         self.num_rounds = num_rounds
         self.seed = seed
@@ -86,7 +88,9 @@ class FedKA(FDAN):
             model,
             self.target.x_pool[adopted],
             vote.labels[adopted],
-            steps=self.finetune_steps,
+            steps=capped_steps(
+                self.finetune_steps, len(adopted), self.finetune_spec.batch_size, self.max_epochs_per_round
+            ),
             weight=alpha,
             spec=self.finetune_spec,
             device=self.target.device,

@@ -44,11 +44,13 @@ def build_strategy(
             vote_select=t.vote_select,
             vote_target_batchnorm=t.vote_target_batchnorm,
             finetune_steps=t.finetune_steps,
+            max_epochs_per_round=t.max_epochs_per_round,
             finetune_spec=LocalTrainSpec(
                 batch_size=t.batch_size,
                 lr=t.finetune_lr if t.finetune_lr is not None else t.lr,
                 momentum=t.momentum,
                 weight_decay=t.weight_decay,
+                optimizer=t.optimizer,
             ),
             num_rounds=t.rounds,
             seed=cfg.seed,

@@ -29,6 +29,8 @@ def _fedlab(*args: str, cwd) -> subprocess.CompletedProcess[str]:
         (["--strategy", "fedbad"], "unknown strategy 'fedbad'; expected one of fedavg"),
         (["--target", "mars"], "unknown target domain 'mars'"),
         (["--federation", "office-caltech10", "--data-dir", "does-not-exist"], "does-not-exist"),
+        (["--pattern", "*.csv"], "--pattern applies to --federation features only"),
+        (["--protocol", "fedka2023"], "protocol: Input should be '' or 'fedka2022'"),
     ],
 )
 def test_simulate_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, expected) -> None:

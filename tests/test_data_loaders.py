@@ -101,9 +101,12 @@ def test_digit_five_max_per_domain_and_subset(tmp_path: Path) -> None:
     root = _digit_five_tree(tmp_path / "d5")
     fed = _load(name="digit-five", data_dir=str(root), max_per_domain=30, domains=["svhn", "usps"])
     assert fed.domain_names == ["svhn", "usps"] and fed.default_target == "svhn"
-    for d in fed.domains.values():
-        assert d.size == 30
-        assert np.all(np.bincount(np.concatenate([d.y_train, d.y_test]), minlength=10) == 3)  # stratified
+    svhn, usps = fed.domains["svhn"], fed.domains["usps"]
+    assert svhn.size == 30  # one split only: capped, then split by fedlab
+    assert np.all(np.bincount(np.concatenate([svhn.y_train, svhn.y_test]), minlength=10) == 3)  # stratified
+    # official train/test files: the cap applies to the training rows; the official test rows stay
+    assert len(usps.y_train) == 30 and np.all(np.bincount(usps.y_train, minlength=10) == 3)
+    np.testing.assert_array_equal(usps.y_test, LABELS[:10])
     with pytest.raises(DataError, match=r"unknown domain 'mnist_m'; valid domains are mnist, mnistm, usps"):
         _load(name="digit-five", data_dir=str(root), domains=["mnist_m", "usps"])
 
@@ -130,6 +133,20 @@ def test_digit_five_errors_name_the_file(tmp_path: Path) -> None:
         _load(name="digit-five", data_dir=str(tmp_path / "missing"))
 
 
+def test_digit_five_official_test_split_is_kept(tmp_path: Path) -> None:
+    root = _digit_five_tree(tmp_path / "d5")
+    fed = _load(name="digit-five", data_dir=str(root), domains=["mnist", "usps", "mnistm"])
+    mnist = fed.domains["mnist"]  # train-* and t10k-* files: t10k is the test set
+    assert len(mnist.y_train) == N and len(mnist.y_test) == 20
+    np.testing.assert_array_equal(mnist.y_test, LABELS[:20])
+    assert fed.domains["mnistm"].size == N  # only mnistm_test.npz: split by fedlab (fixed seed)
+    assert len(fed.domains["mnistm"].y_test) == 10  # round(0.2 * 6) rows of each of the 10 classes
+    # the fixed split does not move with the run seed
+    clear_cache()
+    other = load_federation(FederationConfig(name="digit-five", data_dir=str(root)), seed=9)
+    np.testing.assert_array_equal(other.domains["mnistm"].y_test, fed.domains["mnistm"].y_test)
+
+
 def test_digit_five_missing_label_file(tmp_path: Path) -> None:
     root = _digit_five_tree(tmp_path / "d5")
     (root / "mnist" / "t10k-labels-idx1-ubyte").unlink()
@@ -144,7 +161,13 @@ def test_digit_five_shared(shared_data: Path) -> None:
     _check_images(fed)
     assert fed.domain_names == ["mnist", "mnistm", "usps"] and fed.default_target == "mnistm"
     for name, d in fed.domains.items():
-        assert d.size == 500 and len(np.unique(d.y_train)) == 10, name
+        assert len(d.y_train) == (500 if name == "usps" else 400) and len(np.unique(d.y_train)) == 10, name
+    # USPS ships an official test split (2,007 images): it is the test set, never training rows
+    assert len(fed.domains["usps"].y_test) == 2007
+    capped = _load(
+        name="digit-five", data_dir=str(shared_data / "digits"), max_per_domain=500, max_test_per_domain=300
+    )
+    assert len(capped.domains["usps"].y_test) == 300
     # MNIST-M is coloured, MNIST and USPS are grey
     assert np.abs(fed.domains["mnistm"].x_train[:, 0] - fed.domains["mnistm"].x_train[:, 2]).mean() > 0.01
     assert np.array_equal(fed.domains["usps"].x_train[:, 0], fed.domains["usps"].x_train[:, 2])

@@ -298,10 +298,15 @@ def test_sweep_report_compares_strategies(tmp_path: Path) -> None:
     fedka = next(r for r in table.rows if r["strategy"] == "fedka")
     assert cell(fedka["final_target_acc"], "mean_std_pct1") == "61.0 ± 1.4%"
     best = report.key_findings[0].text
-    assert best.startswith(
-        "Target inverted: fedka is best with 61.0% final accuracy, +20.0 pp ahead of fedavg"
+    assert best == (
+        "Target inverted: fedka vs fedavg, final accuracy: gain +20.0 pp (95% CI +20.0 to +20.0); "
+        "2/2 seeds won."
     )
-    assert "larger than the seed spread" in best and report.key_findings[0].exceeds_spread is True
+    assert report.key_findings[0].exceeds_spread is True
+    paired = next(t for t in report.tables() if t.id == "sweep-paired")
+    assert cell(paired.rows[0]["final"], "ci_pp1") == "+20.0 pp [+20.0, +20.0] 2/2"
+    ge = next(t for t in report.tables() if t.id == "sweep-table").columns[5]
+    assert ge.fmt == "mean_std_pp1"  # Group Effect in percentage points everywhere
     assert {p.id for p in report.plots()} == {"sweep-final-acc", "sweep-curves", "sweep-group-effect"}
     _assert_formats_agree(report)
 

@@ -1,8 +1,7 @@
 """``digit-five``: MNIST, MNIST-M, USPS, SVHN and SynthDigits from the user's own files.
 
 Expected layout of ``data_dir`` (one sub-folder per domain, any subset, at least two; folder
-names are matched case-insensitively; every recognised file in a folder is used and their
-original train/test splits are merged, since fedlab makes its own seeded split)::
+names are matched case-insensitively; every recognised file in a folder is used)::
 
     data_dir/
       mnist/    *images-idx3-ubyte[.gz] + *labels-idx1-ubyte[.gz]   (train and/or t10k pairs)
@@ -20,6 +19,13 @@ labels are 1..10 with no 0). As in the FedKA paper every image becomes 28x28x3 (
 repeated over 3 channels): float32 NCHW in [0, 1], resized bilinearly with
 ``torch.nn.functional.interpolate`` in batches, after ``max_per_domain`` subsampling so only
 kept images are resized.
+
+Official splits: an array or file is TEST data when its key or file name says so (``x_test``,
+``test_data``, ``test``, ``test_28``, ``t10k-*``, ``*_test.npz``, ...); everything else is
+training data. A domain with both keeps the official test split as its test set (the target's
+test set; capped by ``max_test_per_domain``) and its training split as train rows / the
+target's unlabeled pool. A domain whose files hold only one of the two (e.g. only MNIST's t10k
+files) is split by fedlab with the fixed ``split_seed`` and ``test_fraction``.
 """
 
 from __future__ import annotations
@@ -191,8 +197,11 @@ def _fix_labels(y: np.ndarray, domain: str, path: Path) -> np.ndarray:
 def read_domain(folder: Path, domain: str) -> RawDomain:
     """All recognised files of one domain folder, concatenated."""
     parts: list[tuple[np.ndarray, np.ndarray, Path]] = []
+    is_test: list[bool] = []
     if any("images-idx3-ubyte" in p.name for p in folder.iterdir()):
-        parts += [(to_nhwc(x, len(y), p, "images"), y, p) for x, y, p in _read_mnist_idx(folder)]
+        for x, y, p in _read_mnist_idx(folder):
+            parts.append((to_nhwc(x, len(y), p, "images"), y, p))
+            is_test.append(_says_test(p.name))
     for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _ARRAY_SUFFIXES):
         arrays = read_arrays(path, _EXPECTED_ARRAYS)
         if "dataset" in arrays and arrays["dataset"].dtype == object:  # M3SDA usps_28x28.mat cell array
@@ -202,6 +211,7 @@ def read_domain(folder: Path, domain: str) -> RawDomain:
         pairs = [*IMAGE_PAIRS, *((f"cell{i}_x", f"cell{i}_y") for i in range(4))]
         for x, y, key in find_pairs(arrays, pairs, path, _EXPECTED_ARRAYS):
             parts.append((to_nhwc(x, len(y), path, key), y, path))
+            is_test.append(_says_test(key) or (not _says_train(key) and _says_test(path.stem)))
     if not parts:
         raise DataError(
             f"{folder}: no {domain} files found; expected "
@@ -211,9 +221,30 @@ def read_domain(folder: Path, domain: str) -> RawDomain:
     xs = [_scaled(x) for x, _, _ in parts]
     if len({x.shape[1:] for x in xs}) > 1 or len({x.dtype for x in xs}) > 1:
         xs = [to_model_input(x).transpose(0, 2, 3, 1) for x in xs]  # mixed sizes: unify up front
-    x = xs[0] if len(xs) == 1 else np.concatenate(xs)
-    y = ys[0] if len(ys) == 1 else np.concatenate(ys)
-    return RawDomain(x=x, y=y, transform=to_model_input)
+    if any(is_test) and not all(is_test):  # official train and test splits
+        train = [i for i, t in enumerate(is_test) if not t]
+        test = [i for i, t in enumerate(is_test) if t]
+        return RawDomain(
+            x=_join([xs[i] for i in train]),
+            y=_join([ys[i] for i in train]),
+            x_test=_join([xs[i] for i in test]),
+            y_test=_join([ys[i] for i in test]),
+            transform=to_model_input,
+        )
+    return RawDomain(x=_join(xs), y=_join(ys), transform=to_model_input)
+
+
+def _join(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _says_test(name: str) -> bool:
+    """Key or file name of an official test split (test, t10k), not e.g. 'contest'."""
+    return re.search(r"(^|[^a-z])(test|t10k)([^a-z]|$)", name.lower()) is not None
+
+
+def _says_train(name: str) -> bool:
+    return re.search(r"(^|[^a-z])train([^a-z]|$)", name.lower()) is not None
 
 
 def discover(data_dir: Path) -> dict[str, Path]:

@@ -15,6 +15,13 @@ each domain gets one deterministic shift:
 Images are upsampled bilinearly to 22x22 and padded to 28x28 (a margin like MNIST's, so
 rotation does not clip strokes), giving float32 (N, 3, 28, 28) in [0, 1]: the same input
 as digit-five, so the same CNN works on both.
+
+Test split (fixed, the federation's "official" one): 300 of the 1,797 images (30 per class,
+chosen with the fixed seed) form a TEST BLOCK that belongs to no domain's training rows. Each
+domain's test set is the whole block rendered with that domain's shift, so a held-out target
+is scored on 300 images whose digits no client trained on and the server never voted on; the
+remaining 1,497 images are split into the 5 disjoint domains (~300 training rows each, which
+for the target are the unlabeled pool). ``test_fraction`` does not apply to ``digits``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ DEFAULT_TARGET = "rotated"
 SIZE = 28
 _INNER = 22
 _SEED = 1797  # fixed: the domains (membership and shifts) are the same in every run
+TEST_PER_CLASS = 30  # the fixed test block: 300 images, scored in every domain's shift
 
 # Fixed RGB palette for the `colour` domain; pairs below differ enough in luminance to stay legible.
 _PALETTE = np.array(
@@ -108,30 +116,48 @@ def _noisy(grey: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return blurred + rng.normal(0.0, 0.2, size=grey.shape).astype(np.float32)
 
 
+def _render(name: str, d: int, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Base images of one domain with its shift applied: float32 (N, 3, 28, 28) in [0, 1]."""
+    grey = _base_images(images)
+    if name == "rotated":
+        grey = _rotate(grey, rng)
+    elif name == "inverted":
+        grey = 1.0 - grey
+    if name == "colour":
+        x = _colour(grey, rng)
+    elif name == "noisy":
+        x = np.repeat(_noisy(grey, rng), 3, axis=1)
+    else:
+        x = np.repeat(grey, 3, axis=1)
+    return np.ascontiguousarray(np.clip(x, 0.0, 1.0), dtype=np.float32)
+
+
+def test_block(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of the fixed test block: TEST_PER_CLASS images of every class."""
+    return np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(y == c), TEST_PER_CLASS, replace=False) for c in range(10)])
+    )
+
+
 @functools.cache
-def build_digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The five shifted domains as {name: (x float32 (N,3,28,28) in [0,1], y int64)}; deterministic."""
+def build_digits() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """{name: (x_train, y_train, x_test, y_test)}: x float32 (N, 3, 28, 28) in [0, 1]; deterministic.
+
+    Training rows are disjoint across domains and disjoint from the shared test block."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = np.asarray(bunch.images)
     y = np.asarray(bunch.target, dtype=np.int64)
     rng = np.random.default_rng(_SEED)
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for d, (name, idx) in enumerate(zip(DOMAINS, _split_domains(y, rng), strict=True)):
-        grey = _base_images(images[idx])
-        shift_rng = np.random.default_rng([_SEED, d])
-        if name == "rotated":
-            grey = _rotate(grey, shift_rng)
-        elif name == "inverted":
-            grey = 1.0 - grey
-        if name == "colour":
-            x = _colour(grey, shift_rng)
-        elif name == "noisy":
-            x = np.repeat(_noisy(grey, shift_rng), 3, axis=1)
-        else:
-            x = np.repeat(grey, 3, axis=1)
-        out[name] = (np.ascontiguousarray(np.clip(x, 0.0, 1.0), dtype=np.float32), y[idx])
+    test_idx = test_block(y, rng)
+    rest = np.setdiff1d(np.arange(len(y)), test_idx)
+    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for d, (name, part) in enumerate(zip(DOMAINS, _split_domains(y[rest], rng), strict=True)):
+        idx = rest[part]
+        x_train = _render(name, d, images[idx], np.random.default_rng([_SEED, d]))
+        x_test = _render(name, d, images[test_idx], np.random.default_rng([_SEED, d, 1]))
+        out[name] = (x_train, y[idx], x_test, y[test_idx])
     return out
 
 
@@ -140,8 +166,8 @@ def digits_source(cfg: FederationConfig) -> Source:
     del cfg
 
     def loader(name: str) -> RawDomain:
-        x, y = build_digits()[name]
-        return RawDomain(x=x, y=y)
+        x, y, x_test, y_test = build_digits()[name]
+        return RawDomain(x=x, y=y, x_test=x_test, y_test=y_test)
 
     return Source(
         name="digits",

@@ -13,6 +13,16 @@ known suffix; others are ignored:
 - ``.csv``: a header row; the label is the column named ``label`` or ``y`` (any case), else
   the last column; every other column must be numeric.
 
+Official test files: ``<domain>_train.<ext>`` next to ``<domain>_test.<ext>`` (also ``-`` or
+``.`` before train/test, any case) form ONE domain whose test file is its test set (for the
+target: the fixed test set, the train file being the unlabeled pool); or name the files in
+``federation.files`` (TOML: ``[federation.files.books] train = "b_tr.svm"; test = "b_te.svm"``).
+A lone ``<domain>_train`` file is split with ``test_fraction``; a lone ``<domain>_test`` is an
+error. Stems that still look like pieces of one domain (``books_1``/``books_2``, ``books_val``,
+``books_unlabeled``...) are loaded as separate domains with a warning, since a leave-one-out
+run would then train on part of its own target. ``federation.transform`` (log1p / tfidf /
+zscore) is fitted on the source domains' training rows only (`fedlab.data.feature_transform`).
+
 Output: dense float32 (N, D) and int64 labels re-indexed to 0..C-1 over the union of all
 domains' label values (sorted numerically when they are numbers), so a label means the same
 class in every domain; the original values are kept as ``class_names``.
@@ -23,6 +33,8 @@ This module also holds the array-file readers the image loaders reuse.
 from __future__ import annotations
 
 import functools
+import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,10 +42,18 @@ from typing import Any
 import numpy as np
 
 from fedlab.config import FederationConfig
+from fedlab.data.base import FederationData
 from fedlab.data.registry import RawDomain, Source
 from fedlab.errors import DataError
 
+log = logging.getLogger("fedlab.data.features")
 SVMLIGHT_SUFFIXES = (".svmlight", ".libsvm", ".txt")
+_SPLIT = re.compile(r"^(?P<domain>.+?)[_.\-](?P<split>train|test)$", re.IGNORECASE)
+_PIECE = re.compile(
+    r"^(?P<base>.+?)[_.\- ]?(?:train|test|val|valid|validation|dev|unlabeled|unlabelled|labeled|labelled"
+    r"|part\d+|split\d+|fold\d+|\d+)$",
+    re.IGNORECASE,
+)
 SUFFIXES = (*SVMLIGHT_SUFFIXES, ".npz", ".mat", ".csv")
 VECTOR_PAIRS: tuple[tuple[str, str], ...] = (
     ("fts", "labels"),
@@ -254,25 +274,103 @@ def feature_files(data_dir: Path, pattern: str) -> list[Path]:
     return files
 
 
+def pair_files(files: Sequence[Path]) -> dict[str, dict[str, Path]]:
+    """{domain: {"train": path[, "test": path]}} from file stems; see the module docstring."""
+    out: dict[str, dict[str, Path]] = {}
+    for f in files:
+        m = _SPLIT.match(f.stem)
+        domain, split = (m["domain"], m["split"].lower()) if m else (f.stem, "train")
+        slot = out.setdefault(domain, {})
+        if split in slot:
+            raise DataError(
+                f"{f}: domain {domain!r} already has a {split} file ({slot[split]}); expected one"
+            )
+        slot[split] = f
+    for domain, slot in out.items():
+        if "train" not in slot:
+            raise DataError(f"{slot['test']}: test file of domain {domain!r} without a {domain}_train file")
+        if "test" not in slot and _SPLIT.match(slot["train"].stem):
+            log.warning(
+                "features: %s has no %s_test file; it is split with test_fraction", slot["train"], domain
+            )
+    return out
+
+
+def warn_split_stems(domains: Sequence[str]) -> list[str]:
+    """Warn (and return the messages) when several domains look like pieces of one."""
+    groups: dict[str, list[str]] = {}
+    for d in domains:
+        m = _PIECE.match(d)
+        groups.setdefault(m["base"].lower() if m else d.lower(), []).append(d)
+    messages = []
+    for base, names in groups.items():
+        if len(names) > 1:
+            msg = (
+                f"features: domains {', '.join(repr(n) for n in names)} look like splits of one domain "
+                f"{base!r}; each file is loaded as its own domain (name them {base}_train / {base}_test "
+                "or map them in federation.files to use a test file)"
+            )
+            log.warning(msg)
+            messages.append(msg)
+    return messages
+
+
+def _mapped_files(data_dir: Path, files: dict[str, dict[str, str]]) -> dict[str, dict[str, Path]]:
+    out: dict[str, dict[str, Path]] = {}
+    for domain, split in files.items():
+        out[domain] = {}
+        for key, name in split.items():
+            path = Path(name).expanduser()
+            path = path if path.is_absolute() else data_dir / path
+            if not path.is_file() or path.suffix.lower() not in SUFFIXES:
+                raise DataError(
+                    f"features: files.{domain}.{key} = {name!r}: {path} is not a file with suffix "
+                    f"{', '.join(SUFFIXES)}"
+                )
+            out[domain][key] = path
+    return out
+
+
 def features_source(cfg: FederationConfig) -> Source:
-    if not cfg.data_dir:
+    if not cfg.data_dir and not cfg.files:
         raise DataError(
             "features: federation.data_dir is empty; expected a folder of per-domain feature files"
         )
-    files = feature_files(Path(cfg.data_dir).expanduser(), cfg.pattern)
-    domains, names = read_feature_domains(files)
+    data_dir = Path(cfg.data_dir).expanduser()
+    if cfg.files:
+        pairs = _mapped_files(data_dir, cfg.files)
+    else:
+        pairs = pair_files(feature_files(data_dir, cfg.pattern))
+        warn_split_stems(list(pairs))
+    flat = [p for slot in pairs.values() for p in slot.values()]
+    if len({p.stem for p in flat}) != len(flat):
+        raise DataError(
+            f"features: two files share a stem in {sorted(str(p) for p in flat)}; expected unique"
+        )
+    arrays, names = read_feature_domains(flat)
 
-    def loader(stem: str) -> RawDomain:
-        x, y = domains[stem]
-        return RawDomain(x=x, y=y)
+    def loader(domain: str) -> RawDomain:
+        slot = pairs[domain]
+        x, y = arrays[slot["train"].stem]
+        if "test" not in slot:
+            return RawDomain(x=x, y=y)
+        xt, yt = arrays[slot["test"].stem]
+        return RawDomain(x=x, y=y, x_test=xt, y_test=yt)
 
-    dim = next(iter(domains.values()))[0].shape[1]
+    dim = next(iter(arrays.values()))[0].shape[1]
+
+    def finish(fed: FederationData) -> FederationData:
+        from fedlab.data.feature_transform import with_transform
+
+        return with_transform(fed, cfg.transform)
+
     return Source(
         name="features",
-        domains={stem: functools.partial(loader, stem) for stem in domains},
+        domains={domain: functools.partial(loader, domain) for domain in pairs},
         num_classes=len(names),
         input_shape=(dim,),
         kind="vector",
         class_names=names,
-        default_target=next(iter(domains)),
+        default_target=next(iter(pairs)),
+        finish=finish,
     )

@@ -8,7 +8,13 @@ what is common to all federations, in a fixed order, with seeds derived from
 1. ``cfg.domains`` subset (unknown name -> `DataError` listing the valid ones);
 2. ``cfg.max_per_domain``: seeded, stratified subsample (before any expensive per-sample
    transform such as resizing images, which is why loaders hand back a ``transform``);
-3. seeded, stratified train/test split with ``cfg.test_fraction``.
+3. the test split: the dataset's OFFICIAL test rows when the loader found them
+   (``RawDomain.x_test``; capped by ``cfg.max_test_per_domain``), else a stratified split with
+   ``cfg.test_fraction``.
+
+Steps 2 and 3 are seeded by ``cfg.split_seed`` (default 0), NOT by the run seed: every run of
+every strategy and seed scores the target on the same documented test rows, which training,
+voting and fine-tuning never see (the target's training rows are the unlabeled pool).
 
 `make_clients` then holds one domain out as the target and splits every other domain into
 ``cfg.clients_per_domain`` clients (IID or Dirichlet label skew). Tabular federations need
@@ -46,6 +52,10 @@ class RawDomain:
     groups: pd.DataFrame | None = None
     # Applied to x[rows] after subsampling (e.g. resize to 28x28x3), so it only pays for kept rows.
     transform: Callable[[np.ndarray], np.ndarray] | None = None
+    # The dataset's official test split (then x, y are its training rows); None = split x, y.
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    groups_test: pd.DataFrame | None = None
 
 
 @dataclass
@@ -153,7 +163,7 @@ def _source_for(cfg: FederationConfig) -> Source:
     raise DataError(f"unknown federation {cfg.name!r}")
 
 
-def _build(cfg: FederationConfig, seed: int) -> FederationData:
+def _build(cfg: FederationConfig) -> FederationData:
     src = _source_for(cfg)
     names = list(src.domains)
     if cfg.domains:
@@ -167,25 +177,7 @@ def _build(cfg: FederationConfig, seed: int) -> FederationData:
         raise DataError(f"{cfg.name}: need at least 2 domains (one target, one source), got {names}")
     domains: dict[str, Domain] = {}
     for name in names:
-        raw = src.domains[name]()
-        x, y, groups = raw.x, np.asarray(raw.y, dtype=np.int64), raw.groups
-        if cfg.max_per_domain and len(y) > cfg.max_per_domain:
-            keep = stratified_subsample(y, cfg.max_per_domain, domain_rng(seed, name, 1))
-            x, y, groups = x[keep], y[keep], _rows(groups, keep)
-        if raw.transform is not None:
-            x = raw.transform(x)
-        if len(y) < 2:
-            raise DataError(f"{cfg.name}: domain {name!r} has {len(y)} rows; need at least 2")
-        tr, te = stratified_split(y, cfg.test_fraction, domain_rng(seed, name, 2))
-        domains[name] = Domain(
-            name=name,
-            x_train=x[tr],
-            y_train=y[tr],
-            x_test=x[te],
-            y_test=y[te],
-            groups_train=_rows(groups, tr),
-            groups_test=_rows(groups, te),
-        )
+        domains[name] = _split_domain(cfg, name, src.domains[name]())
     default_target = src.default_target if src.default_target in domains else names[0]
     fed = FederationData(
         name=src.name,
@@ -200,14 +192,44 @@ def _build(cfg: FederationConfig, seed: int) -> FederationData:
     return src.finish(fed) if src.finish is not None else fed
 
 
+def _split_domain(cfg: FederationConfig, name: str, raw: RawDomain) -> Domain:
+    """Subsample, transform and split one domain (seeded by ``cfg.split_seed`` only)."""
+    x, y, groups = raw.x, np.asarray(raw.y, dtype=np.int64), raw.groups
+    if cfg.max_per_domain and len(y) > cfg.max_per_domain:
+        keep = stratified_subsample(y, cfg.max_per_domain, domain_rng(cfg.split_seed, name, 1))
+        x, y, groups = x[keep], y[keep], _rows(groups, keep)
+    if raw.transform is not None:
+        x = raw.transform(x)
+    if raw.x_test is not None and raw.y_test is not None:
+        xt, yt, gt = raw.x_test, np.asarray(raw.y_test, dtype=np.int64), raw.groups_test
+        if cfg.max_test_per_domain and len(yt) > cfg.max_test_per_domain:
+            keep = stratified_subsample(yt, cfg.max_test_per_domain, domain_rng(cfg.split_seed, name, 4))
+            xt, yt, gt = xt[keep], yt[keep], _rows(gt, keep)
+        if raw.transform is not None:
+            xt = raw.transform(xt)
+        if len(y) < 1 or len(yt) < 1:
+            raise DataError(
+                f"{cfg.name}: domain {name!r} has {len(y)} train / {len(yt)} test rows; need both"
+            )
+        return Domain(name, x, y, xt, yt, groups, gt)
+    if len(y) < 2:
+        raise DataError(f"{cfg.name}: domain {name!r} has {len(y)} rows; need at least 2")
+    tr, te = stratified_split(y, cfg.test_fraction, domain_rng(cfg.split_seed, name, 2))
+    return Domain(name, x[tr], y[tr], x[te], y[te], _rows(groups, tr), _rows(groups, te))
+
+
 @functools.lru_cache(maxsize=8)
-def _load_cached(cfg_json: str, seed: int) -> FederationData:
-    return _build(FederationConfig.model_validate_json(cfg_json), seed)
+def _load_cached(cfg_json: str) -> FederationData:
+    return _build(FederationConfig.model_validate_json(cfg_json))
 
 
-def load_federation(cfg: FederationConfig, seed: int) -> FederationData:
-    """Load (or reuse this process's cached copy of) the federation ``cfg`` describes."""
-    return _load_cached(cfg.model_dump_json(), int(seed))
+def load_federation(cfg: FederationConfig, seed: int = 0) -> FederationData:
+    """Load (or reuse this process's cached copy of) the federation ``cfg`` describes.
+
+    ``seed`` (the run seed) does not change the data: subsample and split follow
+    ``cfg.split_seed``; it is accepted so callers need not know that."""
+    del seed
+    return _load_cached(cfg.model_dump_json())
 
 
 def clear_cache() -> None:

@@ -13,7 +13,18 @@ from typing import Any, Literal
 
 Severity = Literal["info", "good", "warn", "flag"]
 CellFormat = Literal[
-    "text", "int", "num3", "signed3", "pct1", "signed_pct1", "mean_std3", "mean_std_pct1", "seconds"
+    "text",
+    "int",
+    "num3",
+    "signed3",
+    "pct1",
+    "signed_pct1",
+    "mean_std3",
+    "mean_std_pct1",
+    "seconds",
+    "mean_std_pp1",  # Group Effect (fraction) as signed percentage points ± std
+    "ci_pp1",  # paired interval in pp: {"mean", "ci_low", "ci_high", "wins", "n"}
+    "ratio_ci",  # ratio with interval: {"mean", "ci_low", "ci_high"}
 ]
 
 

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from fedlab.report.content import Finding
 from fedlab.report.fmt import cell, number
+from fedlab.report.paired import ge_negative
+
+__all__ = ["ge_negative"]  # sweep tables flag negative transfer only beyond noise (paired.py)
 
 if TYPE_CHECKING:
     from fedlab.report.simulation import SimRun
@@ -184,7 +187,8 @@ def epsilon_findings(run: SimRun) -> list[Finding]:
 
 # ----------------------------------------------------------------------------- sweep
 def sweep_findings(rows: list[dict[str, Any]]) -> list[Finding]:
-    """Per target: which strategy wins on final accuracy, and whether the margin beats the seed spread."""
+    """Per target: the ranking by mean final accuracy. Whether a gap is real is said only by the
+    paired comparison (`fedlab.report.paired`): means and spreads of unpaired runs cannot."""
     out = []
     for target in dict.fromkeys(r["target"] for r in rows):
         cand = [
@@ -195,34 +199,16 @@ def sweep_findings(rows: list[dict[str, Any]]) -> list[Finding]:
         cand.sort(key=lambda r: r["final_target_acc"]["mean"], reverse=True)
         a, b = cand[0], cand[1]
         gap = a["final_target_acc"]["mean"] - b["final_target_acc"]["mean"]
-        spread = max(number(a["final_target_acc"]["std"]) or 0.0, number(b["final_target_acc"]["std"]) or 0.0)
-        seeds = min(int(number(a.get("seeds")) or 1), int(number(b.get("seeds")) or 1))
-        real = gap > spread if seeds > 1 else None
-        tail = (
-            "larger than the seed spread"
-            if real
-            else ("within the seed spread" if real is False else "one seed: spread unknown")
-        )
         out.append(
             Finding(
-                f"Target {target}: {a['strategy']} is best with {pct(a['final_target_acc']['mean'])} final "
-                f"accuracy, {pp(gap)} ahead of {b['strategy']} ({tail}).",
-                "good" if real else "info",
+                f"Target {target}: highest mean final accuracy {a['strategy']} "
+                f"({pct(a['final_target_acc']['mean'])}), {pp(gap)} ahead of {b['strategy']}; "
+                "the paired comparison says whether this is beyond noise.",
+                "info",
                 "comparison",
-                exceeds_spread=real,
                 values={"target": target, "best": a["strategy"], "runner_up": b["strategy"], "gap": gap},
             )
         )
-        neg = [r for r in cand if negative(r["final_group_effect"]["mean"])]
-        for r in neg:
-            out.append(
-                Finding(
-                    f"Target {target}: {r['strategy']} ends with negative transfer (final Group Effect "
-                    f"{cell(r['final_group_effect'], 'mean_std3')}).",
-                    "flag",
-                    "group_effect",
-                )
-            )
     return out
 
 
@@ -233,7 +219,7 @@ def sweep_negative_transfer(runs: list[SimRun]) -> list[Finding]:
         if neg and len(neg) * 2 > len(run.rounds):
             out.append(
                 Finding(
-                    f"{run.label}: negative transfer in {len(neg)} of {len(run.rounds)} rounds.",
+                    f"{run.label}: Group Effect below 0 in {len(neg)} of {len(run.rounds)} rounds (one run).",
                     "warn",
                     "group_effect",
                 )

@@ -36,6 +36,8 @@ def cell(value: Any, fmt: str) -> str:
         if fmt == "mean_std3":
             return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
         return f"{100 * mean:.1f}%" if std is None else f"{100 * mean:.1f} ± {100 * std:.1f}%"
+    if fmt in ("mean_std_pp1", "ci_pp1", "ratio_ci"):
+        return _interval_cell(value, fmt)
     x = number(value)
     if x is None:
         return MISSING
@@ -52,6 +54,39 @@ def cell(value: Any, fmt: str) -> str:
     if fmt == "seconds":
         return f"{x:.1f} s"
     return str(value)
+
+
+def _interval_cell(value: Any, fmt: str) -> str:
+    """Group Effect as "+x ± s pp" (fractions in, points out); a paired interval (already in pp)
+    as "+x pp [lo, hi] w/n"; a ratio as "x× [lo, hi]"."""
+    if not isinstance(value, dict):
+        value = {"mean": value}
+    mean, lo, hi = number(value.get("mean")), number(value.get("ci_low")), number(value.get("ci_high"))
+    if mean is None:
+        return MISSING if not value.get("note") else str(value["note"])
+    if fmt == "mean_std_pp1":
+        std = number(value.get("std"))
+        return f"{100 * mean:+.1f} pp" + ("" if std is None else f" ± {100 * std:.1f}")
+    if fmt == "ratio_ci":
+        if value.get("ci_low") is None:
+            return f"{mean:.2f}×"
+        return f"{mean:.2f}× [{_bound(value.get('ci_low'))}, {_bound(value.get('ci_high'))}]"
+    text = f"{mean:+.1f} pp"
+    if lo is not None and hi is not None:
+        text += f" [{lo:+.1f}, {hi:+.1f}]"
+    if value.get("n"):
+        text += f" {int(value.get('wins', 0))}/{int(value['n'])}"
+    return text
+
+
+def _bound(v: Any) -> str:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return "?"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return "?" if math.isnan(x) else f"{x:.2f}"
 
 
 def sort_key(value: Any) -> str:

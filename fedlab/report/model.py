@@ -15,6 +15,7 @@ from fedlab.report import audit as au
 from fedlab.report import simulation as sim
 from fedlab.report.content import Finding, Report
 from fedlab.report.load import Notes
+from fedlab.report.paired import paired_sections
 from fedlab.report.risk import THRESHOLD
 
 REPORT_VERSION = "1"
@@ -85,7 +86,10 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
     if kind == "sweep":
         sw = sim.load_sweep(run_dir, notes)
         sections = sim.sweep_sections(sw)
-        key = [f for s in sections for f in s.findings][:8]
+        sections[1:1] = paired_sections(sw.runs)  # after the strategy comparison
+        # the paired comparison (the only findings that may call a gain) leads
+        found = [f for s in sections for f in s.findings]
+        key = sorted(found, key=lambda f: f.topic != "comparison" or f.exceeds_spread is None)[:8]
         version = next((r.get("fedlab_version") for r in sw.sub if r.get("fedlab_version")), None)
         return Report(
             kind,

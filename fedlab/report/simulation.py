@@ -456,8 +456,7 @@ def sweep_sections(sw: Sweep) -> list[Section]:
 
 def _cell(row: Any, metric: str) -> dict[str, Any]:
     """Mean ± std; fedlab.sweep writes std 0 for one seed, which is "unknown", not "no spread"."""
-    one_seed = (number(row.get("seeds")) or 1) <= 1
-    std = None if one_seed else number(row.get(f"{metric}_std"))
+    std = None if (number(row.get("seeds")) or 1) <= 1 else number(row.get(f"{metric}_std"))
     return {"mean": number(row.get(f"{metric}_mean")), "std": std}
 
 
@@ -468,15 +467,15 @@ def _comparison_section(sw: Sweep) -> Section:
         Column("seeds", "Seeds", "int"),
         Column("final_target_acc", "Final target acc", "mean_std_pct1"),
         Column("best_target_acc", "Best-round acc", "mean_std_pct1", "optimistic: best round chosen on test"),
-        Column("final_group_effect", "Final Group Effect", "mean_std3"),
-        Column("mean_group_effect", "Mean Group Effect", "mean_std3"),
+        Column("final_group_effect", "Final Group Effect", "mean_std_pp1"),
+        Column("mean_group_effect", "Mean Group Effect", "mean_std_pp1"),
     ]
     rows, status = [], []
     for rec in sw.table.to_dict("records"):
         row = {"target": rec.get("target"), "strategy": rec.get("strategy"), "seeds": rec.get("seeds")}
         row.update({m: _cell(rec, m) for m in SWEEP_METRICS})
         rows.append(row)
-        status.append("bad" if fnd.negative(rec.get("final_group_effect_mean")) else "")
+        status.append("bad" if fnd.ge_negative(sw.runs, rec.get("target"), rec.get("strategy")) else "")
     targets = list(dict.fromkeys(r["target"] for r in rows))
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
     series = []
@@ -551,7 +550,7 @@ def _curves_section(sw: Sweep) -> Section:
             Panel(
                 f"target {t}",
                 "round",
-                "Group Effect",
+                "Group Effect (pp)",
                 ge,
                 hlines=[{"y": 0.0, "label": ""}],
                 negative_highlight=True,

@@ -1,0 +1,100 @@
+"""Input transforms for count-like feature vectors, fitted on the SOURCE clients' training rows.
+
+Bag-of-words and visual-word histograms are heavy-tailed counts; an MLP trained on raw counts
+is dominated by a few frequent features. ``federation.transform`` (``features`` federation):
+
+- ``log1p``: x -> log(1 + x) (no parameters; counts must be ≥ 0);
+- ``tfidf``: x -> x · idf, rows L2-normalised; idf_j = ln((1 + n) / (1 + df_j)) + 1 with df_j the
+  number of SOURCE training rows where feature j is non-zero;
+- ``zscore``: (x − mean) / std per feature, mean and std of the SOURCE training rows.
+
+Fitting on the sources only (never the target pool or any test row) keeps the target unseen:
+the target's rows are only transformed. `TransformedFederation.prepare_for(target)` is what
+`fedlab.data.registry.prepare` calls, like the tabular federation's preprocessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fedlab.data.base import Domain, FederationData
+from fedlab.errors import DataError
+
+TRANSFORMS = ("none", "log1p", "tfidf", "zscore")
+
+
+@dataclasses.dataclass(frozen=True)
+class FittedTransform:
+    kind: str
+    scale: np.ndarray | None = None  # idf (tfidf) or 1/std (zscore)
+    shift: np.ndarray | None = None  # mean (zscore)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.kind == "log1p":
+            return np.log1p(x).astype(np.float32)
+        if self.kind == "tfidf":
+            assert self.scale is not None
+            w = x * self.scale
+            norm = np.linalg.norm(w, axis=1, keepdims=True)
+            return (w / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+        if self.kind == "zscore":
+            assert self.scale is not None and self.shift is not None
+            return ((x - self.shift) * self.scale).astype(np.float32)
+        return x.astype(np.float32)
+
+
+def fit_transform(kind: str, x_source: np.ndarray) -> FittedTransform:
+    """Fit `kind` on the source training rows `x_source` (N, D)."""
+    if kind not in TRANSFORMS:
+        raise DataError(f"features: transform {kind!r} unknown; expected one of {', '.join(TRANSFORMS)}")
+    x = np.asarray(x_source, dtype=np.float64)
+    if kind in ("log1p", "tfidf") and len(x) and float(x.min()) < 0:
+        col = int(np.argmin(x.min(axis=0)))
+        low = float(x[:, col].min())
+        raise DataError(f"features: transform {kind!r} needs non-negative counts; column {col} has {low}")
+    if kind == "tfidf":
+        df = (x != 0).sum(axis=0)
+        return FittedTransform(kind, scale=np.log((1 + len(x)) / (1 + df)) + 1.0)
+    if kind == "zscore":
+        std = x.std(axis=0)
+        return FittedTransform(kind, scale=1.0 / np.where(std > 0, std, 1.0), shift=x.mean(axis=0))
+    return FittedTransform(kind)
+
+
+@dataclasses.dataclass
+class TransformedFederation(FederationData):
+    """A vector federation whose transform is fitted per target on the other domains' train rows."""
+
+    transform: str = "none"
+
+    def prepare_for(self, target: str) -> FederationData:
+        if self.transform == "none":
+            return self
+        sources = [d.x_train for name, d in self.domains.items() if name != target]
+        fitted = fit_transform(self.transform, np.concatenate(sources))
+        domains = {
+            name: dataclasses.replace(d, x_train=fitted.apply(d.x_train), x_test=fitted.apply(d.x_test))
+            for name, d in self.domains.items()
+        }
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(FederationData)}
+        return FederationData(**{**fields, "domains": domains})
+
+
+def with_transform(fed: FederationData, transform: str) -> FederationData:
+    if transform == "none":
+        return fed
+    fields = {f.name: getattr(fed, f.name) for f in dataclasses.fields(FederationData)}
+    return TransformedFederation(**fields, transform=transform)
+
+
+__all__ = [
+    "TRANSFORMS",
+    "Domain",
+    "FittedTransform",
+    "TransformedFederation",
+    "fit_transform",
+    "with_transform",
+]

@@ -1,0 +1,62 @@
+"""Console table of a sweep's paired comparison with FedAvg (see `fedlab.comparison`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from fedlab.comparison import METHODS
+from fedlab.stats import Interval, Ratio, describe, verdict
+
+DEFAULT_SWEEP_SEEDS = 5  # a sweep without --seeds runs this many seeds: fewer give no usable interval
+
+
+def _ratio(r: Ratio) -> str:
+    if not r.defined:
+        return "n/a (FedAvg GE ≤ 0)" if r.n else "–"
+    if r.ci_low != r.ci_low:
+        return f"{r.ratio:.2f}×"
+    return f"{r.ratio:.2f}× [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+
+
+def paired_table(cells: list[dict[str, Any]], federation: str) -> Table:
+    """Per target × strategy: Δ vs FedAvg (final, best round), ΔGE, GE, GE ratio — all in pp."""
+    t = Table(
+        title=f"{federation}: paired difference vs {cells[0]['baseline']} per seed, percentage points; "
+        f"mean [95% CI, {METHODS['differences']}], wins; GE ratio: {METHODS['ratio']}",
+        title_justify="left",
+    )
+    columns = (
+        "target",
+        "strategy",
+        "seeds",
+        "Δ final acc",
+        "Δ best-round acc",
+        "Δ final GE",
+        "GE",
+        "GE ratio",
+    )
+    for col in columns:
+        t.add_column(col, justify="right")
+    for c in cells:
+        ge: Interval = c["ge_strategy"]
+        t.add_row(
+            str(c["target"]),
+            str(c["strategy"]),
+            str(c["seeds"]),
+            describe(c["final"]),
+            describe(c["best"]),
+            describe(c["ge"]),
+            describe(ge, wins=False),
+            _ratio(c["ge_ratio"]),
+        )
+    return t
+
+
+def verdict_lines(cells: list[dict[str, Any]]) -> list[str]:
+    """One line per cell: "gain" / "negative transfer" only when the 95% CI excludes 0."""
+    return [
+        f"{c['target']}, {c['strategy']} vs {c['baseline']} (final): {verdict(c['final'], 1.0)}"
+        for c in cells
+    ]

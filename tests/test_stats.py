@@ -1,0 +1,113 @@
+"""Paired statistics (fedlab.stats, fedlab.comparison): exact values on known inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from fedlab import comparison
+from fedlab.stats import bootstrap_ratio, paired_difference, t_critical, t_interval, verdict
+
+
+def test_t_interval_exact_on_known_values() -> None:
+    iv = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    # mean 3, sd sqrt(2.5), se = sqrt(0.5), t(0.975, 4) = 2.776445...
+    assert t_critical(5) == pytest.approx(2.7764451, abs=1e-6)
+    half = 2.7764451052 * math.sqrt(0.5)
+    assert iv.mean == 3.0
+    assert (iv.ci_low, iv.ci_high) == pytest.approx((3 - half, 3 + half), abs=1e-9)
+    assert (iv.wins, iv.losses, iv.ties, iv.n) == (5, 0, 0, 5)
+    assert iv.excludes_zero() and iv.direction() == 1
+
+
+def test_paired_difference_counts_wins_losses_ties() -> None:
+    iv = paired_difference([0.5, 0.6, 0.7, 0.8], [0.4, 0.6, 0.9, 0.7])
+    assert iv.values == pytest.approx([0.1, 0.0, -0.2, 0.1])
+    assert (iv.wins, iv.losses, iv.ties) == (2, 1, 1)
+    assert iv.mean == pytest.approx(0.0)
+    assert not iv.excludes_zero()
+    with pytest.raises(ValueError):
+        paired_difference([1.0], [1.0, 2.0])
+
+
+def test_one_seed_has_no_interval_and_never_claims() -> None:
+    iv = paired_difference([0.9], [0.1])
+    assert iv.n == 1 and not iv.known and not iv.excludes_zero()
+    assert verdict(iv).startswith("one seed only")
+
+
+def test_verdict_words_follow_the_interval() -> None:
+    assert verdict(t_interval([0.010, 0.012, 0.011, 0.013, 0.009])).startswith("gain +1.1 pp")
+    assert verdict(t_interval([-0.010, -0.012, -0.011, -0.013, -0.009])).startswith(
+        "negative transfer -1.1 pp"
+    )
+    noisy = t_interval([-0.02, 0.015, -0.01, 0.01, -0.005])
+    text = verdict(noisy)
+    assert text.startswith("no detectable difference (-0.2 ± ") and text.endswith(" pp)")
+    assert "gain" not in text and "negative" not in text
+
+
+def test_bootstrap_ratio_is_reproducible_and_brackets_the_ratio() -> None:
+    num, den = [0.04, 0.05, 0.06, 0.05, 0.04], [0.02, 0.025, 0.02, 0.03, 0.02]
+    a, b = bootstrap_ratio(num, den), bootstrap_ratio(num, den)
+    assert a == b
+    assert a.ratio == pytest.approx(0.24 / 0.115)
+    assert a.ci_low <= a.ratio <= a.ci_high and a.defined
+    # constant ratio: every resample gives exactly 2
+    c = bootstrap_ratio([0.02, 0.04, 0.06], [0.01, 0.02, 0.03])
+    assert (c.ratio, c.ci_low, c.ci_high) == pytest.approx((2.0, 2.0, 2.0))
+
+
+def test_bootstrap_ratio_undefined_when_baseline_group_effect_not_positive() -> None:
+    r = bootstrap_ratio([0.01, 0.02], [-0.01, 0.005])
+    assert not r.defined and math.isnan(r.ratio)
+    # a resample may hit a denominator <= 0: the interval becomes unbounded, not wrong
+    r = bootstrap_ratio([0.02, 0.02, 0.02], [0.05, -0.04, 0.01])
+    assert r.defined and r.ci_high == math.inf
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    for t_i, target in enumerate(["a", "b"]):
+        for seed in range(5):
+            base = 0.5 + 0.01 * seed + 0.1 * t_i
+            rows.append(("fedavg", target, seed, base, base + 0.02, 0.01 + 0.001 * seed))
+            rows.append(("fedka", target, seed, base + 0.03 + 0.001 * seed, base + 0.04, 0.03 + 0.002 * seed))
+    return pd.DataFrame(
+        rows,
+        columns=["strategy", "target", "seed", "final_target_acc", "best_target_acc", "final_group_effect"],
+    )
+
+
+def test_compare_pairs_by_seed_in_percentage_points() -> None:
+    cells = comparison.compare(_runs())
+    assert [(c["target"], c["strategy"]) for c in cells] == [
+        ("a", "fedka"),
+        ("b", "fedka"),
+        (comparison.ALL_TARGETS, "fedka"),
+    ]
+    a = cells[0]
+    assert a["final"].values == pytest.approx([3.0, 3.1, 3.2, 3.3, 3.4])
+    assert a["final"].wins == 5 and a["final"].excludes_zero()
+    assert a["best"].values == pytest.approx([2.0] * 5)
+    assert a["ge"].mean == pytest.approx(2.2 + 0.0)  # (3.4 - 1.2) pp on average
+    assert a["ge_ratio"].ratio == pytest.approx(0.034 / 0.012)
+    row = comparison.flat_row(a)
+    assert row["final_acc_diff_pp_mean"] == pytest.approx(3.2)
+    assert row["final_acc_diff_pp_wins"] == 5
+
+
+def test_compare_without_baseline_is_empty() -> None:
+    runs = _runs()
+    assert comparison.compare(runs[runs["strategy"] == "fedka"]) == []
+
+
+def test_describe_formats_interval_and_wins() -> None:
+    from fedlab.stats import describe
+
+    iv = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert describe(iv) == "+3.0 pp [+1.0, +5.0], 5/5 wins"
+    assert describe(iv, wins=False) == "+3.0 pp [+1.0, +5.0]"
+    assert describe(t_interval([0.4]), wins=False) == "+0.4 pp"
