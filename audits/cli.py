@@ -116,16 +116,22 @@ def audit(
 ) -> None:
     """Audit privacy models (k-anonymity, l-diversity, t-closeness) for utility and fairness."""
     # FedlabError propagates: `fedlab.cli.main` prints it as one "error: ..." line and exits 2
-    if protocol is not None:
+    opts = locals()
+    if protocol is None and config is not None:
+        from .protocol_cli import from_toml
+        from .run import read_grid_file
+
+        opts = from_toml(opts, read_grid_file(config))
+    if opts["protocol"] is not None:
         from .protocol_cli import run_protocol
 
-        typer.echo(f"run directory: {run_protocol(locals(), _ints, _floats, _names)}")
+        typer.echo(f"run directory: {run_protocol(opts, _ints, _floats, _names)}")
         return
     if compare is not None or hierarchy_gaps or protected_in_test or encoding or switches:
         raise ConfigError(
             "--compare, --hierarchy-gaps, --protected-in-test, --encoding and --switches need --protocol"
         )
-    path = _run(locals())
+    path = _run(opts)
     typer.echo(f"run directory: {path}")
 
 

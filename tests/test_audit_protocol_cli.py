@@ -60,3 +60,17 @@ def test_default_audit_k_alone_runs_k_cells_only(tmp_path: Path, monkeypatch, ca
     code, _, stderr = _main(args, monkeypatch, capsys)
     assert code == 0, stderr
     assert set(pd.read_csv(out / "results.csv")["family"]) == {"baseline", "k"}
+
+
+def test_protocol_from_grid_toml(tmp_path: Path, monkeypatch, capsys) -> None:
+    csv, schema = _tiny(tmp_path)
+    cfg = tmp_path / "grid.toml"
+    cfg.write_text(
+        f'protocol = "arcolezi2025"\ncsv = "{csv}"\nschema_path = "{schema}"\nks = [1, 5]\n'
+        'models = ["k"]\nseeds = [3]\nclassifier = "hgb"\n'
+    )
+    out = tmp_path / "run"
+    code, _, stderr = _main(["audit", "--config", str(cfg), "--out", str(out)], monkeypatch, capsys)
+    assert code == 0, stderr
+    assert sorted(pd.read_csv(out / "results.csv")["k_parameter"].unique()) == [1, 5]
+    assert set(pd.read_csv(out / "results.csv")["SEED"]) == {3}
