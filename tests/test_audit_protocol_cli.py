@@ -16,7 +16,7 @@ def test_protocol_cli_tiny_run_writes_all_files(tmp_path: Path, monkeypatch, cap
     csv, schema = _tiny(tmp_path)
     out = tmp_path / "run"
     args = ["audit", "--protocol", "arcolezi2025", "--csv", str(csv), "--schema", str(schema),
-            "--classifier", "hgb", "--k", "1,5", "--seeds", "2", "--out", str(out)]  # fmt: skip
+            "--classifier", "logreg", "--k", "1,5", "--seeds", "2", "--out", str(out)]  # fmt: skip
     code, _, stderr = _main(args, monkeypatch, capsys)
     assert code == 0, stderr
     res = pd.read_csv(out / "results.csv")
@@ -47,7 +47,7 @@ def test_protocol_value_outside_hierarchy_exit_2_names_it(tmp_path: Path, monkey
     csv, schema = _tiny(tmp_path)
     schema.write_text(schema.read_text().replace("high = 100 }", 'high = 100, leaves = "range" }'))
     args = ["audit", "--protocol", "arcolezi2025", "--csv", str(csv), "--schema", str(schema),
-            "--classifier", "hgb", "--out", str(tmp_path / "o")]  # fmt: skip
+            "--classifier", "logreg", "--out", str(tmp_path / "o")]  # fmt: skip
     code, _, stderr = _main(args, monkeypatch, capsys)
     assert code == 2 and "column 'age' value '69'" in stderr and "--hierarchy-gaps" in stderr
     assert not (tmp_path / "o").exists()
@@ -67,7 +67,7 @@ def test_protocol_from_grid_toml(tmp_path: Path, monkeypatch, capsys) -> None:
     cfg = tmp_path / "grid.toml"
     cfg.write_text(
         f'protocol = "arcolezi2025"\ncsv = "{csv}"\nschema_path = "{schema}"\nks = [1, 5]\n'
-        'models = ["k"]\nseeds = [3]\nclassifier = "hgb"\n'
+        'models = ["k"]\nseeds = [3]\nclassifier = "logreg"\n'
     )
     out = tmp_path / "run"
     code, _, stderr = _main(["audit", "--config", str(cfg), "--out", str(out)], monkeypatch, capsys)
