@@ -1,5 +1,10 @@
 """`fedlab audit`: run the privacy-vs-fairness grid from the command line.
 
+How the grid is formed: ``--k`` alone (no ``--l``, ``--t``, ``--models`` or ``--config``) runs
+k-anonymity cells only; otherwise ``--models`` picks the families, ℓ / t are crossed with
+``--l-with-k`` / ``--t-with-k`` (default k = 1, i.e. alone). A run in which any cell fails is still
+written, but the command lists the failed cells and exits 1.
+
 With no options it runs a small grid on the embedded Adult table (baseline, k=10, k=100,
 2-diversity, 0.5-closeness; optimal algorithm; HistGradientBoosting; 2 seeds) that takes
 about a minute on two cores. ``--config grid.toml`` loads a full `AuditGrid`; explicit
@@ -111,16 +116,22 @@ def audit(
 ) -> None:
     """Audit privacy models (k-anonymity, l-diversity, t-closeness) for utility and fairness."""
     # FedlabError propagates: `fedlab.cli.main` prints it as one "error: ..." line and exits 2
-    if protocol is not None:
+    opts = locals()
+    if protocol is None and config is not None:
+        from .protocol_cli import from_toml
+        from .run import read_grid_file
+
+        opts = from_toml(opts, read_grid_file(config))
+    if opts["protocol"] is not None:
         from .protocol_cli import run_protocol
 
-        typer.echo(f"run directory: {run_protocol(locals(), _ints, _floats, _names)}")
+        typer.echo(f"run directory: {run_protocol(opts, _ints, _floats, _names)}")
         return
     if compare is not None or hierarchy_gaps or protected_in_test or encoding or switches:
         raise ConfigError(
             "--compare, --hierarchy-gaps, --protected-in-test, --encoding and --switches need --protocol"
         )
-    path = _run(locals())
+    path = _run(opts)
     typer.echo(f"run directory: {path}")
 
 
@@ -159,13 +170,31 @@ def _run(opts: dict[str, Any]) -> Path:
             data[key] = (
                 None if text.strip().lower() == "all" else _ints(text, "--" + option.replace("_", "-"))
             )
+    only_k = opts["k"] is not None and opts["config"] is None and opts["models"] is None
+    if only_k and all(opts[o] is None for o in ("l_values", "t", "l_with_k", "t_with_k")):
+        data["models"] = ["k"]  # `--k 1,10` alone: k-anonymity cells only
     grid = make_grid(data, source)
     if opts["resume"] and opts["out"] is None:
         raise ConfigError("--resume needs --out pointing at the run directory to continue")
     out = opts["out"] or Path("runs") / default_run_name("audit")
     path = run_audit(grid, out, resume=opts["resume"], progress=not opts["quiet"], command=sys.argv)
     _print_table(path)
+    _fail_if_cells_failed(path)
     return path
+
+
+def _fail_if_cells_failed(run_dir: Path) -> None:
+    """A run with failed cells is published (for inspection) but the command exits 1 and says which."""
+    import pandas as pd
+
+    results = pd.read_csv(run_dir / "results.csv", usecols=["cell_id", "status"])
+    failed = results[results["status"] != "ok"]
+    if failed.empty:
+        return
+    for _, r in failed.head(10).iterrows():
+        typer.echo(f"failed cell {r['cell_id']}: {r['status']}", err=True)
+    typer.echo(f"{len(failed)} of {len(results)} cells failed; run directory: {run_dir}", err=True)
+    raise typer.Exit(1)
 
 
 def _fmt(cell: dict[str, Any], metric: str, pct: bool = False) -> str:

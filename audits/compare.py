@@ -4,7 +4,8 @@ Per cell (method, k, ℓ/t, protected attribute) and metric: published mean ± s
 share of seeds where fedlab equals the published row exactly (|Δ| ≤ 1e-6), the share of seeds in
 which the metric moved up vs the same seed's baseline (k = 1) in each, and a verdict:
 "exact" (every common seed equal), "same trend" (both move the same way in most seeds, or neither
-moves), "trend differs", or "baseline".
+moves), "trend differs" (opposite directions), "trend unclear" (one side moves either way in under
+half the seeds), or "baseline".
 """
 
 from __future__ import annotations
@@ -96,7 +97,11 @@ def _verdict(baseline: bool, exact: pd.Series, up_p: float, up_o: float, part, p
     down_o = float((part["up"] < -EXACT).mean())
     dir_p = "up" if up_p > 0.5 else "down" if down_p > 0.5 else "mixed"
     dir_o = "up" if up_o > 0.5 else "down" if down_o > 0.5 else "mixed"
-    return "same trend" if dir_p == dir_o else f"trend differs (paper {dir_p}, fedlab {dir_o})"
+    if dir_p == dir_o:
+        return "same trend"
+    if "mixed" in (dir_p, dir_o):  # one side moves in under half the seeds either way: not a contradiction
+        return f"trend unclear (paper {dir_p}, fedlab {dir_o})"
+    return f"trend differs (paper {dir_p}, fedlab {dir_o})"
 
 
 def print_compare(table: pd.DataFrame, metrics: tuple[str, ...] = ("SPD", "EOD", "ACC", "NCF")) -> None:

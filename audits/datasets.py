@@ -298,10 +298,35 @@ def load_dataset(
         frame = _binarize_target(frame, schema, threshold, source)
         counts["threshold"] = threshold  # type: ignore[assignment]
     counts["rows"] = len(frame)
-    return Dataset(
-        frame=frame,
-        schema=schema,
-        hierarchies=build_hierarchies(frame, schema, repair_hierarchies),
-        source=source,
-        row_counts=counts,
-    )
+    hierarchies = build_hierarchies(frame, schema, repair_hierarchies)
+    check_inputs(frame, schema, hierarchies, source)
+    return Dataset(frame=frame, schema=schema, hierarchies=hierarchies, source=source, row_counts=counts)
+
+
+def check_inputs(frame: pd.DataFrame, schema: Schema, hierarchies: dict[str, Hierarchy], source: str) -> None:
+    """Before any cell runs: every QI value is in its hierarchy, every privileged value occurs.
+
+    One error line names the file, the column, the value and how many rows hold it.
+    """
+    from .hierarchy import value_key
+
+    for col, h in hierarchies.items():
+        if col not in frame.columns:
+            continue
+        keys = frame[col].map(value_key)
+        outside = ~keys.isin(set(h.leaves))
+        if outside.any():
+            first = keys[outside].iloc[0]
+            spec = schema.hierarchies[col]
+            where = schema.resolve(spec.file) if spec.file else f"hierarchies.{col}"
+            raise DataError(
+                f"{source}: column {col!r} value {first!r} ({int((keys == first).sum())} rows; "
+                f"{int(outside.sum())} rows outside in all) is not in its hierarchy ({where})"
+            )
+    for attr, privileged in schema.protected.items():
+        if attr in frame.columns and not (frame[attr].map(value_key) == value_key(privileged)).any():
+            values = ", ".join(sorted(frame[attr].astype(str).unique())[:6])
+            raise DataError(
+                f"{source}: privileged value {privileged!r} of protected column {attr!r} is absent from "
+                f"the data ({len(frame)} rows; values: {values})"
+            )

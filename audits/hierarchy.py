@@ -150,6 +150,19 @@ class Hierarchy:
         cols.append([TOP] * len(vals))
         return cls(column, [list(r) for r in zip(*cols, strict=True)], source="intervals", nested=False)
 
+    def chained(self) -> Hierarchy:
+        """The hierarchy as ANJANA applies it, one level at a time: a value at level j-1 becomes the
+        level-j label of the *first* row whose level-(j-1) label it is. For nesting hierarchies
+        this changes nothing; for non-nesting interval levels every leaf of a node follows the
+        node's first leaf (the result always nests)."""
+        rows = np.empty((len(self.leaves), self.height + 1), dtype=object)
+        first_row = [pd.Series(lab[self.codes[:, j]]).drop_duplicates() for j, lab in enumerate(self.labels)]
+        rows[:, 0] = self.labels[0][self.codes[:, 0]]
+        for j in range(1, self.height + 1):
+            pos = pd.Series(first_row[j - 1].index, index=first_row[j - 1].to_numpy())
+            rows[:, j] = self.labels[j][self.codes[pos[rows[:, j - 1]].to_numpy(), j]]
+        return Hierarchy(self.column, rows.tolist(), source="chained", nested=True)
+
     def encode(self, series: pd.Series) -> np.ndarray:
         """Leaf index of every value; unknown or missing values raise a one-line DataError."""
         codes, uniques = pd.factorize(series, use_na_sentinel=True)

@@ -79,7 +79,15 @@ def prepare(
     schema = load_schema(schema_path)
     if csv is None and not schema.files:
         raise ConfigError(f"{schema_path} names no data files: pass --csv")
-    ds = load_dataset(csv=csv, schema=schema, repair_hierarchies=settings.hierarchy_gaps != "error")
+    try:
+        ds = load_dataset(csv=csv, schema=schema, repair_hierarchies=settings.hierarchy_gaps != "error")
+    except DataError as exc:
+        if "not in its hierarchy" not in str(exc):
+            raise
+        raise DataError(
+            f"{exc}; fix the hierarchy or pass --hierarchy-gaps repair (adds the value) or paper "
+            "(behave as the published code)"
+        ) from exc
     frame, where = ds.frame, f"{ds.source} (schema {schema_path})"
     if schema.threshold is None:  # a label column: 1 = positive_label
         labels = frame[schema.target].astype(str)

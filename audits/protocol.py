@@ -54,6 +54,14 @@ class ProtocolSettings:
     encoding: Literal["label", "onehot"] = "label"
     classifier: str = "xgboost"
     hierarchy_gaps: Literal["error", "repair", "paper"] = "error"
+    # "anjana": k-anonymity first, then ANJANA's ℓ / t greedy on its output (the paper);
+    # "combined": fedlab's single greedy search for the (k, ℓ) / (k, t) model
+    privacy_steps: Literal["anjana", "combined"] = "anjana"
+    # "anjana": training values climb one level at a time through the node's first row, and the
+    # test split is mapped leaf -> label at the first level holding every training value (the
+    # paper); "leaf": every level applied to the raw value on both sides (differs only for
+    # non-nesting interval levels)
+    level_mapping: Literal["anjana", "leaf"] = "anjana"
     suppression_limit: float = 0.2
     test_size: float = 0.2
     workers: int = 1  # the paper's chunking of ASF / NCF (its os.cpu_count())
@@ -87,6 +95,15 @@ class PaperData:
     protected: dict[str, str]
     hierarchies: dict[str, Any]  # used for anonymization (repaired in "paper" / "repair" mode)
     leaves: dict[str, set[str]] = field(default_factory=dict)  # the hierarchies' own level 0
+    chained: dict[str, Any] = field(default_factory=dict)  # ANJANA's level-by-level view of each
+
+    def train_hierarchies(self, settings: ProtocolSettings) -> dict[str, Any]:
+        """Hierarchies the training split is generalized with (see ``level_mapping``)."""
+        if settings.level_mapping == "leaf":
+            return self.hierarchies
+        if not self.chained:
+            self.chained = {q: h.chained() for q, h in self.hierarchies.items()}
+        return self.chained
 
 
 def paper_grid(ks: list[int], ls: list[int], ts: list[float], families: list[str]) -> list[Spec]:
@@ -139,7 +156,8 @@ def encode(train: pd.DataFrame, test: pd.DataFrame, how: str) -> tuple[np.ndarra
 def _recode_test(
     test: pd.DataFrame, data: PaperData, levels: dict[str, int], keep_raw: set[str], gaps: str
 ) -> pd.DataFrame:
-    """Test split at the training levels (every QI but `keep_raw`), as hierarchy labels."""
+    """Test split at the training levels (every QI but `keep_raw`), as hierarchy labels of the
+    raw leaf (the paper's ``dict(zip(level 0, level L))``)."""
     out = test.copy()
     for q in data.qis:
         if q in keep_raw:
@@ -169,20 +187,35 @@ def anonymize_train(
     from .anonymize import PrivacyModel, anonymize
 
     kw: dict[str, Any] = {"k": spec.k}
-    if spec.family == "l":
+    two_step = settings.privacy_steps == "anjana" and spec.family in ("l", "t")
+    if two_step:  # k-anonymity first; the ℓ / t step follows below
+        pass
+    elif spec.family == "l":
         kw["l"] = int(spec.param)  # type: ignore[arg-type]
     elif spec.family == "t":
         kw["t"] = float(spec.param)  # type: ignore[arg-type]
+    hier = data.train_hierarchies(settings)
     res = anonymize(
         train,
         data.qis,
-        data.hierarchies,
+        hier,
         PrivacyModel(**kw),
         algorithm="greedy",
         suppression_limit=settings.suppression_limit,
-        sensitive=data.target if spec.family in ("l", "t") else None,
+        sensitive=data.target if spec.family in ("l", "t") and not two_step else None,
     )
     levels = dict(res.levels or {})
+    table = res.table
+    if two_step:
+        from .anjana_steps import continue_greedy
+
+        kept, levels = continue_greedy(
+            train, res.table.index, levels, hier, data.qis, data.target,
+            spec.family, float(spec.param), settings.suppression_limit,
+        )  # fmt: skip
+        from .anonymize import apply_levels
+
+        table = apply_levels(train.loc[kept], data.qis, hier, levels)
     if settings.hierarchy_gaps == "paper":
         for q, lv in levels.items():
             outside = ~train[q].map(_key).isin(data.leaves[q])
@@ -192,9 +225,16 @@ def anonymize_train(
                     f"({int(outside.sum())} training rows) and {q!r} must be generalized to level {lv} "
                     "(the paper's code raised KeyError here and skipped the row)"
                 )
+    if settings.level_mapping == "anjana":  # the paper reads the level back from the labels
+        levels = {q: _first_level(data.hierarchies[q], table[q], lv) for q, lv in levels.items()}
     # ANJANA returns every QI as hierarchy labels, level 0 included (days 5.0 -> '5')
-    table = res.table
-    return table, levels, len(res.suppressed)
+    return table, levels, len(train) - len(table)
+
+
+def _first_level(h: Any, values: pd.Series, fallback: int) -> int:
+    """The paper's ``get_generalization_levels``: first level whose labels hold every value."""
+    found = h.level_of(pd.unique(values.astype(str)))
+    return fallback if found is None else found
 
 
 def predict(

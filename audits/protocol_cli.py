@@ -14,6 +14,32 @@ from typing import Any
 from fedlab.errors import ConfigError, FedlabError
 
 PROTOCOLS = ("arcolezi2025",)
+# grid-TOML key -> CLI option name, for `protocol = "arcolezi2025"` in a --config file
+TOML_KEYS = {
+    "csv": "csv", "schema_path": "schema", "schema": "schema", "ks": "k", "ls": "l_values", "ts": "t",
+    "models": "models", "n_jobs": "jobs", "jobs": "jobs", "classifier": "classifier",
+    "hierarchy_gaps": "hierarchy_gaps", "protected_in_test": "protected_in_test", "encoding": "encoding",
+    "compare": "compare", "suppression_limit": "suppression", "test_size": "test_size",
+}  # fmt: skip
+
+
+def from_toml(opts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """CLI options completed from a grid TOML that names a protocol (explicit options win)."""
+    if not data.get("protocol"):
+        return opts
+    out = dict(opts, protocol=str(data["protocol"]))
+    for key, opt in TOML_KEYS.items():
+        if key in data and out.get(opt) is None:
+            value = data[key]
+            if isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            if opt in ("csv", "schema", "compare"):
+                value = Path(value)
+            out[opt] = value
+    if "seeds" in data and not out.get("seeds"):
+        seeds = data["seeds"]
+        out["seeds"] = [int(s) for s in seeds] if isinstance(seeds, list) else int(seeds)
+    return out
 
 
 def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
@@ -57,8 +83,9 @@ def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
         grid.ls = ints(opts["l_values"], "--l")
     if opts["t"] is not None:
         grid.ts = floats(opts["t"], "--t")
-    if opts["seeds"]:
-        grid.seeds = list(range(opts["seeds"]))
+    if opts["seeds"]:  # --seeds N = 0..N-1; a TOML list is taken as is
+        seeds = opts["seeds"]
+        grid.seeds = [int(s) for s in seeds] if isinstance(seeds, list) else list(range(seeds))
     grid.jobs = 1 if opts["jobs"] is None else opts["jobs"]
     if any(k < 1 for k in grid.ks) or any(not 0 < t < 1 for t in grid.ts) or any(x < 2 for x in grid.ls):
         raise ConfigError("--k must be >= 1, --l >= 2 and --t strictly between 0 and 1")

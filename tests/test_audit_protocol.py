@@ -92,9 +92,9 @@ def test_schema_threshold_use_columns_and_counts(tmp_path: Path) -> None:
     assert ds.frame["age"].between(20, 60).all()
 
 
-def test_grid_runs_with_hgb_and_compare_finds_itself_exact(tmp_path: Path) -> None:
+def test_grid_runs_with_logreg_and_compare_finds_itself_exact(tmp_path: Path) -> None:
     csv, schema = _tiny(tmp_path)
-    st = ProtocolSettings(classifier="hgb")
+    st = ProtocolSettings(classifier="logreg")
     data, _ = prepare(csv, schema, st)
     res = run_grid(data, PaperGrid(ks=[1, 5], families=["k", "t"], ts=[0.5], seeds=[0, 1]), st)
     assert (res["status"] == "ok").all() and len(res) == 2 * 4
@@ -111,8 +111,8 @@ def test_value_outside_hierarchy_is_one_error_before_any_cell(tmp_path: Path) ->
     text = schema.read_text().replace("low = 0, high = 100 }", 'low = 0, high = 100, leaves = "range" }')
     schema.write_text(text)
     with pytest.raises(DataError, match=r"column .age. value .69.*not in its hierarchy"):
-        prepare(csv, schema, ProtocolSettings(classifier="hgb"))
-    data, _ = prepare(csv, schema, ProtocolSettings(classifier="hgb", hierarchy_gaps="repair"))
+        prepare(csv, schema, ProtocolSettings(classifier="logreg"))
+    data, _ = prepare(csv, schema, ProtocolSettings(classifier="logreg", hierarchy_gaps="repair"))
     assert "69" in set(data.hierarchies["age"].leaves)
 
 
@@ -120,7 +120,7 @@ def test_absent_privileged_value_is_an_error(tmp_path: Path) -> None:
     csv, schema = _tiny(tmp_path)
     schema.write_text(schema.read_text().replace('sex = "Male" }', 'sex = "male" }'))
     with pytest.raises(DataError, match="privileged value 'male'"):
-        prepare(csv, schema, ProtocolSettings(classifier="hgb"))
+        prepare(csv, schema, ProtocolSettings(classifier="logreg"))
 
 
 def test_compas_k1_equals_published_rows(shared_data: Path) -> None:
@@ -130,14 +130,17 @@ def test_compas_k1_equals_published_rows(shared_data: Path) -> None:
     st = ProtocolSettings(hierarchy_gaps="paper")
     data, info = prepare(csv, SCHEMA, st)
     assert info["rows"]["rows"] == 5278 and info["rows"]["threshold"] == 3.0
-    res = run_grid(data, PaperGrid(ks=[1, 2], families=["k"], seeds=[0, 11]), st)
+    res = run_grid(data, PaperGrid(ks=[1, 2, 100], families=["k"], seeds=[0, 11]), st)
     table = compare(res, pub, metrics=["SPD", "EOD", "ACC", "NCF"])
     k1 = table[table.k_parameter == 1]
     assert (k1[k1.metric != "NCF"]["exact_share"] == 1.0).all()
     merged = res.merge(pub, on=["SEED", "protected_att", "method", "k_parameter"], suffixes=("", "_p"))
     assert (merged["NCF"] - merged["NCF_p"]).abs().max() < 1e-3
-    s11 = merged[(merged.SEED == 11) & (merged.k_parameter == 2)]
-    assert ((s11["SPD"] - s11["SPD_p"]).abs() <= 1e-6).all()
+    s11 = merged[(merged.SEED == 11) & merged.k_parameter.isin([2, 100])]
+    assert len(s11) == 4 and ((s11["SPD"] - s11["SPD_p"]).abs() <= 1e-6).all()
+    assert ((s11["ACC"] - s11["ACC_p"]).abs() <= 1e-6).all()
+    failed = res[(res.SEED == 0) & (res.k_parameter == 100)]
+    assert failed["status"].str.contains("not in its hierarchy").all()  # the paper's KeyError
 
 
 def test_switches_and_report_of_a_protocol_run(tmp_path: Path) -> None:
@@ -146,7 +149,7 @@ def test_switches_and_report_of_a_protocol_run(tmp_path: Path) -> None:
     from fedlab.rundir import write_json_atomic
 
     csv, schema = _tiny(tmp_path)
-    st = ProtocolSettings(classifier="hgb")
+    st = ProtocolSettings(classifier="logreg")
     data, info = prepare(csv, schema, st)
     table = switch_table(run_switches(data, st, [5], [0, 1, 2], 1))
     assert set(table["verdict"]) <= {"paper setting", "protocol effect", "within seed noise", "too few seeds"}
@@ -164,3 +167,26 @@ def test_switches_and_report_of_a_protocol_run(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Reproduction: published vs fedlab" in text and "Protocol switches" in text
     assert "Attribution" in text
+
+
+def test_chained_hierarchy_follows_each_nodes_first_leaf() -> None:
+    h = Hierarchy.from_intervals("x", range(0, 40), [5, 10, 15])
+    c = h.chained()
+    assert c.nested and list(h.generalize(pd.Series([16]), 3)) == ["[15, 30)"]
+    assert list(c.generalize(pd.Series([16, 20]), 3)) == ["[0, 15)", "[15, 30)"]  # via [10, 20) -> leaf 10
+
+
+def test_anjana_l_step_generalizes_until_every_class_is_diverse() -> None:
+    from audits.anjana_steps import continue_greedy
+
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame({"a": rng.integers(0, 40, 400), "b": rng.choice(["u", "v"], 400)})
+    train["y"] = (train["a"] > 30).astype(int)
+    hier = {
+        "a": Hierarchy.from_intervals("a", range(0, 40), [5, 10, 20]),
+        "b": Hierarchy("b", [["u", "*"], ["v", "*"]]),
+    }
+    kept, levels = continue_greedy(train, train.index, {"a": 0, "b": 0}, hier, ["a", "b"], "y", "l", 2, 0.2)
+    part = train.loc[kept]
+    labels = [hier[q].generalize(part[q], levels[q]).to_numpy() for q in ("a", "b")]
+    assert part.groupby(labels)["y"].nunique().min() >= 2 and levels["a"] >= 1

@@ -64,8 +64,13 @@ def compare_section(cmp: pd.DataFrame) -> Section:
                 f"k={k}: {metric} equals the published row in {share:.0%} of {n} seeds.", sev, "reproduction"
             )
         )
-    differs = cmp[cmp["verdict"].astype(str).str.startswith("trend differs")]
-    for _, r in differs[differs["metric"].isin(["SPD", "EOD"])].head(6).iterrows():
+    differs = cmp[
+        cmp["verdict"].astype(str).str.startswith("trend differs") & cmp["metric"].isin(["SPD", "EOD"])
+    ]
+    differs = differs.assign(gap=(differs["pub_mean"] - differs["ours_mean"]).abs()).sort_values(
+        "gap", ascending=False
+    )
+    for _, r in differs.head(6).iterrows():
         findings.append(
             Finding(
                 f"{r['method']} k={r['k_parameter']} {r['protected_att']}: {r['metric']} {r['verdict']} "
