@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fedlab import comparison
@@ -49,6 +50,12 @@ def aggregate_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.concat([mean, std], axis=1).reset_index()
     table["seeds"] = grouped.size().to_numpy()
     return table
+
+
+def json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows for summary.json: ±inf (an unbounded ratio interval) as "inf"/"-inf", since strict
+    JSON has no infinity (NaN becomes null when written)."""
+    return table.replace({np.inf: "inf", -np.inf: "-inf"}).to_dict("records")
 
 
 def run_sweep(
@@ -95,7 +102,7 @@ def run_sweep(
                 "targets": targets,
                 "strategies": strategies,
                 "seeds": seeds,
-                "table": table.to_dict("records"),
+                "table": json_records(table),
                 "paired_vs": comparison.BASELINE,
                 "paired_methods": comparison.METHODS,
                 "paired": comparison.to_json(cells),

@@ -111,3 +111,15 @@ def test_describe_formats_interval_and_wins() -> None:
     assert describe(iv) == "+3.0 pp [+1.0, +5.0], 5/5 wins"
     assert describe(iv, wins=False) == "+3.0 pp [+1.0, +5.0]"
     assert describe(t_interval([0.4]), wins=False) == "+0.4 pp"
+
+
+def test_sweep_summary_rows_are_strict_json_with_unbounded_ratios() -> None:
+    from fedlab.rundir import dumps
+    from fedlab.sweep import json_records
+
+    cells = comparison.compare(_runs())
+    frame = comparison.comparison_frame(cells)
+    frame.loc[0, "ge_ratio_ci_high"] = math.inf
+    frame.loc[0, "ge_ratio_ci_low"] = -math.inf
+    text = dumps({"table": json_records(frame), "paired": comparison.to_json(cells)})
+    assert '"ge_ratio_ci_high": "inf"' in text and '"ge_ratio_ci_low": "-inf"' in text

@@ -87,7 +87,8 @@ def paired_sections(runs: pd.DataFrame) -> list[Section]:
         columns,
         rows,
         note=f"Differences: {comparison.METHODS['differences']}, 95% CI; wins = seeds where the strategy "
-        f"beats {comparison.BASELINE}. Group Effect ratio = mean GE / mean {comparison.BASELINE} GE, "
+        f"beats {comparison.BASELINE} (in the two Group Effect columns: seeds with a Group Effect > 0). "
+        "Group Effect ratio = mean GE / mean {comparison.BASELINE} GE, "
         f"{comparison.METHODS['ratio']}, 95% CI. The interval covers training randomness on a fixed "
         "target test set, not the test set's own sampling error.",
         row_status=status,
