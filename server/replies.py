@@ -54,10 +54,16 @@ class ReplyTracker:
         self, phase: str, messages: list[Message], replies: list[Message], timeout: float | None
     ) -> dict[str, Any]:
         sent = [int(m.metadata.dst_node_id) for m in messages]
+        # The grid stamps each pushed message with its id; a reply names the message it answers.
+        # Match on that: an error the SuperLink writes for an offline node comes from the
+        # SuperLink's own node id, not from the node that failed.
+        asked = {
+            m.metadata.message_id: int(m.metadata.dst_node_id) for m in messages if m.metadata.message_id
+        }
         ok: list[int] = []
         failed: dict[str, str] = {}
         for reply in replies:
-            node = int(reply.metadata.src_node_id)
+            node = asked.get(reply.metadata.reply_to_message_id, int(reply.metadata.src_node_id))
             if reply.has_error():
                 failed[str(node)] = str(reply.error.reason)[:REASON_CHARS]
             else:

@@ -36,7 +36,8 @@ def task_identity() -> Iterator[None]:
 
 
 class ScriptedGrid:
-    """Answers each message as scripted per node: "ok", "error" or "silent" (no reply)."""
+    """Answers each message as scripted per node: "ok", "error" (written by the SuperLink,
+    as for a node it marked offline) or "silent" (no reply within the timeout)."""
 
     def __init__(self, script: dict[int, str]) -> None:
         self.script = script
@@ -49,6 +50,7 @@ class ScriptedGrid:
         self.timeouts.append(timeout)
         replies = []
         for msg in messages:
+            msg.metadata.__dict__["_message_id"] = msg.object_id  # as Flower's grids do on push
             node = msg.metadata.dst_node_id
             if self.script[node] == "ok":
                 content = RecordDict(
@@ -59,7 +61,9 @@ class ScriptedGrid:
                 )
                 replies.append(Message(content, reply_to=msg))
             elif self.script[node] == "error":
-                replies.append(Message(Error(code=0, reason="SuperNode is offline"), reply_to=msg))
+                error = Message(Error(code=5, reason="SuperNode is offline"), reply_to=msg)
+                error.metadata.__dict__["_src_node_id"] = 1  # the SuperLink writes it, as itself
+                replies.append(error)
         return replies
 
 
