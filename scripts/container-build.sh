@@ -99,10 +99,10 @@ for item in ("pyproject.toml", "README.md", "NOTICE"):
     shutil.copy(item, sys.argv[1])
 EOF
 sed -i 's/"flwr\[simulation\]==/"flwr==/' "$src/pyproject.toml"
-# What the install layer depends on; a build arg, so a code change invalidates the layer cache
-# (a bind-mounted wheelhouse is not part of every engine's cache key).
+# What each install layer depends on, passed as build args so that a change invalidates the
+# layer cache (a bind-mounted wheelhouse is not part of every engine's cache key).
 SRC_SHA=$(cd "$src" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
-INPUT_SHA=$(echo "$SRC_SHA $(sha256sum requirements/image.txt) $TORCH_VERSION $VARIANT" | sha256sum | cut -c1-16)
+DEPS_SHA=$(cat requirements/image.txt "$WHEELS"/torch-*.whl | sha256sum | cut -c1-16)
 if [ "$(cat "$WHEELS/.fedlab-src" 2>/dev/null)" != "$SRC_SHA" ] || ! ls "$WHEELS"/fedlab-*.whl >/dev/null 2>&1; then
   rm -f "$WHEELS"/fedlab-*.whl
   "$PY" -m pip wheel -q --no-deps "$src" -w "$WHEELS" >"$WORK/fedlab-wheel.log" 2>&1 \
@@ -145,7 +145,7 @@ cp requirements/image.txt "$CTX/image.txt"
 # -- 4. the two images (no network) ----------------------------------------------------------
 build_args=(--network none -f docker/Dockerfile --build-arg "BASE=$BASE_IMAGE"
             --build-arg "FEDLAB_VERSION=$VERSION" --build-arg "TORCH_WHEEL=$TORCH_WHEEL"
-            --build-arg "INPUT_SHA=$INPUT_SHA" "${NO_CACHE[@]}")
+            --build-arg "DEPS_SHA=$DEPS_SHA" --build-arg "SRC_SHA=$SRC_SHA" "${NO_CACHE[@]}")
 [ "$ENGINE" = podman ] && build_args+=(--layers)
 [ "$ENGINE" = docker ] && export DOCKER_BUILDKIT=1
 for role in superlink supernode; do
@@ -162,7 +162,8 @@ for role in superlink supernode; do
   read -r uid v_fedlab v_flwr v_torch <<<"$out"
   [ "$uid" != 0 ] || { echo "error: fedlab-$role runs as root" >&2; exit 1; }
   [ "$v_fedlab" = "$VERSION" ] || { echo "error: fedlab-$role has fedlab $v_fedlab, expected $VERSION" >&2; exit 1; }
-  "$ENGINE" run --rm --network none "fedlab-$role:$TAG" --help >/dev/null
+  "$ENGINE" run --rm --network none "fedlab-$role:$TAG" --help >/dev/null 2>&1 \
+    || { echo "error: fedlab-$role:$TAG --help failed" >&2; exit 1; }
   size=$("$ENGINE" image inspect "fedlab-$role:$TAG" --format '{{.Size}}')
   echo "[build] fedlab-$role:$TAG  uid $uid  fedlab $v_fedlab  flwr $v_flwr  torch $v_torch  $((size / 1000000)) MB"
 done
