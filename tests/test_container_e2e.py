@@ -120,6 +120,30 @@ def test_container_deployment_end_to_end(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("fedlab-e2e.*")), "work folder (keys) left behind"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_container_deployment_reports_a_lost_node(tmp_path: Path) -> None:
+    """supernode-2's container is killed after round 1's training: the run still completes,
+    the report names it in every round from then on, and --require-all-nodes exits 3."""
+    engine, reason = container_engine()
+    if engine is None:
+        pytest.skip(f"no container runtime can run the deployment: {reason}")
+    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--rounds", "2",
+         "--local-steps", "3", "--out", str(tmp_path / "runs"), "--stop-node", "2@1",
+         "--round-timeout", "60", "--require-all-nodes"],
+        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 3, log[-6000:]
+    first = r"^round 1: train 2/2 replies, evaluate 1/2 replies.*LOST supernode-2 \(node \d+, 2:rotated\)"
+    assert re.search(first, log, re.M), log[-4000:]
+    assert re.search(r"^round 2: train 1/2 replies, evaluate 1/2 replies.*LOST supernode-2", log, re.M)
+    assert re.search(r"^error: 1 SuperNode\(s\) did not reply: supernode-2 .* in round\(s\) 1,2 ", log, re.M)
+    assert "removed containers: fedlab-e2e-" in log
+
+
 def test_skip_reason_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEDLAB_CONTAINER_ENGINE", "no-such-engine")
     assert container_engine() == (None, "no-such-engine: not installed")
