@@ -137,10 +137,14 @@ def test_container_deployment_reports_a_lost_node(tmp_path: Path) -> None:
     )  # fmt: skip
     log = proc.stdout + proc.stderr
     assert proc.returncode == 3, log[-6000:]
-    first = r"^round 1: train 2/2 replies, evaluate 1/2 replies.*LOST supernode-2 \(node \d+, 2:rotated\)"
-    assert re.search(first, log, re.M), log[-4000:]
-    assert re.search(r"^round 2: train 1/2 replies, evaluate 1/2 replies.*LOST supernode-2", log, re.M)
-    assert re.search(r"^error: 1 SuperNode\(s\) did not reply: supernode-2 .* in round\(s\) 1,2 ", log, re.M)
+    # Killed right after round 1's training replies: round 1's evaluation may or may not
+    # have reached it first; from round 2 on it is gone.
+    assert re.search(r"^round 1: train 2/2 replies, evaluate [12]/2 replies", log, re.M), log[-4000:]
+    lost = r"^round 2: train 1/2 replies, evaluate 1/2 replies.*LOST supernode-2 \(node \d+, 2:rotated\)"
+    assert re.search(lost, log, re.M), log[-4000:]
+    assert re.search(
+        r"^error: 1 SuperNode\(s\) did not reply: supernode-2 .* in round\(s\) (1,)?2 ", log, re.M
+    )
     assert "removed containers: fedlab-e2e-" in log
 
 
