@@ -119,7 +119,7 @@ chmod 700 "$WORK"
 CONTAINERS=()
 NETWORK_MADE=0
 CLEANED=0
-WATCHER=""
+WATCHER="" RUN_PID="" FOLLOW_PID=""
 T0=$(date +%s.%N)
 log() { echo "[e2e] $*" >&2; }
 engine() {  # the engine, minus podman's harmless "failed to connect to syslog" line
@@ -131,7 +131,9 @@ cleanup() {
   [ "$CLEANED" = 1 ] && return
   CLEANED=1
   trap '' INT TERM HUP
-  if [ -n "$WATCHER" ]; then kill "$WATCHER" 2>/dev/null || true; fi
+  for pid in "$WATCHER" "$RUN_PID" "$FOLLOW_PID"; do  # only what this script started
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  done
   for c in "${CONTAINERS[@]}"; do
     "$ENGINE" logs "$c" >"$WORK/logs/${c#"$PREFIX"-}.log" 2>&1 || true
     "$ENGINE" rm -f -t 5 "$c" >/dev/null 2>&1 || "$ENGINE" rm -f "$c" >/dev/null 2>&1 || true
@@ -267,11 +269,20 @@ if [ -n "$STOP_NODE" ]; then
   WATCHER=$!
 fi
 T_RUN=$(date +%s.%N)
+# In the background + `wait`, so that Ctrl-C/TERM reach the trap at once (bash runs traps only
+# between foreground commands); the log is followed for display until flwr exits.
+timeout --foreground "$TIMEOUT" "$FLWR" run "$ROOT" fedlab-e2e --run-config "$RUN_CONFIG" --stream \
+  >"$WORK/logs/serverapp.raw" 2>&1 &
+RUN_PID=$!
+tail -n +1 -F --pid="$RUN_PID" "$WORK/logs/serverapp.raw" 2>/dev/null | sed -u 's/\x1b\[[0-9;]*m//g' \
+  | tee "$WORK/logs/serverapp.log" | sed -u 's/^/[serverapp] /' >&2 &
+FOLLOW_PID=$!
 set +e
-timeout "$TIMEOUT" "$FLWR" run "$ROOT" fedlab-e2e --run-config "$RUN_CONFIG" --stream 2>&1 \
-  | sed -u 's/\x1b\[[0-9;]*m//g' | tee "$WORK/logs/serverapp.log" | sed -u 's/^/[serverapp] /' >&2
-rc=${PIPESTATUS[0]}
+wait "$RUN_PID"
+rc=$?
+wait "$FOLLOW_PID"
 set -e
+RUN_PID="" FOLLOW_PID=""
 T_DONE=$(date +%s.%N)
 [ "$rc" = 0 ] || { echo "error: flwr run exited with $rc (124: --timeout $TIMEOUT s)" >&2; exit 1; }
 RUN_ID=$(grep -oE "Successfully started run [0-9]+" "$WORK/logs/serverapp.log" | grep -oE "[0-9]+$" | head -1 || true)

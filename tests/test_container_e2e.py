@@ -148,6 +148,49 @@ def test_container_deployment_reports_a_lost_node(tmp_path: Path) -> None:
     assert "removed containers: fedlab-e2e-" in log
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ctrl_c_mid_run_removes_everything(tmp_path: Path) -> None:
+    """SIGINT to the script's process group (what Ctrl-C in a terminal sends) while `flwr run`
+    streams: exit 130 within seconds, no container, network or key folder left."""
+    import signal
+    import time
+
+    engine, reason = container_engine()
+    if engine is None:
+        pytest.skip(f"no container runtime can run the deployment: {reason}")
+    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    log_path = tmp_path / "e2e.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--out", str(tmp_path)],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 600
+            while "[ROUND 1/" not in log_path.read_text() and proc.poll() is None:
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(1)
+            os.killpg(proc.pid, signal.SIGINT)
+            started = time.monotonic()
+            code = proc.wait(timeout=120)
+            stopped_in = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    log = log_path.read_text()
+    assert code == 130, log[-3000:]
+    assert stopped_in < 60, f"took {stopped_in:.0f} s to stop"
+    prefix = re.search(r"removed containers: (fedlab-e2e-\d+)-superlink", log)
+    assert prefix, log[-3000:]
+    names = subprocess.run(
+        [engine, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    assert not [n for n in names if n.startswith(prefix.group(1))]
+    assert not list(tmp_path.glob("fedlab-e2e.*")), "work folder (keys) left behind"
+
+
 def test_skip_reason_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEDLAB_CONTAINER_ENGINE", "no-such-engine")
     assert container_engine() == (None, "no-such-engine: not installed")
