@@ -245,6 +245,9 @@ done
 for i in 1 2; do
   domain=${NODE_DOMAINS[$((i - 1))]}
   supernode_args "$i" "$domain" "$LINK_ADDR"
+  if [ "$NETWORK" = host ]; then  # the nodes share the host's ports: not both on the default 9094
+    SUPERNODE_ARGS+=("--port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
+  fi
   CONTAINERS+=("$PREFIX-supernode-$i")
   engine run -d --name "$PREFIX-supernode-$i" "${net_node[@]}" \
     -v "$WORK/mount/supernode-$i/certs:/certs:ro" \
