@@ -6,7 +6,10 @@ Runs the same 2-client FedAvg job (digits: clients `original` + `rotated`, targe
 * simulation: `fedlab.simulate.simulate` (Flower's in-process simulation engine);
 * deployed, TLS + SuperNode auth: `fedlab deploy local` (SuperLink + 2 SuperNodes as
   processes on 127.0.0.1, `flwr run`);
-* deployed, insecure: the same without TLS/auth, isolating the cost of encryption.
+* deployed, insecure: the same without TLS/auth, isolating the cost of encryption;
+* containers (``--containers``): ``scripts/container-e2e.sh`` — SuperLink + 2 SuperNode
+  containers from ``scripts/container-build.sh``'s images, TLS + auth; wall = key material
+  to report, run = ``flwr run`` (containers must be built first).
 
 Why the gap: in deployment every message crosses HTTP(S) and the SuperNode starts a
 fresh `flwr-clientapp` process per message (import torch, load the domain), where the
@@ -15,13 +18,17 @@ sending the train messages to the end of its evaluation), so start-up is exclude
 
     python bench/bench_deploy.py                       # 2 rounds, 3 local steps
     python bench/bench_deploy.py --rounds 3 --local-steps 10 --skip-insecure
+    python bench/bench_deploy.py --strategy fedka --rounds 3 --local-steps 10 --skip-insecure --containers
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +60,7 @@ def _row(mode: str, wall: float, run_s: float, rounds: list[dict[str, Any]]) -> 
     ]
 
 
-def run_simulation(rounds: int, local_steps: int, out: Path) -> list[str]:
+def run_simulation(rounds: int, local_steps: int, out: Path, strategy: str = "fedavg") -> list[str]:
     from fedlab.config import SimulationConfig
     from fedlab.simulate import simulate
 
@@ -63,7 +70,7 @@ def run_simulation(rounds: int, local_steps: int, out: Path) -> list[str]:
             "device": "cpu",
             "federation": {"name": "digits", "domains": [*DOMAINS, TARGET]},
             "training": {
-                "strategy": "fedavg",
+                "strategy": strategy,
                 "target": TARGET,
                 "rounds": rounds,
                 "local_steps": local_steps,
@@ -77,7 +84,9 @@ def run_simulation(rounds: int, local_steps: int, out: Path) -> list[str]:
     return _row("simulation (in-process)", wall, wall, _rounds(run_dir))
 
 
-def run_deployed(rounds: int, local_steps: int, out: Path, tls: bool, verbose: bool) -> list[str]:
+def run_deployed(
+    rounds: int, local_steps: int, out: Path, tls: bool, verbose: bool, strategy: str = "fedavg"
+) -> list[str]:
     from fedlab.deploy.local import LocalOptions, run_local
 
     opts = LocalOptions(
@@ -85,7 +94,7 @@ def run_deployed(rounds: int, local_steps: int, out: Path, tls: bool, verbose: b
         tls=tls,
         auth=tls,
         rounds=rounds,
-        strategy="fedavg",
+        strategy=strategy,
         target=TARGET,
         domains=DOMAINS,
         local_steps=local_steps,
@@ -100,26 +109,48 @@ def run_deployed(rounds: int, local_steps: int, out: Path, tls: bool, verbose: b
     return _row(mode, result.seconds_total, result.seconds_run, _rounds(result.run_dir))
 
 
+def run_containers(rounds: int, local_steps: int, out: Path, strategy: str, verbose: bool) -> list[str]:
+    root = Path(__file__).resolve().parents[1]
+    argv = ["bash", str(root / "scripts" / "container-e2e.sh"), "--rounds", str(rounds),
+            "--local-steps", str(local_steps), "--strategy", strategy, "--target", TARGET,
+            "--domains", ",".join(DOMAINS), "--out", str(out / "containers")]  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=root)
+    if verbose or proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"container run failed (exit {proc.returncode}); see the log above")
+    times = re.search(r"wall time ([\d.]+) s .*flwr run ([\d.]+) s", proc.stderr)
+    if not times:
+        raise SystemExit("container run: no timing line in the script's output")
+    (run_dir,) = list((out / "containers").iterdir())
+    return _row("containers, TLS + node auth", float(times.group(1)), float(times.group(2)), _rounds(run_dir))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--local-steps", type=int, default=3)
+    parser.add_argument("--strategy", default="fedavg", help="fedavg (default), fedka, ...")
     parser.add_argument("--skip-insecure", action="store_true", help="Only simulation vs TLS.")
+    parser.add_argument("--containers", action="store_true", help="Add scripts/container-e2e.sh.")
     parser.add_argument("--verbose", action="store_true", help="Stream the deployment's logs.")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fedlab-bench-deploy-") as tmp:
         out = Path(tmp)
-        rows = [run_simulation(args.rounds, args.local_steps, out)]
-        rows.append(run_deployed(args.rounds, args.local_steps, out, tls=True, verbose=args.verbose))
+        rows = [run_simulation(args.rounds, args.local_steps, out, args.strategy)]
+        rows.append(run_deployed(args.rounds, args.local_steps, out, True, args.verbose, args.strategy))
         if not args.skip_insecure:
-            rows.append(run_deployed(args.rounds, args.local_steps, out, tls=False, verbose=args.verbose))
+            rows.append(run_deployed(args.rounds, args.local_steps, out, False, args.verbose, args.strategy))
+        if args.containers:
+            rows.append(run_containers(args.rounds, args.local_steps, out, args.strategy, args.verbose))
     print_table(
         ["mode", "wall s", "run s", "mean round s", "final target acc %", "rounds"],
         rows,
         title=(
-            f"FedAvg, digits {'+'.join(DOMAINS)} -> {TARGET}, {args.rounds} rounds x "
+            f"{args.strategy}, digits {'+'.join(DOMAINS)} -> {TARGET}, {args.rounds} rounds x "
             f"{args.local_steps} local steps (wall: all processes up and down; run: submit -> finished)"
         ),
     )

@@ -36,6 +36,7 @@ from fedlab.rundir import (
 from fedlab.seeding import seed_everything
 from fedlab.training import resolve_device
 from server.domain_strategy import RoundCallback
+from server.replies import ReplyTracker
 from server.strategies import build_strategy
 from server.target import TargetDomain
 
@@ -289,13 +290,15 @@ def main(grid: Grid, context: Context) -> None:
     final = Path(cfg.out) / default_run_name(f"{cfg.training.strategy}-{cfg.federation.name}")
     with atomic_run_dir(final) as work:
         write_resolved_config(work, cfg)
-        summary = run_federation(grid, cfg, work, num_clients=num_clients, round_timeout=round_timeout)
+        tracker = ReplyTracker(grid, nodes)  # per-round replies received vs expected, lost nodes
+        summary = run_federation(tracker, cfg, work, num_clients=num_clients, round_timeout=round_timeout)
         # `clients` lists the federation's partitions; record who actually took part.
         summary["deployment"] = {
             "clients_seen": sorted(_clients_seen(work)),
             "supernodes": num_clients,
             "min_train_nodes": min_train,
             "round_timeout_s": round_timeout,
+            "replies": tracker.records,
         }
         write_json_atomic(work / "summary.json", summary)
     flwr_log(logging.INFO, "run directory: %s", final)

@@ -1,8 +1,8 @@
-"""Deployment: key material, container files, and real Flower processes on 127.0.0.1.
+"""Deployment: key material and real Flower processes on 127.0.0.1.
 
-Quick (default suite): certificate/key formats and permissions, static checks of
-``docker/`` against the installed Flower CLIs, a wrong CA, and a SuperLink refusing an
-unregistered SuperNode (real processes, ~30 s). Slow (``-m slow``): full TLS + auth
+Quick (default suite): certificate/key formats and permissions, a wrong CA, and a SuperLink
+refusing an unregistered SuperNode (real processes, ~30 s); ``docker/`` is checked in
+test_container_files.py. Slow (``-m slow``): full TLS + auth
 deployments training 2 FedAvg rounds, with and without a SuperNode killed mid-run.
 Every process a test starts carries a private environment marker; each test asserts
 that none is left afterwards.
@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import ssl
 import stat
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import flwr
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,10 +36,9 @@ from fedlab.deploy.local import (
     run_local,
     tagged_pids,
 )
+from fedlab.deploy.rounds import NodeIdSink, RoundReport
 from fedlab.errors import FedlabError
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCKER = ROOT / "docker"
 BIN = Path(sys.executable).parent
 FLWR_ENV = {
     "FLWR_TELEMETRY_ENABLED": "0",
@@ -206,159 +201,7 @@ def test_wrong_ca_fails_with_a_clear_error(tmp_path: Path) -> None:
         stop.set()
 
 
-# -- (b) docker/ checked statically ----------------------------------------------------
-
-
-def _help(command: str) -> str:
-    out = subprocess.run(
-        [str(BIN / command), "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **FLWR_ENV},
-        check=True,
-    )
-    return out.stdout
-
-
-@pytest.fixture(scope="module")
-def flower_flags() -> dict[str, set[str]]:
-    """Flags each Flower 1.42 component accepts, read from its own --help."""
-    return {
-        name: set(re.findall(r"(--[a-z][a-z0-9-]*)", _help(command)))
-        for name, command in (
-            ("superlink", "flower-superlink"),
-            ("supernode", "flower-supernode"),
-            ("superexec", "flower-superexec"),
-        )
-    }
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load((DOCKER / "compose.yml").read_text(encoding="utf-8"))
-
-
-def _env_default(text: str) -> str:
-    """Resolve compose's ${VAR:-default} to its default."""
-    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", text)
-
-
-def _role(service: dict) -> str:
-    image = _env_default(service["image"])
-    if image.startswith("flwr/superlink:"):
-        return "superlink"
-    if image.startswith("flwr/supernode:"):
-        return "supernode"
-    assert "build" in service, f"{image}: neither a Flower image nor built from docker/Dockerfile"
-    return "superexec"
-
-
-def test_dockerfile_builds_on_flower_superexec() -> None:
-    text = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
-    version = re.search(r"ARG FLWR_VERSION=(\S+)", text)
-    assert version and version.group(1) == flwr.__version__
-    assert re.search(r"^FROM flwr/superexec:\$\{FLWR_VERSION\}$", text, re.M)
-    assert re.search(r"ARG TORCH_VARIANT=cpu", text), "CPU default, CUDA via --build-arg"
-    entry = re.search(r'^ENTRYPOINT \["([^"]+)"\]', text, re.M)
-    assert entry and entry.group(1) == "flower-superexec" and (BIN / "flower-superexec").exists()
-    for src in re.findall(r"^COPY (.+) \S+$", text, re.M):
-        for item in src.split():
-            assert (ROOT / item).exists(), f"Dockerfile copies missing {item}"
-    # The sed that drops the pinned flwr requirement must match pyproject's line.
-    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert re.search(r'"flwr\[simulation\]==', pyproject)
-    # The apps the image smoke-imports are the Flower components pyproject names.
-    for module in re.findall(r"(server\.app|clients\.app)", text):
-        assert f'"{module}:app"' in pyproject
-    ignore = (DOCKER / "Dockerfile.dockerignore").read_text(encoding="utf-8")
-    assert "!fedlab/" in ignore and ".venv" not in ignore.replace("*", "")
-
-
-def test_compose_uses_real_flower_flags(compose: dict, flower_flags: dict[str, set[str]]) -> None:
-    services = compose["services"]
-    roles = {name: _role(svc) for name, svc in services.items()}
-    assert sorted(roles.values()) == ["superexec"] * 3 + ["superlink"] + ["supernode"] * 2
-    removed = {"--clientappio-api-address", "--serverappio-api-address", "--appio-api-address",
-               "--fleet-api-address", "--control-api-address", "--plugin-type",
-               "--auth-list-public-keys", "--auth-supernode-public-key"}  # fmt: skip
-    for name, svc in services.items():
-        image = _env_default(svc["image"])
-        if not image.startswith("fedlab-superexec"):
-            assert image.endswith(f":{flwr.__version__}"), f"{name}: {image}"
-        flags = {arg.split("=", 1)[0] for arg in svc["command"] if arg.startswith("--")}
-        unknown = flags - flower_flags[roles[name]]
-        assert not unknown, f"{name}: flags not accepted by {roles[name]}: {unknown}"
-        assert not flags & removed, f"{name}: removed/deprecated flags {flags & removed}"
-    link = services["superlink"]["command"]
-    assert "--enable-supernode-auth" in link and "--isolation=process" in link
-    assert not any(a.startswith("--insecure") for a in link)
-    port = next(a.split("=")[1] for a in link if a.startswith("--port="))
-    for name, svc in services.items():
-        cmd = svc["command"]
-        if roles[name] == "supernode":
-            assert f"--superlink=superlink:{port}" in cmd
-            assert "--isolation=process" in cmd
-            assert any(a.startswith("--root-certificates=") for a in cmd)
-            assert any(a.startswith("--auth-supernode-private-key=") for a in cmd)
-        if roles[name] == "superexec":
-            address = next(a.split("=", 1)[1] for a in cmd if a.startswith("--runtime-api-address="))
-            host, _, target_port = address.partition(":")
-            assert host in services, f"{name} points at unknown service {host}"
-            target = services[host]["command"]
-            assert f"--port={target_port}" in target
-            assert set(svc["networks"]) & set(services[host]["networks"]), f"{name} cannot reach {host}"
-            if roles[host] == "superlink":  # the public port: TLS to the SuperLink
-                assert any(a.startswith("--root-certificates=") for a in cmd)
-            secret = next(a for a in cmd if a.startswith("--superexec-auth-secret-file="))
-            assert secret.split("=", 1)[1] in " ".join(target), f"{name} and {host} must share a secret"
-
-
-def test_compose_mounts_exist_after_deploy_certs_and_keys(tmp_path: Path, compose: dict) -> None:
-    """Every host path compose mounts exists in the repo or is made by the documented steps."""
-    readme = (DOCKER / "README.md").read_text(encoding="utf-8")
-    assert "fedlab deploy certs --out docker/certs --hostname superlink" in readme
-    assert "fedlab deploy keys --nodes 2 --out docker/keys" in readme
-    assert "mkdir -p docker/data/supernode-1 docker/data/supernode-2 docker/runs" in readme
-    root = tmp_path / "docker"
-    certs = generate_certs(root / "certs", ["superlink"])
-    generate_node_keys(root / "keys", 2)
-    for folder in ("data/supernode-1", "data/supernode-2", "runs"):
-        (root / folder).mkdir(parents=True)
-    san = x509.load_pem_x509_certificate(certs.server_cert.read_bytes()).extensions
-    assert "superlink" in san.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.DNSName
-    )
-    for name, svc in compose["services"].items():
-        for volume in svc.get("volumes", []):
-            host = volume.split(":", 1)[0]
-            assert host.startswith("./"), f"{name}: use paths relative to docker/ ({volume})"
-            assert (root / host).exists() or (DOCKER / host).exists(), f"{name}: {host} is never created"
-        for arg in svc["command"]:
-            if arg.startswith("--") and "=/app/" in arg:  # every file flag points into a mount
-                target = arg.split("=", 1)[1]
-                mounts = [v.split(":")[1] for v in svc.get("volumes", [])]
-                assert any(target == m or target.startswith(m.rstrip("/") + "/") for m in mounts), (
-                    f"{name}: {arg} is not mounted"
-                )
-
-
-def test_compose_node_config_is_what_the_clientapp_reads(compose: dict) -> None:
-    from flwr.common.config import parse_config_args
-
-    from clients.local_data import partition_for
-    from fedlab.config import SimulationConfig
-
-    domains = set()
-    for svc in compose["services"].values():
-        for arg in svc["command"]:
-            if arg.startswith("--node-config="):
-                node_config = parse_config_args([_env_default(arg.split("=", 1)[1])])
-                cfg = SimulationConfig.model_validate({"training": {"target": "colour"}})
-                part = partition_for(cfg, "colour", dict(node_config))
-                assert part.domain == node_config["domain"] and len(part.y_train) > 0
-                domains.add(part.domain)
-    assert len(domains) == 2, "each SuperNode holds its own domain"
+# (b) docker/ and the container scripts are checked statically in test_container_files.py.
 
 
 # -- (d) real processes: an unregistered SuperNode is refused ---------------------------
@@ -411,6 +254,7 @@ def test_unregistered_supernode_is_refused(tmp_path: Path, procs: Processes) -> 
 
 def _run(tmp_path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
     lines: list[str] = []
+    sink = NodeIdSink(lines.append)  # as `fedlab deploy local` does: node id -> supernode-N
     opts = LocalOptions(
         nodes=2,
         rounds=2,
@@ -421,12 +265,12 @@ def _run(tmp_path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
         out=tmp_path / "runs",
         round_timeout=240,
         timeout=900,
-        sink=lines.append,
+        sink=sink,
         **kwargs,  # type: ignore[arg-type]
     )
     result = run_local(opts)
     assert result.leftover_pids == [], result.leftover_pids
-    return result, lines
+    return result, lines, sink.names
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -436,8 +280,12 @@ def _metrics(run_dir: Path) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.timeout(1000)
 def test_tls_auth_deployment_trains_two_rounds(tmp_path: Path) -> None:
-    result, lines = _run(tmp_path)
+    result, lines, names = _run(tmp_path)
     assert result.ok, "\n".join(lines[-40:])
+    report = RoundReport.from_run_dir(result.run_dir, names)
+    assert sorted(names.values()) == ["supernode-1", "supernode-2"]
+    assert len(report.records) == 4 and report.all_nodes_message() is None  # 2 rounds x train/evaluate
+    assert report.lines()[0].startswith("round 1: train 2/2 replies, evaluate 2/2 replies")
     assert result.run_dir is not None and result.run_dir.parent == tmp_path / "runs"
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["rounds"] == 2 and summary["target"] == "colour"
@@ -455,9 +303,16 @@ def test_tls_auth_deployment_trains_two_rounds(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(1000)
 def test_killing_a_supernode_mid_run_does_not_fail_the_run(tmp_path: Path) -> None:
-    result, lines = _run(tmp_path, kill_node=(2, r"Receiving: train message"))
+    result, lines, names = _run(tmp_path, kill_node=(2, r"Receiving: train message"))
     assert result.killed == ["supernode-2"]
     assert result.ok, "\n".join(lines[-40:])
+    # The loss is reported per round and names the node (it was silent before).
+    report = RoundReport.from_run_dir(result.run_dir, names)
+    victim = next(node for node, name in names.items() if name == "supernode-2")
+    assert set(report.lost()[1]) == {victim} and set(report.lost()) == {1, 2}
+    assert "LOST supernode-2 (node" in report.lines()[0]
+    assert "supernode-2" in (report.all_nodes_message() or "")
+    assert any("replies round 1 train: 1 of 2; lost: node" in ln for ln in lines)
     rounds = _metrics(result.run_dir)
     assert [r["round"] for r in rounds] == [1, 2]
     assert rounds[0]["clients_ok"] == 1  # supernode-2 died during round 1's training

@@ -77,6 +77,7 @@ class NodeKeys:
     private_key: Path
     public_key: Path
     superexec_secret: Path
+    key_status: str = "kept"  # "created", "replaced" (--overwrite) or "kept" (already there)
 
 
 # -- file writing ------------------------------------------------------------------
@@ -303,7 +304,9 @@ def generate_node_keys(directory: Path, nodes: int, *, overwrite: bool = False) 
         name = node_name(i)
         node_dir = ensure_private_dir(root / name)
         priv, pub, sec = node_dir / NODE_PRIVATE_KEY, node_dir / NODE_PUBLIC_KEY, node_dir / SUPEREXEC_SECRET
-        if overwrite or not (priv.is_file() and pub.is_file()):
+        existed = priv.is_file() and pub.is_file()
+        status = "replaced" if existed and overwrite else "kept" if existed else "created"
+        if status != "kept":
             key = ec.generate_private_key(CURVE())
             private = key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
@@ -315,7 +318,7 @@ def generate_node_keys(directory: Path, nodes: int, *, overwrite: bool = False) 
             write_secure(pub, public + f" fedlab-{name}\n".encode(), PUBLIC_MODE)
         if overwrite or not sec.is_file():
             write_secure(sec, _secret(), PRIVATE_MODE)
-        out.append(NodeKeys(name, node_dir, priv, pub, sec))
+        out.append(NodeKeys(name, node_dir, priv, pub, sec, status))
     return out
 
 

@@ -48,9 +48,18 @@ def keys(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing key pairs."),
 ) -> None:
     """SuperNode authentication key pairs (ECDSA P-384, OpenSSH) for `flwr supernode register`."""
-    for node in generate_node_keys(out, nodes, overwrite=overwrite):
-        typer.echo(f"{node.name}: private {node.private_key}  public {node.public_key}")
-    typer.echo("register each public key:  flwr supernode register <dir>/auth.pub <superlink-connection>")
+    made = generate_node_keys(out, nodes, overwrite=overwrite)
+    for node in made:
+        what = {"created": "new key pair", "replaced": "key pair REPLACED (--overwrite)"}.get(
+            node.key_status, "existing key pair kept (--overwrite replaces it)"
+        )
+        typer.echo(f"{node.name}: {what}: private {node.private_key}  public {node.public_key}")
+    if any(n.key_status != "kept" for n in made):
+        fresh = " ".join(str(n.public_key) for n in made if n.key_status != "kept")
+        typer.echo(f"register the new public key(s) with the SuperLink: {fresh}")
+        typer.echo("  flwr supernode register <dir>/auth.pub <superlink-connection>")
+    else:
+        typer.echo("all keys kept: nothing new to register")
 
 
 @deploy_app.command("local")
@@ -71,9 +80,15 @@ def local(
     timeout: float = typer.Option(1800.0, "--timeout", help="Seconds for the whole run."),
     round_timeout: float = typer.Option(300.0, "--round-timeout", help="Seconds to wait for replies."),
     keep_workdir: bool = typer.Option(False, "--keep-workdir", help="Keep logs/keys in the temp folder."),
+    require_all_nodes: bool = typer.Option(
+        False, "--require-all-nodes", help="Exit 3 if any SuperNode missed a round (default: report only)."
+    ),
 ) -> None:
     """Start a SuperLink + SuperNodes on 127.0.0.1, run the app with `flwr run`, stop everything."""
     from fedlab.deploy.local import LocalOptions, run_local
+    from fedlab.deploy.rounds import EXIT_NODES_LOST, NodeIdSink, RoundReport
+
+    sink = NodeIdSink(LocalOptions().sink)  # learns which node id each supernode-N got
 
     # run_local prints the --insecure / --no-auth warning (also for programmatic callers).
     opts = LocalOptions(
@@ -93,6 +108,7 @@ def local(
         timeout=timeout,
         round_timeout=round_timeout,
         keep_workdir=keep_workdir,
+        sink=sink,
     )
     result = run_local(opts)
     if not result.ok:
@@ -101,3 +117,12 @@ def local(
     typer.echo(f"run directory: {result.run_dir}")
     if result.workdir is not None:
         typer.echo(f"logs and key material: {result.workdir}")
+    if result.run_dir is not None and (result.run_dir / "summary.json").is_file():
+        report = RoundReport.from_run_dir(result.run_dir, sink.names)
+    else:  # the ServerApp's log never named its run directory: nothing to count replies from
+        report = RoundReport([], sink.names)
+    for line in report.lines():
+        typer.echo(line)
+    if require_all_nodes and (message := report.all_nodes_message()):
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(EXIT_NODES_LOST)

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# A real container deployment of fedlab, end to end, cleaned up afterwards.
+#
+#   bash scripts/container-build.sh        # once: fedlab-superlink / fedlab-supernode images
+#   bash scripts/container-e2e.sh          # 3 FedKA rounds, SuperLink + 2 SuperNode containers
+#   bash scripts/container-e2e.sh --engine docker --rounds 5 --require-all-nodes
+#
+# What it does (the same services, flags and mounts as docker/compose.yml):
+#  1. key material with `fedlab deploy certs` (CA + SuperLink certificate, SAN `superlink`)
+#     and `fedlab deploy keys` (one ECDSA key pair per SuperNode);
+#  2. each SuperNode's own data: its digits domain exported to data/supernode-N/<domain>.npz;
+#  3. a private network; the SuperLink container (TLS, SuperNode authentication on) with
+#     its port published on 127.0.0.1 only, for the `flwr` CLI on this host;
+#  4. registers both public keys (`flwr supernode register`), then starts 2 SuperNode
+#     containers, each mounting read-only only the CA certificate, its own private key and
+#     its own data folder;
+#  5. `flwr run` of this checkout (FedKA, 3 rounds by default), streamed;
+#  6. copies the run directory out of the SuperLink container into --out, prints the
+#     per-round report (replies received vs expected, lost nodes, target accuracy);
+#  7. removes every container and the network it created, on success, failure or Ctrl-C.
+# Options:
+#   --engine podman|docker   default: podman if installed, else docker
+#   --rounds N (3)  --strategy NAME (fedka)  --target DOMAIN (colour)
+#   --domains D1,D2 (original,rotated)  --local-steps N (10)  --seed N (0)
+#   --out DIR (runs/container-e2e)  --timeout S (1200, for `flwr run`)
+#   --network bridge|host    bridge (default): a private network + published port; host: the
+#                            host's network (for engines that cannot create networks)
+#   --require-all-nodes      exit 3 if any SuperNode missed a round
+#   --stop-node N@R          fault injection: kill supernode-N's container once round R's
+#                            training replies are in (shows the lost-node report)
+#   --round-timeout S (300)  seconds the ServerApp waits for replies in a round
+#   --keep                   keep the work folder (keys, logs) for inspection
+# Exit codes: 0 ok, 1 failed, 2 bad usage / missing images, 3 a node was lost (--require-all-nodes).
+# Environment: PYTHON (host interpreter with fedlab + flwr; default .venv/bin/python),
+# CONTAINERS_CONF (podman; default docker/podman-containers.conf when runc is installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ENGINE="" ROUNDS=3 STRATEGY=fedka TARGET=colour DOMAINS=original,rotated LOCAL_STEPS=10 SEED=0
+OUT=runs/container-e2e TIMEOUT=1200 NETWORK=bridge REQUIRE_ALL=0 KEEP=0 STOP_NODE="" ROUND_TIMEOUT=300
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --engine) ENGINE=${2:?}; shift 2 ;;
+    --rounds) ROUNDS=${2:?}; shift 2 ;;
+    --strategy) STRATEGY=${2:?}; shift 2 ;;
+    --target) TARGET=${2:?}; shift 2 ;;
+    --domains) DOMAINS=${2:?}; shift 2 ;;
+    --local-steps) LOCAL_STEPS=${2:?}; shift 2 ;;
+    --seed) SEED=${2:?}; shift 2 ;;
+    --out) OUT=${2:?}; shift 2 ;;
+    --timeout) TIMEOUT=${2:?}; shift 2 ;;
+    --network) NETWORK=${2:?}; shift 2 ;;
+    --require-all-nodes) REQUIRE_ALL=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    --stop-node) STOP_NODE=${2:?}; shift 2 ;;
+    --round-timeout) ROUND_TIMEOUT=${2:?}; shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$ENGINE" ]; then
+  if command -v podman >/dev/null; then ENGINE=podman; else ENGINE=docker; fi
+fi
+case "$ENGINE" in podman|docker) ;; *) echo "error: --engine $ENGINE: expected podman or docker" >&2; exit 2 ;; esac
+case "$NETWORK" in bridge|host) ;; *) echo "error: --network $NETWORK: expected bridge or host" >&2; exit 2 ;; esac
+for n in "$ROUNDS" "$LOCAL_STEPS" "$SEED" "$TIMEOUT" "$ROUND_TIMEOUT"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: expected a whole number, got '$n'" >&2; exit 2; }
+done
+if [ -n "$STOP_NODE" ] && ! [[ "$STOP_NODE" =~ ^[12]@[0-9]+$ ]]; then
+  echo "error: --stop-node $STOP_NODE: expected N@R with N 1 or 2 and R a round" >&2; exit 2
+fi
+IFS=, read -r -a NODE_DOMAINS <<<"$DOMAINS"
+[ "${#NODE_DOMAINS[@]}" = 2 ] || { echo "error: --domains $DOMAINS: expected two domains (one per SuperNode)" >&2; exit 2; }
+command -v "$ENGINE" >/dev/null || { echo "error: --engine $ENGINE: not installed" >&2; exit 2; }
+if [ "$ENGINE" = podman ] && [ -z "${CONTAINERS_CONF:-}" ] && command -v runc >/dev/null; then
+  export CONTAINERS_CONF=$ROOT/docker/podman-containers.conf
+fi
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=$(command -v python3)
+FLWR=$(dirname "$PY")/flwr
+[ -x "$FLWR" ] || FLWR=$(command -v flwr || true)
+[ -n "$FLWR" ] || { echo "error: the flwr CLI is not installed next to $PY (run scripts/setup.sh)" >&2; exit 2; }
+export FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1 FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1
+VERSION=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+
+# -- what runs: the same as docker/compose.yml (tests/test_container_files.py checks it) ----
+LINK_IMAGE=fedlab-superlink:$VERSION
+NODE_IMAGE=fedlab-supernode:$VERSION
+LINK_PORT=8000
+SUPERLINK_ARGS=(
+  --host=0.0.0.0
+  --port=$LINK_PORT
+  --ssl-ca-certfile=/certs/ca.crt
+  --ssl-certfile=/certs/server.pem
+  --ssl-keyfile=/certs/server.key
+  --enable-supernode-auth
+  --disable-runtime-dependency-installation
+)
+supernode_args() {  # $1: node index, $2: domain, $3: SuperLink address
+  SUPERNODE_ARGS=(
+    --superlink=$3
+    --root-certificates=/certs/ca.crt
+    --auth-supernode-private-key=/keys/auth.key
+    --max-retries=5
+    --node-config="domain='$2' client-id=$1 data-path='/data/$2.npz'"
+  )
+}
+
+for image in "$LINK_IMAGE" "$NODE_IMAGE"; do
+  "$ENGINE" image inspect "$image" >/dev/null 2>&1 \
+    || { echo "error: image $image not found; build it: bash scripts/container-build.sh --engine $ENGINE" >&2; exit 2; }
+done
+
+PREFIX=fedlab-e2e-$$
+NET=$PREFIX-net
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fedlab-e2e.XXXXXX")
+chmod 700 "$WORK"
+CONTAINERS=()
+NETWORK_MADE=0
+CLEANED=0
+WATCHER="" RUN_PID="" FOLLOW_PID=""
+T0=$(date +%s.%N)
+log() { echo "[e2e] $*" >&2; }
+engine() {  # the engine, minus podman's harmless "failed to connect to syslog" line
+  "$ENGINE" "$@" 2> >(grep -v "failed to connect to syslog" >&2)
+}
+
+cleanup() {
+  local code=$?
+  [ "$CLEANED" = 1 ] && return
+  CLEANED=1
+  trap '' INT TERM HUP
+  for pid in "$WATCHER" "$RUN_PID" "$FOLLOW_PID"; do  # only what this script started
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  done
+  for c in "${CONTAINERS[@]}"; do
+    "$ENGINE" logs "$c" >"$WORK/logs/${c#"$PREFIX"-}.log" 2>&1 || true
+    "$ENGINE" rm -f -t 5 "$c" >/dev/null 2>&1 || "$ENGINE" rm -f "$c" >/dev/null 2>&1 || true
+  done
+  if [ "$NETWORK_MADE" = 1 ]; then "$ENGINE" network rm "$NET" >/dev/null 2>&1 || true; fi
+  local left
+  left=$("$ENGINE" ps -a --format '{{.Names}}' 2>/dev/null | grep -c "^$PREFIX-" || true)
+  [ "$left" = 0 ] || log "WARNING: $left container(s) named $PREFIX-* still exist"
+  if [ "$KEEP" = 1 ]; then log "kept $WORK (keys, logs)"; else rm -rf "$WORK"; fi
+  log "removed containers: ${CONTAINERS[*]:-none}; network: $([ "$NETWORK_MADE" = 1 ] && echo "$NET" || echo none)"
+  return "$code"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM HUP
+
+wait_for_log() {  # $1 container, $2 regex, $3 seconds
+  local deadline=$((SECONDS + $3))
+  while [ $SECONDS -lt $deadline ]; do
+    if "$ENGINE" logs "$1" 2>&1 | grep -qE "$2"; then return 0; fi
+    if [ "$("$ENGINE" inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" != true ]; then
+      log "$1 exited: $("$ENGINE" logs "$1" 2>&1 | tail -5 | tr '\n' ' ')"; return 1
+    fi
+    sleep 1
+  done
+  log "$1: no '$2' within $3 s: $("$ENGINE" logs "$1" 2>&1 | tail -3 | tr '\n' ' ')"
+  return 1
+}
+
+# -- 1-2. key material and each node's data (host) ----------------------------------------
+mkdir -p "$WORK/logs" "$WORK/flwr-home"
+"$PY" -m fedlab.cli deploy certs --out "$WORK/certs" --hostname superlink >"$WORK/logs/certs.log"
+"$PY" -m fedlab.cli deploy keys --nodes 2 --out "$WORK/keys" >"$WORK/logs/keys.log"
+"$PY" - "$WORK/data" "$TARGET" "$SEED" "${NODE_DOMAINS[@]}" <<'EOF'
+import sys
+from pathlib import Path
+
+from clients.local_data import export_domain, partition_for
+from fedlab.config import SimulationConfig
+
+out, target, seed, domains = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+cfg = SimulationConfig.model_validate({"seed": seed, "training": {"target": target}})
+for i, domain in enumerate(domains, start=1):
+    part = partition_for(cfg, target, {"domain": domain, "client-id": i})
+    (out / f"supernode-{i}").mkdir(parents=True)
+    export_domain(out / f"supernode-{i}" / f"{domain}.npz", part)
+    print(f"[e2e] supernode-{i}: {domain} ({len(part.y_train)} train / {len(part.y_test)} test)", file=sys.stderr)
+EOF
+# The images run as uid 10001: hand each container a private copy of what it may read.
+stage() {  # $1 source file, $2 dest dir
+  mkdir -p "$2" && cp "$1" "$2/"
+  if [ "$(id -u)" = 0 ]; then chown -R 10001:10001 "$2"; else chmod 0644 "$2/$(basename "$1")"; fi
+}
+for f in ca.crt server.pem server.key; do stage "$WORK/certs/$f" "$WORK/mount/superlink/certs"; done
+for i in 1 2; do
+  stage "$WORK/certs/ca.crt" "$WORK/mount/supernode-$i/certs"
+  stage "$WORK/keys/supernode-$i/auth.key" "$WORK/mount/supernode-$i/keys"
+  if [ "$(id -u)" = 0 ]; then chown -R 10001:10001 "$WORK/data/supernode-$i"; else chmod -R a+rX "$WORK/data/supernode-$i"; fi
+done
+
+# -- 3. SuperLink ------------------------------------------------------------------------
+HOST_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if [ "$NETWORK" = bridge ]; then
+  "$ENGINE" network create "$NET" >/dev/null
+  NETWORK_MADE=1
+  net_link=(--network "$NET" --network-alias superlink -p "127.0.0.1:$HOST_PORT:$LINK_PORT")
+  net_node=(--network "$NET")
+  LINK_ADDR=superlink:$LINK_PORT
+else
+  LINK_PORT=$HOST_PORT
+  SUPERLINK_ARGS[1]=--port=$LINK_PORT
+  SUPERLINK_ARGS[0]=--host=127.0.0.1
+  net_link=(--network host) net_node=(--network host)
+  LINK_ADDR=localhost:$LINK_PORT
+fi
+CONTAINERS+=("$PREFIX-superlink")
+engine run -d --name "$PREFIX-superlink" "${net_link[@]}" \
+  -v "$WORK/mount/superlink/certs:/certs:ro" \
+  "$LINK_IMAGE" "${SUPERLINK_ARGS[@]}" >/dev/null
+wait_for_log "$PREFIX-superlink" "Uvicorn running on https://|Flower Deployment Runtime|Starting Flower SuperLink" 120
+"$PY" -c "
+import sys, time
+from fedlab.deploy.local import check_tls
+for _ in range(60):
+    try:
+        check_tls('127.0.0.1', $HOST_PORT, '$WORK/certs/ca.crt'); break
+    except Exception as exc:
+        err = exc; time.sleep(1)
+else:
+    sys.exit(f'error: {err}')
+"
+log "SuperLink $PREFIX-superlink up (TLS verified with the deployment CA on 127.0.0.1:$HOST_PORT)"
+export FLWR_HOME=$WORK/flwr-home
+cat >"$FLWR_HOME/config.toml" <<EOF
+[superlink]
+default = "fedlab-e2e"
+
+[superlink.fedlab-e2e]
+address = "127.0.0.1:$HOST_PORT"
+root-certificates = "$WORK/certs/ca.crt"
+EOF
+
+# -- 4. register both keys, start the SuperNodes ---------------------------------------------
+for i in 1 2; do
+  "$FLWR" supernode register "$WORK/keys/supernode-$i/auth.pub" fedlab-e2e >"$WORK/logs/register-$i.log" 2>&1 \
+    || { cat "$WORK/logs/register-$i.log" >&2; exit 1; }
+  grep -q "registered successfully" "$WORK/logs/register-$i.log" \
+    || { echo "error: registering supernode-$i: $(tail -2 "$WORK/logs/register-$i.log")" >&2; exit 1; }
+done
+for i in 1 2; do
+  domain=${NODE_DOMAINS[$((i - 1))]}
+  supernode_args "$i" "$domain" "$LINK_ADDR"
+  if [ "$NETWORK" = host ]; then  # the nodes share the host's ports: not both on the default 9094
+    SUPERNODE_ARGS+=("--port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
+  fi
+  CONTAINERS+=("$PREFIX-supernode-$i")
+  engine run -d --name "$PREFIX-supernode-$i" "${net_node[@]}" \
+    -v "$WORK/mount/supernode-$i/certs:/certs:ro" \
+    -v "$WORK/mount/supernode-$i/keys:/keys:ro" \
+    -v "$WORK/data/supernode-$i:/data:ro" \
+    "$NODE_IMAGE" "${SUPERNODE_ARGS[@]}" >/dev/null
+done
+for i in 1 2; do wait_for_log "$PREFIX-supernode-$i" "SuperNode ID:" 120; done
+log "2 SuperNodes connected (${NODE_DOMAINS[*]}); submitting $ROUNDS $STRATEGY rounds, target $TARGET"
+
+# -- 5. the run ------------------------------------------------------------------------------
+RUN_CONFIG="federation='digits' strategy='$STRATEGY' target='$TARGET' num-server-rounds=$ROUNDS"
+RUN_CONFIG+=" local-steps=$LOCAL_STEPS seed=$SEED out='/home/fedlab/runs' min-clients=2"
+RUN_CONFIG+=" round-timeout=$ROUND_TIMEOUT.0"
+: >"$WORK/logs/serverapp.log"
+if [ -n "$STOP_NODE" ]; then
+  (
+    while ! grep -q "replies round ${STOP_NODE#*@} train" "$WORK/logs/serverapp.log"; do sleep 1; done
+    log "fault injection: killing $PREFIX-supernode-${STOP_NODE%@*} after round ${STOP_NODE#*@}'s training"
+    engine kill "$PREFIX-supernode-${STOP_NODE%@*}" >/dev/null
+  ) &
+  WATCHER=$!
+fi
+T_RUN=$(date +%s.%N)
+# In the background + `wait`, so that Ctrl-C/TERM reach the trap at once (bash runs traps only
+# between foreground commands); the log is followed for display until flwr exits.
+timeout --foreground "$TIMEOUT" "$FLWR" run "$ROOT" fedlab-e2e --run-config "$RUN_CONFIG" --stream \
+  >"$WORK/logs/serverapp.raw" 2>&1 &
+RUN_PID=$!
+tail -n +1 -F --pid="$RUN_PID" "$WORK/logs/serverapp.raw" 2>/dev/null | sed -u 's/\x1b\[[0-9;]*m//g' \
+  | tee "$WORK/logs/serverapp.log" | sed -u 's/^/[serverapp] /' >&2 &
+FOLLOW_PID=$!
+set +e
+wait "$RUN_PID"
+rc=$?
+wait "$FOLLOW_PID"
+set -e
+RUN_PID="" FOLLOW_PID=""
+T_DONE=$(date +%s.%N)
+[ "$rc" = 0 ] || { echo "error: flwr run exited with $rc (124: --timeout $TIMEOUT s)" >&2; exit 1; }
+RUN_ID=$(grep -oE "Successfully started run [0-9]+" "$WORK/logs/serverapp.log" | grep -oE "[0-9]+$" | head -1 || true)
+RUN_DIR=$(grep -oE "run directory: /home/fedlab/runs/[^ ]+" "$WORK/logs/serverapp.log" | tail -1 | cut -d' ' -f3 || true)
+[ -n "$RUN_DIR" ] || { echo "error: the ServerApp did not report a run directory (run ${RUN_ID:-?} failed; see above)" >&2; exit 1; }
+
+# -- 6. copy the run out, report ---------------------------------------------------------------
+mkdir -p "$OUT"
+"$ENGINE" cp "$PREFIX-superlink:$RUN_DIR" "$OUT/"
+LOCAL_RUN=$OUT/$(basename "$RUN_DIR")
+for i in 1 2; do "$ENGINE" logs "$PREFIX-supernode-$i" >"$WORK/logs/supernode-$i.log" 2>&1; done
+log "run ${RUN_ID:-?} finished in $("$PY" -c "print(f'{$T_DONE - $T_RUN:.1f}')") s; run directory copied to $LOCAL_RUN"
+report=("$PY" -m fedlab.deploy.rounds "$LOCAL_RUN"
+        --node-log "supernode-1=$WORK/logs/supernode-1.log" --node-log "supernode-2=$WORK/logs/supernode-2.log")
+[ "$REQUIRE_ALL" = 1 ] && report+=(--require-all-nodes)
+set +e
+"${report[@]}"
+rc=$?
+set -e
+log "wall time $("$PY" -c "print(f'{$(date +%s.%N) - $T0:.1f}')") s (key material to report; flwr run $("$PY" -c "print(f'{$T_DONE - $T_RUN:.1f}')") s)"
+exit "$rc"

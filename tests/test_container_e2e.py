@@ -1,0 +1,196 @@
+"""The real container deployment (slow): scripts/container-e2e.sh end to end.
+
+Runs the script as a user would: SuperLink + 2 SuperNode containers from the images that
+scripts/container-build.sh made, TLS + SuperNode authentication, 3 FedKA rounds through
+`flwr run`, the run directory copied out, the per-round report printed, and every container
+and network removed. Skips, saying exactly why, where no container engine can run them
+(no podman/docker, no daemon, images not built, or the runtime refuses to start a container).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+IMAGES = (f"fedlab-superlink:{VERSION}", f"fedlab-supernode:{VERSION}")
+
+
+def _engine_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if shutil.which("runc") and "CONTAINERS_CONF" not in env:  # as the scripts do for podman
+        env["CONTAINERS_CONF"] = str(ROOT / "docker" / "podman-containers.conf")
+    return env
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if "failed to connect to syslog" not in ln]
+    return lines[-1] if lines else "no output"
+
+
+def container_engine() -> tuple[str | None, str]:
+    """(engine, "") when one can run the images, else (None, the precise reason)."""
+    wanted = os.environ.get("FEDLAB_CONTAINER_ENGINE")
+    candidates = [wanted] if wanted else ["podman", "docker"]
+    reasons = []
+    for engine in candidates:
+        if shutil.which(engine) is None:
+            reasons.append(f"{engine}: not installed")
+            continue
+        env = _engine_env()
+        info = subprocess.run([engine, "info"], capture_output=True, text=True, timeout=60, env=env)
+        if info.returncode != 0:
+            reasons.append(f"{engine}: `{engine} info` failed ({_last_line(info.stderr)})")
+            continue
+        missing = [
+            img
+            for img in IMAGES
+            if subprocess.run(
+                [engine, "image", "inspect", img], capture_output=True, timeout=60, env=env
+            ).returncode
+        ]
+        if missing:
+            reasons.append(
+                f"{engine}: images {', '.join(missing)} not built (bash scripts/container-build.sh)"
+            )
+            continue
+        probe = subprocess.run(
+            [engine, "run", "--rm", "--network", "none", IMAGES[1], "--help"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        if probe.returncode != 0:
+            reasons.append(f"{engine}: cannot start a container ({_last_line(probe.stderr)})")
+            continue
+        return engine, ""
+    return None, "; ".join(reasons)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_container_deployment_end_to_end(tmp_path: Path) -> None:
+    engine, reason = container_engine()
+    if engine is None:
+        pytest.skip(f"no container runtime can run the deployment: {reason}")
+    out = tmp_path / "runs"
+    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--rounds", "3",
+         "--out", str(out), "--require-all-nodes"],
+        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    # Per-round report: every reply arrived, in every round.
+    for rnd in (1, 2, 3):
+        assert re.search(rf"^round {rnd}: train 2/2 replies, evaluate 2/2 replies, target acc", log, re.M), (
+            log
+        )
+    # The run directory was copied out of the SuperLink container.
+    (run_dir,) = list(out.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["strategy"] == "fedka" and summary["rounds"] == 3 and summary["target"] == "colour"
+    assert summary["deployment"]["clients_seen"] == ["1:original", "2:rotated"]
+    assert len(summary["deployment"]["replies"]) == 6
+    assert (run_dir / "model.pt").stat().st_size > 0
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3
+    # Everything it started is gone: containers, network, work folder.
+    prefix = re.search(r"removed containers: (fedlab-e2e-\d+)-superlink", log)
+    assert prefix, log[-3000:]
+    names = subprocess.run(
+        [engine, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    assert not [n for n in names if n.startswith(prefix.group(1))]
+    networks = subprocess.run(
+        [engine, "network", "ls", "--format", "{{.Name}}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.split()
+    assert f"{prefix.group(1)}-net" not in networks
+    assert not list(tmp_path.glob("fedlab-e2e.*")), "work folder (keys) left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_container_deployment_reports_a_lost_node(tmp_path: Path) -> None:
+    """supernode-2's container is killed after round 1's training: the run still completes,
+    the report names it in every round from then on, and --require-all-nodes exits 3."""
+    engine, reason = container_engine()
+    if engine is None:
+        pytest.skip(f"no container runtime can run the deployment: {reason}")
+    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--rounds", "2",
+         "--local-steps", "3", "--out", str(tmp_path / "runs"), "--stop-node", "2@1",
+         "--round-timeout", "60", "--require-all-nodes"],
+        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 3, log[-6000:]
+    # Killed right after round 1's training replies: round 1's evaluation may or may not
+    # have reached it first; from round 2 on it is gone.
+    assert re.search(r"^round 1: train 2/2 replies, evaluate [12]/2 replies", log, re.M), log[-4000:]
+    lost = r"^round 2: train 1/2 replies, evaluate 1/2 replies.*LOST supernode-2 \(node \d+, 2:rotated\)"
+    assert re.search(lost, log, re.M), log[-4000:]
+    assert re.search(
+        r"^error: 1 SuperNode\(s\) did not reply: supernode-2 .* in round\(s\) (1,)?2 ", log, re.M
+    )
+    assert "removed containers: fedlab-e2e-" in log
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ctrl_c_mid_run_removes_everything(tmp_path: Path) -> None:
+    """SIGINT to the script's process group (what Ctrl-C in a terminal sends) while `flwr run`
+    streams: exit 130 within seconds, no container, network or key folder left."""
+    import signal
+    import time
+
+    engine, reason = container_engine()
+    if engine is None:
+        pytest.skip(f"no container runtime can run the deployment: {reason}")
+    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    log_path = tmp_path / "e2e.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--out", str(tmp_path)],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 600
+            while "[ROUND 1/" not in log_path.read_text() and proc.poll() is None:
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(1)
+            os.killpg(proc.pid, signal.SIGINT)
+            started = time.monotonic()
+            code = proc.wait(timeout=120)
+            stopped_in = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    log = log_path.read_text()
+    assert code == 130, log[-3000:]
+    assert stopped_in < 60, f"took {stopped_in:.0f} s to stop"
+    prefix = re.search(r"removed containers: (fedlab-e2e-\d+)-superlink", log)
+    assert prefix, log[-3000:]
+    names = subprocess.run(
+        [engine, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    assert not [n for n in names if n.startswith(prefix.group(1))]
+    assert not list(tmp_path.glob("fedlab-e2e.*")), "work folder (keys) left behind"
+
+
+def test_skip_reason_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEDLAB_CONTAINER_ENGINE", "no-such-engine")
+    assert container_engine() == (None, "no-such-engine: not installed")
