@@ -200,6 +200,14 @@ def _train_private(
     )
 
 
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Which client this node holds (the server's sampling handshake, `server.sampling`)."""
+    _, part = _context(msg, context)
+    info = ConfigRecord({"client-id": part.client_id, "client": f"{part.client_id}:{part.domain}"})
+    return Message(content=RecordDict({"info": info}), reply_to=msg)
+
+
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     cfg, part = _context(msg, context)

@@ -29,7 +29,7 @@ class FederationConfig(_Strict):
     name: str = "digits"
     data_dir: str = ""  # folder with the federation's files (file-based federations)
     domains: list[str] = Field(default_factory=list)  # subset to use; empty = all found
-    clients_per_domain: int = Field(1, ge=1, le=100)
+    clients_per_domain: int = Field(1, ge=1, le=1000)
     split: Literal["iid", "dirichlet"] = "iid"
     dirichlet_alpha: float = Field(0.5, gt=0)
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -80,6 +80,12 @@ class TrainingConfig(_Strict):
     # voters predict with BatchNorm statistics of the target pool (AdaBN) instead of their own
     vote_target_batchnorm: bool = True
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
+    # Cross-device scale (see `server.sampling`): clients trained per round, drawn with a seeded RNG
+    # (0 = every client every round); evaluation every `eval_every` rounds (and the last); which
+    # clients score the global model on their own split in those rounds.
+    clients_per_round: int = Field(0, ge=0)
+    eval_every: int = Field(1, ge=1)
+    client_eval: Literal["none", "sampled", "all"] = "sampled"
 
     @field_validator("strategy")
     @classmethod
@@ -167,7 +173,15 @@ class SimulationConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Flower simulation backend: "inprocess" (default on CPU: no Ray cluster, deterministic)
     # or "ray" (parallel clients in actors, fractional GPUs). "auto": ray when gpus_per_client > 0.
-    engine: Literal["auto", "inprocess", "ray"] = "auto"
+    # "process": W worker processes (`workers`); "flower": Flower's own simulation runtime (link
+    # state + VCE loop) with the in-process backend; "ray": Flower's Ray backend, joining the
+    # cluster at `ray_address` when set (see `fedlab.runtime`).
+    engine: Literal["auto", "inprocess", "process", "flower", "ray"] = "auto"
+    workers: int = Field(2, ge=1, le=256)
+    # torch intra-op threads in the simulation process (0 = auto: 1 for vector/MLP federations,
+    # whose tiny matrices run slower with several threads, torch's default for image models)
+    torch_threads: int = Field(0, ge=0, le=1024)
+    ray_address: str = ""
     gpus_per_client: float = Field(0.0, ge=0, le=1)
     cpus_per_client: float = Field(1.0, gt=0)
     out: str = "runs"
