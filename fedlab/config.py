@@ -222,20 +222,29 @@ class SimulationConfig(_Strict):
         return cls.model_validate(data)
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line: where, which field, what was wrong."""
-    parts = []
+def format_validation_error(exc: ValidationError, source: str, flags: dict[str, str] | None = None) -> str:
+    """One line: where, which field, what was wrong (a CLI value is named by its flag)."""
+    parts, by_flag = [], []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
-    return f"{source}: invalid config: " + "; ".join(parts)
+        flag = next((f for key, f in (flags or {}).items() if loc == key or loc.startswith(key + ".")), None)
+        if flag:
+            by_flag.append(f"{flag}: {msg} (got {err.get('input')!r})")
+        else:
+            parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
+    text = "; ".join(by_flag)
+    if parts:
+        text += ("; " if text else "") + f"{source}: invalid config: " + "; ".join(parts)
+    return text
 
 
 def load_simulation_config(
-    path: str | Path | None, overrides: dict[str, Any] | None = None
+    path: str | Path | None, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
 ) -> SimulationConfig:
-    """Read TOML (if given), apply dotted overrides like ``{"training.rounds": 3}``, validate."""
+    """Read TOML (if given), apply dotted overrides like ``{"training.rounds": 3}``, validate.
+
+    `flags` maps override keys to the CLI flags that set them, so errors name the flag."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -258,4 +267,5 @@ def load_simulation_config(
     try:
         return SimulationConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from exc
+        given = {k: f for k, f in (flags or {}).items() if (overrides or {}).get(k) is not None}
+        raise ConfigError(format_validation_error(exc, source, given)) from exc

@@ -32,6 +32,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.run import Run
 
 from fedlab.flower_compat import assign_message_id, set_task_identity
+from fedlab.interrupts import ABORT, Aborted
 
 StatusCallback = Callable[[str, int, int], None]  # (message type, done, total)
 
@@ -177,3 +178,53 @@ def backend_for(engine: str, workers: int, app_ref: str) -> Backend:
     if engine == "process":
         return ProcessPoolBackend({"init_args": {"workers": workers, "app_ref": app_ref}})  # type: ignore[dict-item]
     return InProcessBackend({})
+
+
+class AbortableGrid(Grid):
+    """Delegates to Flower's grid; `send_and_receive` polls for replies and stops on `ABORT`."""
+
+    def __init__(self, inner: Grid, poll: float = 0.02) -> None:
+        self.inner = inner
+        self.poll = poll
+
+    def set_run(self, run: Run) -> None:
+        self.inner.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self.inner.run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.inner.get_node_ids()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.inner.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.inner.pull_messages(message_ids)
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        pending = set(self.push_messages(messages))
+        end = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while pending and (end is None or time.monotonic() < end):
+            if ABORT.is_set():
+                raise Aborted("simulation interrupted")
+            got = list(self.pull_messages(pending))
+            replies += got
+            pending -= {m.metadata.reply_to_message_id for m in got}
+            if pending:
+                time.sleep(self.poll)
+        return replies

@@ -89,12 +89,15 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def check_scale(cfg: SimulationConfig, num_clients: int) -> None:
-    """Settings that only make sense against the federation's size, checked before any run."""
+def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> None:
+    """Settings that only make sense against the federation's size, checked before any run.
+
+    `flag`: the value came from ``--clients-per-round`` (name the flag in the error)."""
     k = cfg.training.clients_per_round
     if k > num_clients:
+        name = f"--clients-per-round {k}" if flag else f"training.clients_per_round = {k}"
         raise ConfigError(
-            f"training.clients_per_round = {k} exceeds the federation's {num_clients} clients "
+            f"{name} exceeds the federation's {num_clients} clients "
             "(0 = every client every round)"
         )
     if 0 < k < num_clients and cfg.dp.enabled and cfg.dp.mode == "central":
@@ -103,7 +106,7 @@ def check_scale(cfg: SimulationConfig, num_clients: int) -> None:
             "client every round; use clients_per_round = 0 or client DP"
         )
     if cfg.ray_address and resolve_engine(cfg) != "ray":
-        raise ConfigError(f"ray_address is set but engine = {cfg.engine!r}; use engine = \"ray\"")
+        raise ConfigError(f'ray_address is set but engine = {cfg.engine!r}; use engine = "ray"')
 
 
 def simulate(
@@ -152,7 +155,8 @@ def _run_flower(cfg: SimulationConfig, work: Path, on_round, engine: str, n: int
     from flwr.simulation import run_simulation
 
     from clients.app import app as client_app
-    from fedlab.interrupts import ABORT, AbortableGrid
+    from fedlab.interrupts import ABORT
+    from fedlab.runtime import AbortableGrid
     from server.app import make_server_app
 
     ABORT.clear()

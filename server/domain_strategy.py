@@ -151,18 +151,15 @@ class DomainAwareMixin:
         evaluates = self.evaluates(server_round)
         for msg in ok:
             cid = _client_name(msg.content)
-            stats = {k: float(v) for k, v in _only_metrics(msg.content).items() if k != "client-id"}
+            reported = _only_metrics(msg.content)
+            train_stats[cid] = {k: float(v) for k, v in reported.items() if k != "client-id"}
             if not (evaluates or self.scores_pool(server_round)):
-                train_stats[cid] = stats
                 continue
             model = self.target.model_from(_only_arrays(msg.content))
             if evaluates:
                 client_acc[cid] = self.target.test_accuracy(model)
             if self.scores_pool(server_round):
                 client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
-            train_stats[cid] = {
-                k: float(v) for k, v in _only_metrics(msg.content).items() if k != "client-id"
-            }
         self._round["client_target_acc"] = client_acc
         self._round["client_train"] = train_stats
         if arrays is not None and client_probs:  # only strategies that score the pool
