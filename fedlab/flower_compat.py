@@ -76,9 +76,11 @@ def check_flower_internals() -> list[str]:
     if "from .backend.raybackend import RayBackend" not in inspect.getsource(vce_api.start_vce):
         problems.append("vce_api.start_vce no longer imports RayBackend by name (engine='flower' patch)")
     abstract = set(getattr(Backend, "__abstractmethods__", set()))
-    expected = {"build", "num_workers", "is_worker_idle", "terminate", "process_message"}
+    expected = {"build", "is_worker_idle", "terminate", "process_message"}
     if abstract != expected:
         problems.append(f"Backend's abstract methods changed: {sorted(abstract)} != {sorted(expected)}")
+    if not isinstance(getattr(Backend, "num_workers", None), property):
+        problems.append("Backend.num_workers is no longer a property")
     try:
         from flwr.supercore.task_identity import TaskIdentity
 
