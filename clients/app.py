@@ -58,7 +58,21 @@ def cfg_num_classes(msg: Message) -> int:
 
 
 def _info(part: ClientPartition) -> ConfigRecord:
-    return ConfigRecord({"client": f"{part.client_id}:{part.domain}", "domain": part.domain})
+    info = {"client": f"{part.client_id}:{part.domain}", "domain": part.domain}
+    worker = _ray_node()
+    if worker:
+        info["worker"] = worker
+    return ConfigRecord(info)
+
+
+def _ray_node() -> str:
+    """The Ray node this client runs on (engine "ray", possibly several machines), else ''."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return ""
+    return str(ray.get_runtime_context().get_node_id())
 
 
 @app.train()

@@ -162,6 +162,9 @@ class DomainAwareMixin:
                 client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
         self._round["client_target_acc"] = client_acc
         self._round["client_train"] = train_stats
+        workers = {_client_name(m.content): _worker(m.content) for m in ok}
+        if any(workers.values()):  # engine "ray": the Ray node each client ran on
+            self._round["client_worker"] = workers
         if arrays is not None and client_probs:  # only strategies that score the pool
             arrays = self.after_aggregation(server_round, arrays, np.stack(client_probs))
         return arrays, metrics
@@ -245,6 +248,11 @@ class DomainAwareMixin:
 
 def _reply_order(msg: Message) -> tuple[bool, str]:
     return (msg.has_error(), "" if msg.has_error() else _client_name(msg.content))
+
+
+def _worker(content: RecordDict) -> str:
+    info = content.get("info")
+    return str(info["worker"]) if isinstance(info, ConfigRecord) and "worker" in info else ""
 
 
 def _client_id(content: RecordDict) -> int:
