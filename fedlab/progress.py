@@ -28,7 +28,7 @@ class PlainProgress:
         self.every = every
         self.tasks: list[_Task] = []
         self._start = time.monotonic()
-        self._last_status = 0.0
+        self._last_status = self._start
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -46,6 +46,7 @@ class PlainProgress:
         task_id: int,
         *,
         advance: float | None = None,
+        completed: float | None = None,
         total: float | None = None,
         description: str | None = None,
         **fields: Any,
@@ -57,8 +58,8 @@ class PlainProgress:
             task.description = description
         task.fields.update(fields)
         now = time.monotonic()
-        if advance:
-            task.completed += advance
+        if advance or completed is not None:
+            task.completed = completed if completed is not None else task.completed + (advance or 0)
             self._line(task)
         elif fields and now - self._last_status >= self.every:
             self._last_status = now
