@@ -73,6 +73,7 @@ def _config(cell: dict[str, Any]):
         "training.eval_every": cell["eval_every"],
         "training.client_eval": cell["client_eval"],
         "device": "cpu",
+        "torch_threads": cell.get("threads", 0),
     }
     variant = cell["variant"]
     if variant.startswith("process:"):
@@ -273,6 +274,7 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "steps": args.steps,
                         "eval_every": args.eval_every,
                         "client_eval": args.client_eval,
+                        "threads": args.torch_threads,
                     }
                 )
     return cells
@@ -320,6 +322,9 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=1)
     ap.add_argument("--client-eval", default="sampled", choices=["none", "sampled", "all"])
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument(
+        "--torch-threads", type=int, default=0, help="torch intra-op threads, both sides (0 = fedlab's auto)"
+    )
     ap.add_argument("--link-state", action="store_true", help="time Flower's in-memory link state alone")
     args = ap.parse_args()
     if args.cell:
@@ -363,7 +368,7 @@ def main() -> None:
         ],
         _rows(results),
         title=f"{args.rounds} rounds, {args.steps} local steps, eval_every {args.eval_every}, "
-        f"client_eval {args.client_eval}; cpus: {os.cpu_count()}",
+        f"client_eval {args.client_eval}, torch threads {args.torch_threads or 'auto'}; cpus: {os.cpu_count()}",
     )
 
 
