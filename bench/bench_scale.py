@@ -368,7 +368,8 @@ def main() -> None:
         ],
         _rows(results),
         title=f"{args.rounds} rounds, {args.steps} local steps, eval_every {args.eval_every}, "
-        f"client_eval {args.client_eval}, torch threads {args.torch_threads or 'auto'}; cpus: {os.cpu_count()}",
+        f"client_eval {args.client_eval}, torch threads {args.torch_threads or 'auto'}; "
+        f"cpus: {os.cpu_count()}",
     )
 
 
