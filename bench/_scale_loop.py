@@ -56,7 +56,11 @@ def plain_loop(cfg) -> dict[str, float]:
                 progress_end=rnd / t.rounds,
             )
             seed = int(np.random.SeedSequence([cfg.seed, rnd, part.client_id]).generate_state(1)[0])
-            res = train_local(model, part.x_train, part.y_train, spec, device, seed=seed)
+            try:
+                res = train_local(model, part.x_train, part.y_train, spec, device, seed=seed)
+            except ValueError:  # e.g. BatchNorm on a 1-row client: the simulation gets an error reply
+                phases["failed clients"] += 1
+                continue
             states.append({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
             weights.append(res.num_examples)
             phases["client training"] += time.perf_counter() - start

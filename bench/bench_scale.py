@@ -156,6 +156,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
             phases = plain_loop(cfg)
             wall = time.perf_counter() - start
             acc = phases.pop("final_target_acc")
+            failed = int(phases.pop("failed clients", 0))
             phases["runtime"] = max(0.0, wall - sum(phases.values()))
         else:
             from fedlab.simulate import simulate
@@ -163,7 +164,10 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
             timers = _instrument()
             with TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                res = simulate(cfg, out=Path(tmp) / "r", on_round=lambda r: rounds_s.append(r["seconds"]))
+                records: list[dict[str, Any]] = []
+                res = simulate(cfg, out=Path(tmp) / "r", on_round=records.append)
+                rounds_s = [r["seconds"] for r in records]
+                failed = sum(r.get("clients_failed", 0) for r in records)
                 wall = time.perf_counter() - start
             acc = res.summary["final_target_acc"]
             phases = dict(timers.seconds)
@@ -182,6 +186,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "phases": phases,
         "final_target_acc": acc,
+        "failed_updates": failed,
     }
 
 
@@ -302,6 +307,7 @@ def _rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 f"{r['rss_mb']:.0f}",
                 " ".join(f"{ph.get(p, 0.0):.1f}" for p in PHASES),
                 f"{r['final_target_acc']:.3f}",
+                str(r.get("failed_updates", 0)),
             ]
         )
     return rows
@@ -365,6 +371,7 @@ def main() -> None:
             "RSS MB",
             "phases s: train c-eval c-msg s-eval agg runtime",
             "final acc",
+            "failed",
         ],
         _rows(results),
         title=f"{args.rounds} rounds, {args.steps} local steps, eval_every {args.eval_every}, "
