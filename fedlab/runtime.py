@@ -10,14 +10,15 @@ the process hanging.
 `DirectGrid` implements Flower's public `Grid` interface: the same ServerApp (strategies,
 `Strategy.start`), the same ClientApp, the same `Message`/`RecordDict`/`Context` objects — but
 `send_and_receive` hands each message straight to a Flower `Backend` (`InProcessBackend`, one at
-a time in this thread; `ProcessPoolBackend`, W worker processes) and returns the replies in the
-order the messages were sent. No threads, no polling: Ctrl-C / SIGTERM interrupt it at once.
+a time; `ProcessPoolBackend`, W worker processes) and returns the replies in the
+order the messages were sent. No polling; Ctrl-C / SIGTERM stop it before the next client.
 Node ids are 1..N (partition i ↔ node i+1), and each node keeps its `Context` across rounds.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -118,11 +119,15 @@ class DirectGrid(Grid):
         if submit is not None and self.backend.num_workers > 1:
             futures = [(m, submit(m, self.contexts[m.metadata.dst_node_id])) for m in messages]
             for msg, fut in futures:
+                if ABORT.is_set():
+                    raise Aborted("simulation interrupted")
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 replies.append(self._reply(msg, lambda f=fut, t=left: f.result(timeout=t)))
                 self._status(kind, len(replies), total)
             return replies
         for msg in messages:
+            if ABORT.is_set():
+                raise Aborted("simulation interrupted")
             if deadline is not None and time.monotonic() > deadline:
                 break
             ctx = self.contexts[msg.metadata.dst_node_id]
@@ -164,10 +169,33 @@ def run_direct(
     run = Run.create_empty(run_id=run_id)
     backend.build(app_fn)
     grid = DirectGrid(backend, num_nodes, run, on_status)
+    ABORT.clear()
+    outcome: dict[str, BaseException] = {}
+
+    def serve() -> None:
+        try:
+            server_app(grid=grid, context=Context(run_id, 0, UserConfig(), RecordDict(), UserConfig()))
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    # The ServerApp (and the in-process clients) run in a daemon thread, as in Flower's runtime:
+    # torch's intra-op pool driven from the main thread was 3-5x slower for the CNN on a busy
+    # 2-core machine (bench_scale, digits). The main thread only waits, so Ctrl-C / SIGTERM reach
+    # it at once; `ABORT` stops the worker before its next client, and being a daemon it can
+    # never keep the process alive.
+    worker = threading.Thread(target=serve, name="fedlab-serverapp", daemon=True)
     try:
-        server_app(grid=grid, context=Context(run_id, 0, UserConfig(), RecordDict(), UserConfig()))
+        worker.start()
+        while worker.is_alive():
+            worker.join(timeout=0.2)
+    except BaseException:
+        ABORT.set()
+        worker.join(timeout=3.0)
+        raise
     finally:
         backend.terminate()
+    if "error" in outcome:
+        raise outcome["error"]
     return grid
 
 
