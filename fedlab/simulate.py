@@ -97,8 +97,7 @@ def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> 
     if k > num_clients:
         name = f"--clients-per-round {k}" if flag else f"training.clients_per_round = {k}"
         raise ConfigError(
-            f"{name} exceeds the federation's {num_clients} clients "
-            "(0 = every client every round)"
+            f"{name} exceeds the federation's {num_clients} clients (0 = every client every round)"
         )
     if 0 < k < num_clients and cfg.dp.enabled and cfg.dp.mode == "central":
         raise ConfigError(
