@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from functools import lru_cache
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -48,16 +49,45 @@ app = ClientApp()
 
 def _context(msg: Message, context: Context) -> tuple[SimulationConfig, ClientPartition]:
     config = msg.content["config"]
-    cfg = SimulationConfig.model_validate(json.loads(str(config[CONFIG_KEY])))
+    cfg = _parse_config(str(config[CONFIG_KEY]))
     return cfg, partition_for(cfg, str(config["target"]), dict(context.node_config))
 
 
+@lru_cache(maxsize=8)
+def _parse_config(text: str) -> SimulationConfig:
+    """Every message of a run carries the same config: validate it once per process, not per message."""
+    return SimulationConfig.model_validate(json.loads(text))
+
+
 def _model_for(cfg: SimulationConfig, part: ClientPartition, msg: Message) -> DomainModel:
-    """The model architecture follows the data (image vs vector), weights from the server."""
+    """The model architecture follows the data (image vs vector), weights from the server.
+
+    Why the caches: one simulation process serves many clients. The global weights of a round
+    are one ArrayRecord object shared by all its messages, so they are decoded once, not once
+    per client; and one model per architecture is reused (every parameter and buffer is
+    overwritten by `load_state_dict`, gradients cleared) instead of being built and randomly
+    initialised per message. Under DP a fresh model is built (Opacus attaches hooks to it)."""
     kind = "image" if part.x_train.ndim == 4 else "vector"
-    model = build_model(kind, part.x_train.shape[1:], int(cfg_num_classes(msg)), norm=model_norm(cfg))
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    key = (kind, tuple(part.x_train.shape[1:]), int(cfg_num_classes(msg)), model_norm(cfg))
+    model = None if cfg.dp.enabled else _MODELS.get(key)
+    if model is None:
+        model = build_model(kind, key[1], key[2], norm=key[3])
+        if not cfg.dp.enabled:
+            _MODELS[key] = model
+    model.load_state_dict(_global_state(msg.content["arrays"]))
+    for param in model.parameters():
+        param.grad = None
     return model
+
+
+_MODELS: dict[tuple, DomainModel] = {}
+_STATE: list = [None, None]  # [ArrayRecord, its decoded state dict]
+
+
+def _global_state(record: ArrayRecord) -> dict:
+    if _STATE[0] is not record:
+        _STATE[0], _STATE[1] = record, record.to_torch_state_dict()
+    return _STATE[1]
 
 
 def cfg_num_classes(msg: Message) -> int:
@@ -65,7 +95,21 @@ def cfg_num_classes(msg: Message) -> int:
 
 
 def _info(part: ClientPartition) -> ConfigRecord:
-    return ConfigRecord({"client": f"{part.client_id}:{part.domain}", "domain": part.domain})
+    info = {"client": f"{part.client_id}:{part.domain}", "domain": part.domain}
+    worker = _ray_node()
+    if worker:
+        info["worker"] = worker
+    return ConfigRecord(info)
+
+
+def _ray_node() -> str:
+    """The Ray node this client runs on (engine "ray", possibly several machines), else ''."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return ""
+    return str(ray.get_runtime_context().get_node_id())
 
 
 @app.train()
@@ -206,6 +250,14 @@ def _train_private(
             "budget-exhausted": int(exhausted),
         },
     )
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Which client this node holds (the server's sampling handshake, `server.sampling`)."""
+    _, part = _context(msg, context)
+    info = ConfigRecord({"client-id": part.client_id, "client": f"{part.client_id}:{part.domain}"})
+    return Message(content=RecordDict({"info": info}), reply_to=msg)
 
 
 @app.evaluate()

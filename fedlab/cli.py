@@ -52,9 +52,14 @@ def _register() -> None:
 
 
 def main() -> None:
+    from fedlab.interrupts import exit_code, exit_interrupted, install_signal_handlers
+
+    install_signal_handlers()  # SIGTERM behaves like Ctrl-C (exit 143)
     _register()
     try:
         code = app(standalone_mode=False)
+        if code == 130:  # click caught Ctrl-C / SIGTERM itself (after the run directory was cleaned)
+            raise KeyboardInterrupt
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except FedlabError as exc:
@@ -62,12 +67,11 @@ def main() -> None:
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C / SIGTERM into Abort
+        cause = exc.__cause__ or exc.__context__
+        code = exit_code(cause if isinstance(cause, KeyboardInterrupt) else exc)
+        typer.echo("terminated" if code == 143 else "interrupted", err=True)
+        exit_interrupted(code)
     except Exception as exc:  # click usage errors
         import click
 

@@ -35,7 +35,7 @@ class FederationConfig(_Strict):
     name: str = "digits"
     data_dir: str = ""  # folder with the federation's files (file-based federations)
     domains: list[str] = Field(default_factory=list)  # subset to use; empty = all found
-    clients_per_domain: int = Field(1, ge=1, le=100)
+    clients_per_domain: int = Field(1, ge=1, le=1000)
     split: Literal["iid", "dirichlet"] = "iid"
     dirichlet_alpha: float = Field(0.5, gt=0)
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -111,6 +111,12 @@ class TrainingConfig(_Strict):
     # > 0: a client's local steps and FedKA's fine-tuning steps stop after this many passes over
     # their data (the reference's "up to 32 / 128 batches" on small domains); 0 = no cap
     max_epochs_per_round: float = Field(0.0, ge=0)
+    # Cross-device scale (see `server.sampling`): clients trained per round, drawn with a seeded RNG
+    # (0 = every client every round); evaluation every `eval_every` rounds (and the last); which
+    # clients score the global model on their own split in those rounds.
+    clients_per_round: int = Field(0, ge=0)
+    eval_every: int = Field(1, ge=1)
+    client_eval: Literal["none", "sampled", "all"] = "sampled"
 
     @field_validator("strategy")
     @classmethod
@@ -200,7 +206,15 @@ class SimulationConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Flower simulation backend: "inprocess" (default on CPU: no Ray cluster, deterministic)
     # or "ray" (parallel clients in actors, fractional GPUs). "auto": ray when gpus_per_client > 0.
-    engine: Literal["auto", "inprocess", "ray"] = "auto"
+    # "process": W worker processes (`workers`); "flower": Flower's own simulation runtime (link
+    # state + VCE loop) with the in-process backend; "ray": Flower's Ray backend, joining the
+    # cluster at `ray_address` when set (see `fedlab.runtime`).
+    engine: Literal["auto", "inprocess", "process", "flower", "ray"] = "auto"
+    workers: int = Field(2, ge=1, le=256)
+    # torch intra-op threads in the simulation process (0 = auto: 1 for vector/MLP federations,
+    # whose tiny matrices run slower with several threads, torch's default for image models)
+    torch_threads: int = Field(0, ge=0, le=1024)
+    ray_address: str = ""
     gpus_per_client: float = Field(0.0, ge=0, le=1)
     cpus_per_client: float = Field(1.0, gt=0)
     out: str = "runs"
@@ -253,20 +267,29 @@ class SimulationConfig(_Strict):
         return cls.model_validate(data)
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line: where, which field, what was wrong."""
-    parts = []
+def format_validation_error(exc: ValidationError, source: str, flags: dict[str, str] | None = None) -> str:
+    """One line: where, which field, what was wrong (a CLI value is named by its flag)."""
+    parts, by_flag = [], []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
-    return f"{source}: invalid config: " + "; ".join(parts)
+        flag = next((f for key, f in (flags or {}).items() if loc == key or loc.startswith(key + ".")), None)
+        if flag:
+            by_flag.append(f"{flag}: {msg} (got {err.get('input')!r})")
+        else:
+            parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
+    text = "; ".join(by_flag)
+    if parts:
+        text += ("; " if text else "") + f"{source}: invalid config: " + "; ".join(parts)
+    return text
 
 
 def load_simulation_config(
-    path: str | Path | None, overrides: dict[str, Any] | None = None
+    path: str | Path | None, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
 ) -> SimulationConfig:
-    """Read TOML (if given), apply dotted overrides like ``{"training.rounds": 3}``, validate."""
+    """Read TOML (if given), apply dotted overrides like ``{"training.rounds": 3}``, validate.
+
+    `flags` maps override keys to the CLI flags that set them, so errors name the flag."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -292,4 +315,5 @@ def load_simulation_config(
     try:
         return SimulationConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from exc
+        given = {k: f for k, f in (flags or {}).items() if (overrides or {}).get(k) is not None}
+        raise ConfigError(format_validation_error(exc, source, given)) from exc

@@ -3,6 +3,9 @@
 Group Effect = accuracy of the aggregated (global) model on the target domain minus
 the mean target accuracy of the clients' own returned models in that round. It is the
 gain from aggregation; a negative value means aggregation hurt (negative transfer).
+The clients are those that trained that round: with per-round sampling (`clients_per_round`)
+the round's sample, without clients whose training failed or whose DP budget ran out — the
+models that were actually averaged.
 """
 
 from __future__ import annotations

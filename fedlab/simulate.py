@@ -1,8 +1,10 @@
 """Library entry point for simulations: `simulate(config)` -> run directory.
 
-Runs fedlab's ServerApp and ClientApp on Flower's simulation engine
-(`flwr.simulation.run_simulation`, Ray backend) with one virtual SuperNode per client,
-and publishes the run directory atomically (nothing is left behind on failure).
+Runs fedlab's ServerApp and ClientApp with one virtual SuperNode per client and publishes the
+run directory atomically (nothing is left behind on failure or interrupt). Engines:
+"inprocess" / "process" use fedlab's runtime (`fedlab.runtime`: a direct Grid, no link state),
+"flower" Flower's `run_simulation` with the in-process backend, "ray" Flower's Ray backend
+(joining an existing cluster when `ray_address` is set).
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedlab.config import SimulationConfig
-from fedlab.engine import simulation_backend
+from fedlab.engine import CLIENT_APP_REF, simulation_backend
+from fedlab.errors import ConfigError
 from fedlab.federation import setup_for
 from fedlab.rundir import atomic_run_dir, default_run_name
 
@@ -52,16 +56,56 @@ def _quiet_flower(verbose: bool) -> None:
 
 def backend_config(cfg: SimulationConfig) -> dict[str, Any]:
     """Ray resources: each virtual client gets `cpus_per_client` CPUs and `gpus_per_client` GPUs."""
+    init: dict[str, Any] = {"logging_level": "error", "log_to_driver": False, "include_dashboard": False}
+    if cfg.ray_address:  # join a running cluster (ray.init(address=...)): no local cluster options
+        init = {"address": cfg.ray_address, "logging_level": "error", "log_to_driver": False}
     return {
         "client_resources": {"num_cpus": cfg.cpus_per_client, "num_gpus": cfg.gpus_per_client},
-        "init_args": {"logging_level": "error", "log_to_driver": False, "include_dashboard": False},
+        "init_args": init,
     }
 
 
 def resolve_engine(cfg: SimulationConfig) -> str:
     if cfg.engine != "auto":
         return cfg.engine
-    return "ray" if cfg.gpus_per_client > 0 else "inprocess"
+    return "ray" if cfg.gpus_per_client > 0 or cfg.ray_address else "inprocess"
+
+
+def _threads_for(cfg: SimulationConfig, kind: str) -> int:
+    return cfg.torch_threads or (1 if kind == "vector" else 0)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Set torch's intra-op threads for the block (0 = leave as is), then restore them."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> None:
+    """Settings that only make sense against the federation's size, checked before any run.
+
+    `flag`: the value came from ``--clients-per-round`` (name the flag in the error)."""
+    k = cfg.training.clients_per_round
+    if k > num_clients:
+        name = f"--clients-per-round {k}" if flag else f"training.clients_per_round = {k}"
+        raise ConfigError(
+            f"{name} exceeds the federation's {num_clients} clients (0 = every client every round)"
+        )
+    if 0 < k < num_clients and cfg.dp.enabled and cfg.dp.mode == "central":
+        raise ConfigError(
+            "central DP with clients_per_round is not supported: its noise is calibrated for every "
+            "client every round; use clients_per_round = 0 or client DP"
+        )
+    if cfg.ray_address and resolve_engine(cfg) != "ray":
+        raise ConfigError(f'ray_address is set but engine = {cfg.engine!r}; use engine = "ray"')
 
 
 def simulate(
@@ -69,15 +113,19 @@ def simulate(
     out: Path | None = None,
     on_round: RoundCallback | None = None,
     verbose: bool = False,
+    on_status: Callable[[str, int, int], None] | None = None,
 ) -> SimulationResult:
-    """Run one simulation (one strategy, one target, one seed)."""
-    from flwr.simulation import run_simulation
+    """Run one simulation (one strategy, one target, one seed).
 
+    `on_status(message_type, done, total)` reports clients finished within a round (fedlab's
+    runtime only), so progress shows before the first round ends."""
     from clients.app import app as client_app
     from server.app import make_server_app, write_resolved_config
 
     _quiet_flower(verbose)
     setup = setup_for(cfg)  # validates data + target before any directory exists
+    check_scale(cfg, len(setup.clients))
+    engine = resolve_engine(cfg)
     cfg = cfg.model_copy(deep=True)
     cfg.training.target = setup.target
     final = (
@@ -85,18 +133,43 @@ def simulate(
         if out
         else Path(cfg.out) / default_run_name(f"{cfg.training.strategy}-{setup.target}-s{cfg.seed}")
     )
-    with atomic_run_dir(final) as work:
+    with atomic_run_dir(final) as work, torch_threads(_threads_for(cfg, setup.fed.kind)):
         write_resolved_config(work, cfg)
-        server_app = make_server_app(cfg, work, on_round)
-        with simulation_backend(resolve_engine(cfg)):
-            run_simulation(
-                server_app=server_app,
-                client_app=client_app,
-                num_supernodes=len(setup.clients),
-                backend_config=backend_config(cfg),
-                verbose_logging=verbose,
-            )
+        if engine in ("inprocess", "process"):
+            from fedlab.runtime import backend_for, run_direct
+
+            server_app = make_server_app(cfg, work, on_round)
+            backend = backend_for(engine, cfg.workers, CLIENT_APP_REF)
+            run_direct(server_app, lambda: client_app, len(setup.clients), backend, on_status)
+        else:
+            server_app = _run_flower(cfg, work, on_round, engine, len(setup.clients), verbose)
         summary = server_app.outcome.get("summary")  # type: ignore[attr-defined]
         if summary is None:
             raise RuntimeError("the simulation ended without a summary (see the log above)")
     return SimulationResult(run_dir=final, summary=summary)
+
+
+def _run_flower(cfg: SimulationConfig, work: Path, on_round, engine: str, n: int, verbose: bool):
+    """Flower's `run_simulation` (ServerApp in its own thread, made interruptible)."""
+    from flwr.simulation import run_simulation
+
+    from clients.app import app as client_app
+    from fedlab.interrupts import ABORT
+    from fedlab.runtime import AbortableGrid
+    from server.app import make_server_app
+
+    ABORT.clear()
+    server_app = make_server_app(cfg, work, on_round, grid_wrapper=AbortableGrid)
+    try:
+        with simulation_backend(engine):
+            run_simulation(
+                server_app=server_app,
+                client_app=client_app,
+                num_supernodes=n,
+                backend_config=backend_config(cfg),
+                verbose_logging=verbose,
+            )
+    except BaseException:
+        ABORT.set()  # the ServerApp thread stops at its next grid wait
+        raise
+    return server_app

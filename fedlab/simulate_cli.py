@@ -71,6 +71,20 @@ def simulate(
     anonymize: str | None = typer.Option(
         None, "--anonymize", help='Tabular: each client anonymizes its rows, e.g. "k=10" or "k=5,l=2".'
     ),
+    clients_per_round: int | None = typer.Option(
+        None, "--clients-per-round", min=0, help="Clients trained per round, seeded sample (0 = all)."
+    ),
+    eval_every: int | None = typer.Option(
+        None, "--eval-every", min=1, help="Evaluate every K rounds (and the last)."
+    ),
+    client_eval: str | None = typer.Option(
+        None, "--client-eval", help="Clients scoring the global model: none | sampled | all."
+    ),
+    engine: str | None = typer.Option(None, help="auto | inprocess | process | flower | ray"),
+    workers: int | None = typer.Option(None, min=1, help="Worker processes (engine process)."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Join this Ray cluster (host:port; engine ray)."
+    ),
     out: Path | None = typer.Option(None, help="Run directory (default: runs/<name>)."),
     verbose: bool = typer.Option(False, help="Show Flower's logs."),
 ) -> None:
@@ -88,22 +102,39 @@ def simulate(
         "seed": seed,
         "device": device,
         "gpus_per_client": gpus_per_client,
+        "training.clients_per_round": clients_per_round,
+        "training.eval_every": eval_every,
+        "training.client_eval": client_eval,
+        "engine": engine,
+        "workers": workers,
+        "ray_address": ray_address,
     }
+    seed_list = parse_seeds(seeds) if seeds is not None else None  # before anything is loaded
     if target and target != "all":
         overrides["training.target"] = target
     overrides.update(
         _privacy_overrides(dp, dp_mode, epsilon, noise_multiplier, max_grad_norm, delta, anonymize)
     )
-    cfg = load_simulation_config(config, overrides)
-    if pattern is not None and cfg.federation.name != "features":
-        raise ConfigError(f"--pattern applies to --federation features only (got {cfg.federation.name})")
     for s in strategies or []:
         if s not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {s!r}; expected one of {', '.join(STRATEGIES)}")
-    seed_list = [int(s) for s in _split(seeds) or []] if seeds else [cfg.seed]
-    from fedlab.federation import setup_for  # torch: imported only when a simulation runs
+            raise ConfigError(f"--strategy: unknown strategy {s!r}; expected one of {', '.join(STRATEGIES)}")
+    cfg = load_simulation_config(config, overrides, FLAGS)
+    if pattern is not None and cfg.federation.name != "features":
+        raise ConfigError(f"--pattern applies to --federation features only (got {cfg.federation.name})")
+    seed_list = seed_list or [cfg.seed]
+    import time
 
-    setup = setup_for(cfg)  # fail fast on data / target problems
+    started = time.monotonic()
+    with console.status(f"loading {cfg.federation.name} and building clients…"):  # transient
+        from fedlab.federation import setup_for  # torch: imported only when a simulation runs
+        from fedlab.simulate import check_scale
+
+        setup = setup_for(cfg)  # fail fast on data / target problems
+    check_scale(cfg, len(setup.clients), flag=clients_per_round is not None)
+    if not console.is_terminal:  # a log line (errors above stay the only stderr line)
+        took = time.monotonic() - started
+        name, n = cfg.federation.name, len(setup.clients)
+        console.print(f"loaded {name}: {n} clients ({took:.1f} s)", markup=False)
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
     if not seeds and len(targets) * len(strategies) > 1:
@@ -116,6 +147,51 @@ def simulate(
         _single(cfg.model_copy(update={"training": resolved}), out, verbose)
     else:
         _sweep(cfg, targets, strategies, seed_list, out)
+
+
+FLAGS = {
+    "federation.name": "--federation",
+    "federation.data_dir": "--data-dir",
+    "federation.max_per_domain": "--max-per-domain",
+    "training.strategy": "--strategy",
+    "training.target": "--target",
+    "training.rounds": "--rounds",
+    "training.local_steps": "--local-steps",
+    "training.clients_per_round": "--clients-per-round",
+    "training.eval_every": "--eval-every",
+    "training.client_eval": "--client-eval",
+    "seed": "--seed",
+    "device": "--device",
+    "gpus_per_client": "--gpus-per-client",
+    "engine": "--engine",
+    "workers": "--workers",
+    "ray_address": "--ray-address",
+    "dp.mode": "--dp-mode",
+    "dp.target_epsilon": "--epsilon",
+    "dp.noise_multiplier": "--noise-multiplier",
+    "dp.max_grad_norm": "--max-grad-norm",
+    "dp.delta": "--delta",
+    "anonymize.spec": "--anonymize",
+}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds "0,1,2"`` -> [0, 1, 2]: integers, at least one, no duplicates (else one error line)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not any(parts):
+        raise ConfigError(f"--seeds {text!r}: no seed given; expected comma-separated integers like 0,1,2")
+    seeds: list[int] = []
+    for part in parts:
+        try:
+            value = int(part)
+        except ValueError:
+            raise ConfigError(
+                f"--seeds {text!r}: {part!r} is not an integer; expected comma-separated integers like 0,1,2"
+            ) from None
+        if value in seeds:
+            raise ConfigError(f"--seeds {text!r}: seed {value} is given twice; each seed must be distinct")
+        seeds.append(value)
+    return seeds
 
 
 def _privacy_overrides(
@@ -146,7 +222,12 @@ def _privacy_overrides(
 
 
 def progress_bar() -> Progress:
-    """The runs/rounds progress bar shared by `fedlab simulate` and `fedlab study`."""
+    """The runs/rounds progress bar shared by `fedlab simulate` and `fedlab study`
+    (plain-text lines when stderr is not a terminal, `fedlab.progress`)."""
+    if not console.is_terminal:
+        from fedlab.progress import PlainProgress
+
+        return PlainProgress(console)  # type: ignore[return-value]
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -158,6 +239,8 @@ def progress_bar() -> Progress:
 
 
 def _round_status(record: dict[str, Any]) -> str:
+    if "target_acc" not in record:  # a training-only round (eval_every)
+        return f"trained {record.get('clients_ok', 0)} clients ({record.get('seconds', 0):.1f} s)"
     text = f"target acc {100 * record['target_acc']:.1f}%  GE {100 * record['group_effect']:+.1f} pp"
     if record.get("voting_acc") is not None:
         text += (
@@ -173,13 +256,20 @@ def _single(cfg, out: Path | None, verbose: bool) -> None:
         task = progress.add_task(
             f"{cfg.training.strategy} → {cfg.training.target or 'default target'}",
             total=cfg.training.rounds,
-            status="starting Flower simulation engine…",
+            status="starting…",
         )
 
+        done = [0]
+
         def on_round(record: dict[str, Any]) -> None:
+            done[0] += 1
             progress.update(task, advance=1, status=_round_status(record))
 
-        result = run(cfg, out=out, on_round=on_round, verbose=verbose)
+        def on_status(kind: str, finished: int, total: int) -> None:
+            what = {"train": "trained", "evaluate": "evaluated", "query": "contacted"}.get(kind, kind)
+            progress.update(task, status=f"round {done[0] + 1}: {what} {finished}/{total} clients")
+
+        result = run(cfg, out=out, on_round=on_round, verbose=verbose, on_status=on_status)
     s = result.summary
     table = Table(
         title=f"{s['federation']}: target {s['target']}, strategy {s['strategy']}, seed {s['seed']}"

@@ -20,6 +20,7 @@ from torch import nn
 
 from fedlab.mmd import mk_mmd, ramp
 from fedlab.models import DomainDiscriminator, DomainModel, grad_reverse
+from fedlab.seeding import seed_torch
 
 Mode = Literal["ce", "prox", "mmd", "dann"]
 
@@ -117,7 +118,7 @@ def train_local(
     if len(y) == 0:
         raise ValueError("client has no training data")
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+    seed_torch(seed)
     model.to(device).train()
     params = list(model.parameters())
     if discriminator is not None:
@@ -260,7 +261,7 @@ def finetune_pseudo(
     if steps == 0 or len(y_pseudo) == 0 or weight <= 0:
         return 0.0
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+    seed_torch(seed)
     model.to(device).train()
     opt = make_optimizer(model.parameters(), spec)
     sampler = BatchSampler(len(y_pseudo), spec.batch_size, rng)

@@ -142,6 +142,7 @@ def summarize(
     cfg: SimulationConfig, target: str, history: list[dict[str, Any]], initial_acc: float
 ) -> dict[str, Any]:
     """Final vs best round, said explicitly (the best round is chosen on the target test set)."""
+    history = [h for h in history if "target_acc" in h]  # evaluation rounds only (`eval_every`)
     accs = [h["target_acc"] for h in history]
     best = int(np.argmax(accs)) if accs else -1
     last = history[-1] if history else {}
@@ -206,13 +207,18 @@ def write_resolved_config(workdir: Path, cfg: SimulationConfig) -> None:
     write_text_atomic(workdir / "config.toml", tomli_w.dumps(cfg.saved_dict()))
 
 
-def make_server_app(cfg: SimulationConfig, workdir: Path, on_round: RoundCallback | None = None) -> ServerApp:
-    """A ServerApp bound to one config and output directory (used by `fedlab simulate`)."""
+def make_server_app(
+    cfg: SimulationConfig, workdir: Path, on_round: RoundCallback | None = None, grid_wrapper: Any = None
+) -> ServerApp:
+    """A ServerApp bound to one config and output directory (used by `fedlab simulate`).
+
+    `grid_wrapper(grid)` wraps the runtime's grid (e.g. `fedlab.interrupts.AbortableGrid`)."""
     server_app = ServerApp()
     outcome: dict[str, Any] = {}
 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
+        grid = grid_wrapper(grid) if grid_wrapper is not None else grid
         outcome["summary"] = run_federation(grid, cfg, workdir, on_round)
 
     server_app.outcome = outcome  # type: ignore[attr-defined]

@@ -10,6 +10,11 @@ Under client DP (`fedlab.privacy`) each reply carries the client's spent ε; a c
 budget is exhausted returns the weights it received and is left out of the average (and of the
 per-client target scores). Tabular federations with protected attributes also get the global
 model's group fairness per round (`fedlab.fairness_eval`): per client, pooled, and on the target.
+
+At scale (`server.sampling`): `clients_per_round` trains a seeded sample each round (ids in the
+metrics line as ``sampled_clients``); evaluation runs every `eval_every` rounds and the last;
+`client_eval` says which clients score the global model on their own split ("none", the round's
+"sampled" clients, or "all"). Group Effect is always over the clients that trained that round.
 """
 
 from __future__ import annotations
@@ -39,6 +44,25 @@ class DomainAwareMixin:
     on_round: RoundCallback | None = None
     # (target test groups, protected -> privileged value): fairness of the global model on the target
     fairness_target: tuple[Any, dict[str, str]] | None = None
+    # sampling and evaluation cadence (`setup_sampling`); defaults = every client, every round
+    clients_per_round: int = 0
+    eval_every: int = 1
+    client_eval: str = "sampled"
+    sampling_seed: int = 0
+    total_rounds: int = 1
+    handshake_timeout: float = 600.0
+
+    def setup_sampling(
+        self, clients_per_round: int, eval_every: int, client_eval: str, seed: int, rounds: int
+    ) -> None:
+        self.clients_per_round, self.eval_every, self.client_eval = clients_per_round, eval_every, client_eval
+        self.sampling_seed, self.total_rounds = seed, rounds
+
+    def evaluates(self, server_round: int) -> bool:
+        """Whether `server_round` is an evaluation round (`server.sampling.is_eval_round`)."""
+        from server.sampling import is_eval_round
+
+        return is_eval_round(server_round, self.eval_every, self.total_rounds)
 
     def setup_domain(self, target: TargetDomain, on_round: RoundCallback | None) -> None:
         self.target = target
@@ -55,11 +79,39 @@ class DomainAwareMixin:
         self._round_started = time.perf_counter()
         self._current_arrays = arrays
         messages = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
+        messages = self._sample(server_round, messages, config, grid)
+        self._trained_nodes = {m.metadata.dst_node_id for m in messages}
         if self.embeddings_per_round > 0 and messages:
             emb = self.target.embeddings(arrays, self.embeddings_per_round, server_round)
             record = ArrayRecord(numpy_ndarrays=[emb])
             for msg in messages:
                 msg.content[EMBEDDINGS_KEY] = record
+        return messages
+
+    def _sample(
+        self, server_round: int, messages: list[Message], config: ConfigRecord, grid: Grid
+    ) -> list[Message]:
+        """Keep the messages of this round's seeded client sample (all when not sampling)."""
+        if not 0 < self.clients_per_round < len(messages):
+            return messages
+        from server.sampling import discover_clients, sample_clients
+
+        if getattr(self, "_node_clients", None) is None:
+            self._node_clients = discover_clients(grid, config, self.handshake_timeout)
+        ids = self._node_clients.values()
+        chosen = set(sample_clients(self.sampling_seed, server_round, ids, self.clients_per_round))
+        self._round["sampled_clients"] = sorted(chosen)
+        return [m for m in messages if self._node_clients.get(m.metadata.dst_node_id) in chosen]
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        if self.client_eval == "none" or not self.evaluates(server_round):
+            return []
+        messages = list(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
+        if self.client_eval == "sampled":
+            trained = getattr(self, "_trained_nodes", set())
+            messages = [m for m in messages if m.metadata.dst_node_id in trained]
         return messages
 
     def aggregate_train(
@@ -95,17 +147,24 @@ class DomainAwareMixin:
         client_acc: dict[str, float] = {}
         client_probs: list[np.ndarray] = []
         train_stats: dict[str, dict[str, float]] = {}
+        self._round.setdefault("sampled_clients", sorted(_client_id(m.content) for m in ok))
+        evaluates = self.evaluates(server_round)
         for msg in ok:
             cid = _client_name(msg.content)
+            reported = _only_metrics(msg.content)
+            train_stats[cid] = {k: float(v) for k, v in reported.items() if k != "client-id"}
+            if not (evaluates or self.scores_pool(server_round)):
+                continue
             model = self.target.model_from(_only_arrays(msg.content))
-            client_acc[cid] = self.target.test_accuracy(model)
+            if evaluates:
+                client_acc[cid] = self.target.test_accuracy(model)
             if self.scores_pool(server_round):
                 client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
-            train_stats[cid] = {
-                k: float(v) for k, v in _only_metrics(msg.content).items() if k != "client-id"
-            }
         self._round["client_target_acc"] = client_acc
         self._round["client_train"] = train_stats
+        workers = {_client_name(m.content): _worker(m.content) for m in ok}
+        if any(workers.values()):  # engine "ray": the Ray node each client ran on
+            self._round["client_worker"] = workers
         if arrays is not None and client_probs:  # only strategies that score the pool
             arrays = self.after_aggregation(server_round, arrays, np.stack(client_probs))
         return arrays, metrics
@@ -142,7 +201,8 @@ class DomainAwareMixin:
                     fairness[_client_name(msg.content)] = payload["metrics"]
                     counts += payload["counts"]
                     protected = payload["protected"]
-        self._round["client_own_acc"] = own
+        if replies:
+            self._round["client_own_acc"] = own
         if fairness:
             from fedlab.fairness_eval import pooled_fairness
 
@@ -152,12 +212,22 @@ class DomainAwareMixin:
 
     # -- closing the round (Strategy.start's evaluate_fn) ----------------------------
     def round_evaluate(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        record = dict(self._round)
+        if server_round > 0 and not self.evaluates(server_round):
+            # training-only round: no target scores (see `server.sampling`)
+            record.pop("client_target_acc", None)
+            record["evaluated"] = False
+            record["seconds"] = time.perf_counter() - self._round_started
+            self.history.append(record)
+            if self.on_round is not None:
+                self.on_round(record)
+            return MetricRecord({})
         model = self.target.model_from(arrays)
         acc = self.target.test_accuracy(model)
         if server_round == 0:
             self.initial_accuracy = acc
             return MetricRecord({"target-accuracy": acc})
-        record = dict(self._round)
+        record["evaluated"] = True
         record["target_acc"] = acc
         clients = list(record.get("client_target_acc", {}).values())
         record["mean_client_target_acc"] = float(np.mean(clients)) if clients else float("nan")
@@ -178,6 +248,15 @@ class DomainAwareMixin:
 
 def _reply_order(msg: Message) -> tuple[bool, str]:
     return (msg.has_error(), "" if msg.has_error() else _client_name(msg.content))
+
+
+def _worker(content: RecordDict) -> str:
+    info = content.get("info")
+    return str(info["worker"]) if isinstance(info, ConfigRecord) and "worker" in info else ""
+
+
+def _client_id(content: RecordDict) -> int:
+    return int(_only_metrics(content).get("client-id", -1))
 
 
 def _client_name(content: RecordDict) -> str:

@@ -57,4 +57,5 @@ def build_strategy(
             **common,
         )
     strategy.setup_domain(target, on_round)
+    strategy.setup_sampling(t.clients_per_round, t.eval_every, t.client_eval, cfg.seed, t.rounds)
     return strategy

@@ -31,6 +31,12 @@ def _fedlab(*args: str, cwd) -> subprocess.CompletedProcess[str]:
         (["--federation", "office-caltech10", "--data-dir", "does-not-exist"], "does-not-exist"),
         (["--pattern", "*.csv"], "--pattern applies to --federation features only"),
         (["--protocol", "fedka2023"], "protocol: Input should be '' or 'fedka2022'"),
+        (["--seeds", "a,b"], "--seeds 'a,b': 'a' is not an integer"),
+        (["--seeds", ","], "--seeds ',': no seed given"),
+        (["--seeds", "0,0"], "--seeds '0,0': seed 0 is given twice"),
+        (["--gpus-per-client", "2"], "--gpus-per-client: Input should be less than or equal to 1"),
+        (["--client-eval", "some"], "--client-eval: Input should be 'none', 'sampled' or 'all'"),
+        (["--clients-per-round", "9"], "--clients-per-round 9 exceeds the federation's 4 clients"),
     ],
 )
 def test_simulate_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, expected) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 ENV = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0"}
 CONFIG = """
@@ -51,7 +52,8 @@ def test_sweep_writes_and_prints_paired_statistics(tmp_path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paired_methods"]["differences"] == "paired t over seeds"
     cell = summary["paired"][0]
-    assert cell["seed_list"] == [0, 1] and cell["final"]["values"] == [float(d) for d in diffs]
+    assert cell["seed_list"] == [0, 1]
+    assert cell["final"]["values"] == pytest.approx([float(d) for d in diffs], abs=1e-9)
     assert (out / "paired.csv").is_file()
     report = subprocess.run(
         [sys.executable, "-m", "fedlab.cli", "report", str(out), "--format", "md"],
