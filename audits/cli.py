@@ -247,6 +247,12 @@ def _print_table(run_dir: Path) -> None:
         table.add_row(*row)
     console = Console(width=max(180, Console().width))  # never squeeze numbers into "…"
     console.print(table)
+    counts = summary["dataset"].get("row_counts") or {}
+    if counts:  # never silent about rows the audit did not use
+        console.print(
+            f"data: {counts['read']} rows read, {counts['filtered_out']} filtered out, "
+            f"{counts['missing_dropped']} dropped for a missing value, {counts['rows']} complete"
+        )
     if summary["n_failed"]:
         console.print(
             f"[yellow]{summary['n_failed']} cell(s) failed; see the status column of results.csv[/]"

@@ -48,6 +48,7 @@ def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
 
     from fedlab.rundir import default_run_name
 
+    from .feasibility import check_privacy_feasible
     from .paper_run import PaperGrid, prepare, run_grid, timed, write_run
     from .protocol import ProtocolSettings
 
@@ -98,6 +99,8 @@ def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
     if out.exists() and any(out.iterdir()):
         raise FedlabError(f"run directory {out} already exists and is not empty; choose another --out")
     data, info = prepare(opts["csv"], opts["schema"], settings)  # input errors: before any cell runs
+    ls = grid.ls if "l" in grid.families and any(k > 1 for k in grid.ks) else []  # k = 1: untouched
+    check_privacy_feasible(data.frame, [data.target], ls, grid.ts, f"{info['csv']} (target binarized)")
     results, seconds = timed(lambda: run_grid(data, grid, settings))
     extra = {}
     table = None

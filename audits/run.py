@@ -50,8 +50,10 @@ from fedlab.errors import ConfigError, DataError, FedlabError
 from fedlab.rundir import atomic_run_dir, dumps, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 from .fairness import FAIRNESS_KEYS
+from .feasibility import check_privacy_feasible
 from .individual import INDIVIDUAL_KEYS
 from .models import CLASSIFIERS
+from .progress import ProgressBar
 from .utility import UTILITY_KEYS
 
 ALGORITHMS = ("optimal", "mondrian", "greedy")
@@ -105,7 +107,7 @@ class AuditGrid(BaseModel):
     csv: str = ""
     models: list[Literal["k", "l", "t"]] = Field(default_factory=lambda: list(FAMILIES))
     ks: list[int] = Field(default_factory=lambda: [1, 2, 5, 10, 25, 50, 100])
-    ls: list[int] = Field(default_factory=lambda: [2, 3])
+    ls: list[int] = Field(default_factory=lambda: [2])  # l = 3 is impossible on a binary sensitive column
     ts: list[float] = Field(default_factory=lambda: [0.45, 0.5, 0.55])
     l_ks: list[int] | None = None
     t_ks: list[int] | None = Field(default_factory=lambda: [1])
@@ -296,6 +298,7 @@ class AuditData:
     protected: dict[str, Any]
     features: list[str]
     clients: dict[str, pd.Index]
+    row_counts: dict[str, Any] = dataclasses.field(default_factory=dict)  # read / filtered / dropped
 
 
 def _schema_dict(schema: Any) -> dict[str, Any]:
@@ -358,9 +361,10 @@ def load_audit_data(grid: AuditGrid) -> AuditData:
         )
     for attr in protected:
         need(attr, "protected")
-    sensitive = schema.sensitive
-    if any(spec.family in ("l", "t") for spec in grid.privacy_models()):
-        for s in [sensitive] if isinstance(sensitive, str) else list(sensitive or []):
+    sensitive, specs = schema.sensitive, grid.privacy_models()
+    sensitive_cols = [sensitive] if isinstance(sensitive, str) else list(sensitive or [])
+    if any(spec.family in ("l", "t") for spec in specs):
+        for s in sensitive_cols:
             need(s, "sensitive")
         if not sensitive:
             raise DataError(f"{source}: l-diversity / t-closeness need a sensitive attribute in the schema")
@@ -393,6 +397,8 @@ def load_audit_data(grid: AuditGrid) -> AuditData:
                 f"{source}: partition {grid.split_by}={client!r} has {len(idx)} rows "
                 f"({int(ytab.loc[idx].sum())} positive); need >= {min_rows} rows and >= 2 of each class"
             )
+    ls, ts = [p.l for p in specs if p.l], [p.t for p in specs if p.t is not None]
+    check_privacy_feasible(frame, sensitive_cols, ls, ts, source, clients)  # before any cell runs
     return AuditData(
         name=name,
         frame=frame,
@@ -405,6 +411,7 @@ def load_audit_data(grid: AuditGrid) -> AuditData:
         protected=protected,
         features=features,
         clients=clients,
+        row_counts=dict(ds.row_counts),
     )
 
 
@@ -707,7 +714,7 @@ def run_audit(
         n_jobs = grid.n_jobs if grid.n_jobs > 0 else (os.cpu_count() or 1)
         compute_started = time.perf_counter()
         try:
-            with _progress(progress, len(todo)) as advance:
+            with ProgressBar(progress, len(todo)) as advance:
                 _execute(todo, data, settings, cache, n_jobs, advance)
         except BaseException:
             if not any(cache.iterdir()):  # nothing finished: leave no empty checkpoint behind
@@ -769,6 +776,7 @@ def _summary(
             "protected": data.protected,
             "features": data.features,
             "clients": {c: len(idx) for c, idx in data.clients.items()},
+            "row_counts": data.row_counts,
         },
         "schema": settings["schema"],
         "settings": settings,
@@ -782,39 +790,3 @@ def _summary(
             "pandas": pd.__version__,
         },
     }
-
-
-class _progress:
-    """Rich progress bar on stderr (quiet when disabled); yields an ``advance(task)`` callback."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled and total > 0, total
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[Task], None]:
-        if not self.enabled:
-            return lambda task: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(
-            TextColumn("audit"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self.bar.start()
-        bar_id = self.bar.add_task("", total=self.total)
-
-        def advance(task: Task) -> None:
-            desc = f"{task.client} {task.spec.label} {task.algorithm} s{task.seed}"
-            self.bar.update(bar_id, advance=1, description=desc)
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
