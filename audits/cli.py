@@ -221,7 +221,8 @@ def _print_table(run_dir: Path) -> None:
     several_clients = len(summary["dataset"]["clients"]) > 1
     table = Table(
         title=f"audit: {summary['dataset']['name']} ({summary['dataset']['rows']} rows)",
-        caption="mean±std over seeds; SPD, EOD (TPR gap) = privileged − unprivileged; NCF: 0 = fair",
+        caption="mean±std over seeds; SPD, EOD (TPR gap): signed mean, privileged − unprivileged; "
+        "NCF: 0 = fair",
     )
     cols = ["client"] if several_clients else []
     cols += ["privacy model", "algorithm", "classifier", "ok", "suppressed", "accuracy", "roc_auc"]

@@ -350,7 +350,8 @@ def test_audit_report_findings_risk_and_formats_agree(tmp_path: Path) -> None:
     assert facts["Suppression limit"] == "20% of training rows" and facts["Seeds"] == "0, 1"
     texts = [f.text for f in report.key_findings]
     assert (
-        "k=100 raises |SPD for sex| from 0.360 to 0.450, ×1.25 — beyond the seed spread (±0.007)." in texts
+        "k=100 raises |SPD for sex| (signed mean, privileged − unprivileged) from +0.360 to +0.450, ×1.25 "
+        "— beyond the seed spread (±0.007)." in texts
     ), texts
     within = next(f for s in report.sections for f in s.findings if f.text.startswith("k=10 raises |SPD"))
     assert within.exceeds_spread is False and within.severity == "info"

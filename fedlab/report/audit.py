@@ -403,7 +403,7 @@ def fairness_section(a: Audit, attr: str) -> Section:
         + fnd.sign_sentence(a.summary),
         fnd.truthful(a, attr, _changes(a, metrics, f"fairness:{attr}", attr)),
         plots,
-        [Table(f"audit-fairness-{attr}", f"Group fairness for {attr} (mean ± std over seeds)", cols, rows)],
+        [Table(f"audit-fairness-{attr}", f"Group fairness for {attr} ({fnd.SIGNED_LABEL})", cols, rows)],
     )
 
 

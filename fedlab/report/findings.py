@@ -236,15 +236,16 @@ def ratio_text(before: float, after: float) -> str:
 
 # Direction of "better" per metric: "abs" = |x| smaller is fairer, "di" = closer to 1,
 # "higher" / "lower" = plain direction.
-def magnitude(values: Any, kind: str) -> Any:
-    import numpy as np
-
-    arr = np.asarray(values, dtype=float)
-    return np.abs(arr) if kind == "abs" else arr
+# Convention shared with the console table and the report tables: a difference metric ("abs") is
+# shown as its *signed* mean over seeds (privileged − unprivileged); fairer / worse is judged on the
+# magnitude of that signed mean, so the numbers in a finding equal the ones in the tables.
+SIGNED_LABEL = "signed mean, privileged − unprivileged"
 
 
 def _worse(before: float, after: float, kind: str) -> bool:
-    if kind in ("abs", "lower"):
+    if kind == "abs":
+        return abs(after) > abs(before)
+    if kind == "lower":
         return after > before
     if kind == "di":
         return abs(1 - after) > abs(1 - before)
@@ -260,29 +261,32 @@ def change_finding(
     topic: str,
     values: dict[str, Any],
 ) -> Finding | None:
-    """'<subject> raises |SPD| for sex from 0.176 to 0.199 (×1.13) — beyond the seed spread (±0.011)'.
+    """'<subject> raises |SPD for sex| (signed mean, …) from +0.176 to +0.199, ×1.13 — beyond …'.
 
     `before` / `after` are the per-seed values (baseline vs privacy model); the change counts as
     real only when the difference of means exceeds the larger of the two seed standard deviations.
     """
     import numpy as np
 
-    b = magnitude(before, kind)
-    a = magnitude(after, kind)
+    b, a = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     b, a = b[~np.isnan(b)], a[~np.isnan(a)]
     if b.size == 0 or a.size == 0:
         return None
     mb, ma = float(b.mean()), float(a.mean())
-    if cell(mb, "num3") == cell(ma, "num3"):
+    size_b, size_a = (abs(mb), abs(ma)) if kind == "abs" else (mb, ma)
+    fmt = "signed3" if kind == "abs" else "num3"
+    if cell(mb, fmt) == cell(ma, fmt):
         verb = "leaves"
+    elif cell(size_a, "num3") == cell(size_b, "num3"):
+        verb = "moves"  # same magnitude, other sign
     else:
-        verb = "raises" if ma > mb else "lowers"
-    label = f"|{metric_label}|" if kind == "abs" else metric_label
-    ratio = ratio_text(mb, ma) if kind in ("abs", "di") else f", {cell(ma - mb, 'signed3')}"
+        verb = "raises" if size_a > size_b else "lowers"
+    label = f"|{metric_label}| ({SIGNED_LABEL})" if kind == "abs" else metric_label
+    ratio = ratio_text(size_b, size_a) if kind in ("abs", "di") else f", {cell(ma - mb, 'signed3')}"
     if verb == "leaves":
-        text = f"{subject} leaves {label} at {cell(ma, 'num3')}"
+        text = f"{subject} leaves {label} at {cell(ma, fmt)}"
     else:
-        text = f"{subject} {verb} {label} from {cell(mb, 'num3')} to {cell(ma, 'num3')}{ratio}"
+        text = f"{subject} {verb} {label} from {cell(mb, fmt)} to {cell(ma, fmt)}{ratio}"
     if kind == "di" and verb != "leaves":
         text += ", closer to parity" if abs(1 - ma) < abs(1 - mb) else ", further from parity"
     exceeds: bool | None = None
