@@ -34,7 +34,7 @@ from fedlab import comparison
 from fedlab.config import load_simulation_config
 from fedlab.federation import setup_for
 from fedlab.protocols import PROTOCOLS
-from fedlab.stats import describe
+from fedlab.stats import describe, format_ratio
 from fedlab.sweep import run_sweep
 
 # The paper's headline gains of FedKA over FedAvg (Sun, Chong & Ochiai 2022), mean over targets.
@@ -54,10 +54,7 @@ def _pct(values: pd.Series) -> str:
 
 
 def _ratio(cell: dict) -> str:
-    r = cell["ge_ratio"]
-    if not r.defined:
-        return "n/a (FedAvg GE ≤ 0)"
-    return f"{r.ratio:.2f}× [{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.n > 1 else f"{r.ratio:.2f}×"
+    return format_ratio(cell["ge_ratio"])
 
 
 def overrides_for(args: argparse.Namespace, name: str) -> tuple[dict, list[str]]:

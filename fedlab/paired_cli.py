@@ -7,17 +7,13 @@ from typing import Any
 from rich.table import Table
 
 from fedlab.comparison import METHODS
-from fedlab.stats import Interval, Ratio, describe, verdict
+from fedlab.stats import Interval, Ratio, describe, format_ratio, verdict
 
 DEFAULT_SWEEP_SEEDS = 5  # a sweep without --seeds runs this many seeds: fewer give no usable interval
 
 
 def _ratio(r: Ratio) -> str:
-    if not r.defined:
-        return "n/a (FedAvg GE ≤ 0)" if r.n else "–"
-    if r.ci_low != r.ci_low:
-        return f"{r.ratio:.2f}×"
-    return f"{r.ratio:.2f}× [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+    return format_ratio(r)
 
 
 def paired_table(cells: list[dict[str, Any]], federation: str) -> Table:

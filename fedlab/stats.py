@@ -151,11 +151,26 @@ def bootstrap_ratio(
     if n < 2:
         return Ratio(n, ratio, nan, nan, True)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    boots = np.sort(_ratio_of_means(a[idx], b[idx]))
     alpha = 1 - level
-    lo = boots[math.floor(alpha / 2 * n_boot)]
-    hi = boots[math.ceil((1 - alpha / 2) * n_boot) - 1]
-    return Ratio(n, ratio, float(lo), float(hi), True)
+    lo_i, hi_i = math.floor(alpha / 2 * n_boot), math.ceil((1 - alpha / 2) * n_boot) - 1
+    # Like Fieller's interval: when the denominator's own interval reaches 0, resamples with
+    # denominators near 0 send the ratio anywhere, so the interval is unbounded on both sides
+    # (a finite bound such as 4e13 would only be an artefact of the resamples drawn).
+    if np.sort(b[idx].mean(axis=1))[lo_i] <= 0:
+        return Ratio(n, ratio, -math.inf, math.inf, True)
+    boots = np.sort(_ratio_of_means(a[idx], b[idx]))
+    return Ratio(n, ratio, float(boots[lo_i]), float(boots[hi_i]), True)
+
+
+def format_ratio(r: Ratio) -> str:
+    """ "2.10× [1.30, 3.70]", "0.83× [unbounded: FedAvg GE's CI reaches 0]", "n/a (FedAvg GE ≤ 0)"."""
+    if not r.defined:
+        return "n/a (FedAvg GE ≤ 0)" if r.n else "–"
+    if r.n < 2 or math.isnan(r.ci_low):
+        return f"{r.ratio:.2f}×"
+    if math.isinf(r.ci_low) and math.isinf(r.ci_high):
+        return f"{r.ratio:.2f}× [unbounded: FedAvg GE's CI reaches 0]"
+    return f"{r.ratio:.2f}× [{r.ci_low:.2f}, {r.ci_high:.2f}]"
 
 
 def describe(iv: Interval, unit: str = "pp", scale: float = 1.0, wins: bool = True) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fedlab import comparison
-from fedlab.stats import bootstrap_ratio, paired_difference, t_critical, t_interval, verdict
+from fedlab.stats import bootstrap_ratio, format_ratio, paired_difference, t_critical, t_interval, verdict
 
 
 def test_t_interval_exact_on_known_values() -> None:
@@ -63,9 +63,13 @@ def test_bootstrap_ratio_is_reproducible_and_brackets_the_ratio() -> None:
 def test_bootstrap_ratio_undefined_when_baseline_group_effect_not_positive() -> None:
     r = bootstrap_ratio([0.01, 0.02], [-0.01, 0.005])
     assert not r.defined and math.isnan(r.ratio)
-    # a resample may hit a denominator <= 0: the interval becomes unbounded, not wrong
+    # the denominator's interval reaches 0: the ratio's interval is unbounded, not a huge number
     r = bootstrap_ratio([0.02, 0.02, 0.02], [0.05, -0.04, 0.01])
-    assert r.defined and r.ci_high == math.inf
+    assert r.defined and (r.ci_low, r.ci_high) == (-math.inf, math.inf)
+    assert "unbounded" in format_ratio(r)
+    # a baseline clearly above 0 keeps finite bounds
+    r = bootstrap_ratio([0.06, 0.08, 0.07, 0.09, 0.05], [0.02, 0.03, 0.025, 0.035, 0.02])
+    assert math.isfinite(r.ci_low) and math.isfinite(r.ci_high) and r.ci_low <= r.ratio <= r.ci_high
 
 
 def _runs() -> pd.DataFrame:
