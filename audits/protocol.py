@@ -270,21 +270,27 @@ def predict(
     return pred, model.predict_proba(X_test), X_test
 
 
-def metrics_of(
-    test: pd.DataFrame, pred: np.ndarray, individual: dict[str, float], data: PaperData, attr: str
+def model_metrics(
+    test: pd.DataFrame, pred: np.ndarray, proba: np.ndarray, X_test: np.ndarray, data: PaperData, workers: int
 ) -> dict[str, Any]:
-    """The paper's metrics for protected attribute `attr` (group 1 = its privileged value);
-    `individual` (ASF, ALF, NCF) depends on the model only, not on `attr`."""
+    """The paper's metrics that depend on the model only: utility, confusion matrix, ASF/ALF/NCF."""
     from sklearn.metrics import confusion_matrix
 
     y_test = test[data.target].astype(int).to_numpy()
-    group = (test[attr].astype(str) == str(data.protected[attr])).to_numpy()
-    row: dict[str, Any] = {}
-    row.update(pm.group_metrics(y_test, pred, group))
-    row.update(pm.utility_metrics(y_test, pred))
+    row: dict[str, Any] = dict(pm.utility_metrics(y_test, pred))
     row["CM"] = json.dumps(confusion_matrix(y_test, pred, labels=[0, 1]).tolist())
-    row.update(individual)
+    row.update(pm.individual_metrics(proba, X_test, workers=workers))
     return row
+
+
+def metrics_of(
+    test: pd.DataFrame, pred: np.ndarray, shared: dict[str, Any], data: PaperData, attr: str
+) -> dict[str, Any]:
+    """The paper's metrics for protected attribute `attr` (group 1 = its privileged value);
+    `shared` is `model_metrics` of the same predictions."""
+    y_test = test[data.target].astype(int).to_numpy()
+    group = (test[attr].astype(str) == str(data.protected[attr])).to_numpy()
+    return {**pm.group_metrics(y_test, pred, group), **shared}
 
 
 def run_cell(data: PaperData, spec: Spec, seed: int, settings: ProtocolSettings) -> list[dict[str, Any]]:
@@ -340,7 +346,7 @@ def _cell_rows(
             memo = (key, frozenset(a for a in keep_raw if levels.get(a, 0) > 0))
             if memo not in fitted:
                 pred, proba, X_test = predict(gen_train, test, spec, seed, levels, data, settings, keep_raw)
-                fitted[memo] = (pred, pm.individual_metrics(proba, X_test, workers=settings.workers))
+                fitted[memo] = (pred, model_metrics(test, pred, proba, X_test, data, settings.workers))
             row.update(metrics_of(test, *fitted[memo], data, attr), status="ok")
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
