@@ -24,9 +24,15 @@ import pandas as pd
 
 from fedlab.errors import DataError
 
+from .verify import combine_codes
 
-def _labels(train: pd.DataFrame, q: str, h, level: int) -> np.ndarray:
-    return h.labels[level][h.codes[h.encode(train[q]), level]]
+
+def _nunique_per_class(ids: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Distinct `yy` values in each class (``groupby(ids).nunique()``, classes in id order)."""
+    ycode, uniq = pd.factorize(yy)
+    m = max(len(uniq), 1)
+    pairs = np.unique(ids.astype(np.int64) * m + ycode)
+    return np.bincount(pairs // m, minlength=int(ids.max()) + 1)
 
 
 def continue_greedy(
@@ -43,19 +49,22 @@ def continue_greedy(
     """(rows kept, levels) after ANJANA's ℓ / t step on top of a k-anonymous result."""
     levels = dict(levels)
     part = train.loc[kept]
-    cols = {q: _labels(part, q, hierarchies[q], levels[q]) for q in qis}
+    # node codes stand for the labels (one code per label at each level): same classes, no strings
+    leaf = {q: hierarchies[q].encode(part[q]) for q in qis}
+    cols = {q: hierarchies[q].codes[leaf[q], levels[q]] for q in qis}
     y = part[target].astype(int).to_numpy()
     n_train, supp_k = len(train), len(train) - len(kept)
     candidates = list(qis)
 
     def classes() -> np.ndarray:
-        return pd.MultiIndex.from_arrays([cols[q] for q in qis]).factorize()[0]
+        radices = [len(hierarchies[q].labels[levels[q]]) for q in qis]
+        return combine_codes([cols[q] for q in qis], radices)
 
     def violation(ids: np.ndarray, yy: np.ndarray) -> tuple[bool, np.ndarray]:
         if family == "l":
-            distinct = pd.Series(yy).groupby(ids).nunique().to_numpy()
+            distinct = _nunique_per_class(ids, yy)
             return bool(distinct.min() >= param), distinct
-        share = pd.Series(yy).groupby(ids).mean().to_numpy()
+        share = np.bincount(ids, weights=yy.astype(float)) / np.bincount(ids)
         return bool(np.abs(share - yy.mean()).max() <= param + 1e-12), share
 
     ids = classes()
@@ -79,7 +88,7 @@ def continue_greedy(
             candidates.remove(q)
             continue
         levels[q] += 1
-        cols[q] = _labels(part, q, hierarchies[q], levels[q])
+        cols[q] = hierarchies[q].codes[leaf[q], levels[q]]
         ids = classes()
         ok, stat = violation(ids, y)
     return kept, levels

@@ -74,6 +74,20 @@ def _chunks(n: int, size: int) -> list[range]:
     return [range(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+def _kneighbors(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``NearestNeighbors(k).fit(X).kneighbors(X)``, querying each distinct row once.
+
+    A query's answer depends only on the fitted tree and the query's coordinates, so duplicate
+    rows (most rows of a generalized table) get exactly the answer they would get on their own."""
+    nn = NearestNeighbors(n_neighbors=k, metric="euclidean").fit(X)
+    uniq, inv = np.unique(X, axis=0, return_inverse=True)
+    if len(uniq) == len(X):
+        return nn.kneighbors(X)
+    dist, nb = nn.kneighbors(uniq)
+    inv = inv.reshape(-1)
+    return dist[inv], nb[inv]
+
+
 def individual_metrics(proba: np.ndarray, X: np.ndarray, k: int = 100, workers: int = 1) -> dict[str, float]:
     """ASF, ALF, NCF of the paper (see module docstring)."""
     P = np.asarray(proba)
@@ -83,17 +97,21 @@ def individual_metrics(proba: np.ndarray, X: np.ndarray, k: int = 100, workers: 
     n = len(X)
     if n <= k:
         return dict.fromkeys(INDIVIDUAL_KEYS, float("nan"))
-    dist, nb = NearestNeighbors(n_neighbors=k + 1, metric="euclidean").fit(X).kneighbors(X)
+    dist, nb = _kneighbors(X, k + 1)
     diff = np.abs(P[:, None, :] - P[nb[:, 1:]])  # (n, k, 2)
     d = np.maximum(dist[:, 1:], 1e-6)
     per_pair = diff * d[:, :, None]
-    asf = float(np.mean([per_pair[list(c)].mean() for c in _chunks(n, n // workers)]))
+    asf = float(np.mean([per_pair[c.start : c.stop].mean() for c in _chunks(n, n // workers)]))
     row_ncf = diff.mean(axis=(1, 2))
-    ncf = float(np.mean([row_ncf[list(c)].mean() for c in _chunks(n, n // workers)]))
+    ncf = float(np.mean([row_ncf[c.start : c.stop].mean() for c in _chunks(n, n // workers)]))
     # ALF: the paper queries k (not k + 1) neighbours, the row itself included and then skipped
     dk, nk = dist[:, :k], nb[:, :k]
     keep = dk > 1e-10
-    kl = entropy(np.repeat(P, k, axis=0), P[nk.ravel()], axis=1).reshape(n, k)
+    # a row's KL values depend on its features (hence neighbours) and probabilities only:
+    # computed once per distinct (features, probabilities) row, row-wise as scipy does
+    _, first, inv = np.unique(np.column_stack([X, P]), axis=0, return_index=True, return_inverse=True)
+    kl_first = entropy(np.repeat(P[first], k, axis=0), P[nk[first].ravel()], axis=1)
+    kl = kl_first.reshape(len(first), k)[inv.reshape(-1)]
     ratio = np.where(keep, kl / np.where(keep, dk, 1.0), 0.0)
     alf = float(max(0.0, ratio.max()))
     return {"ASF": abs(asf), "ALF": abs(alf), "NCF": abs(ncf)}

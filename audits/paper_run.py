@@ -27,7 +27,7 @@ from fedlab import __version__
 from fedlab.errors import ConfigError, DataError, FedlabError
 from fedlab.rundir import atomic_run_dir, write_json_atomic, write_text_atomic
 
-from .protocol import EXTRA_COLUMNS, PAPER_COLUMNS, PaperData, ProtocolSettings, Spec, paper_grid, run_cell
+from .protocol import EXTRA_COLUMNS, PAPER_COLUMNS, PaperData, ProtocolSettings, Spec, paper_grid, run_cells
 
 PAPER_KS = [*range(1, 11), 25, 50, 75, 100]
 
@@ -140,9 +140,9 @@ def _init(data: PaperData, settings: ProtocolSettings) -> None:
     _STATE.update(data=data, settings=settings)
 
 
-def _task(args: tuple[Spec, int]) -> list[dict[str, Any]]:
-    spec, seed = args
-    return run_cell(_STATE["data"], spec, seed, _STATE["settings"])
+def _task(args: tuple[list[Spec], int]) -> list[list[dict[str, Any]]]:
+    specs, seed = args
+    return run_cells(_STATE["data"], specs, seed, _STATE["settings"])
 
 
 def run_grid(
@@ -152,24 +152,31 @@ def run_grid(
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Every (cell, seed) of `grid`; rows in a stable order (seed, method, k, parameter)."""
-    tasks = [(spec, seed) for seed in grid.seeds for spec in grid.specs()]
+    specs = grid.specs()
+    # one task per (seed, k): its k, ℓ and t cells share the split and the k-anonymity step
+    ks = list(dict.fromkeys(s.k for s in specs))
+    tasks = [([s for s in specs if s.k == k], seed) for seed in grid.seeds for k in ks]
     jobs = grid.jobs if grid.jobs > 0 else (os.cpu_count() or 1)
-    rows: list[dict[str, Any]] = []
+    done: dict[tuple[Spec, int], list[dict[str, Any]]] = {}
     if jobs <= 1 or len(tasks) <= 1:
         _init(data, settings)
-        for i, t in enumerate(tasks):
-            rows += _task(t)
-            if progress:
-                progress(i + 1, len(tasks))
+        outs: Any = map(_task, tasks)
+        pool = None
     else:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init, initargs=(data, settings)) as pool:
-            for i, out in enumerate(pool.map(_task, tasks, chunksize=4)):
-                rows += out
-                if progress:
-                    progress(i + 1, len(tasks))
+        pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init, initargs=(data, settings))
+        outs = pool.map(_task, tasks)
+    try:
+        for i, ((group, seed), out) in enumerate(zip(tasks, outs, strict=True)):
+            done.update({(spec, seed): cell for spec, cell in zip(group, out, strict=True)})
+            if progress:
+                progress(i + 1, len(tasks))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    rows = [row for seed in grid.seeds for spec in specs for row in done[(spec, seed)]]
     df = pd.DataFrame(rows)
     cols = PAPER_COLUMNS + EXTRA_COLUMNS
     for c in cols:

@@ -34,6 +34,9 @@ import pandas as pd
 from fedlab.errors import ConfigError, DataError, FedlabError
 
 from . import paper_metrics as pm
+from .protocol_encode import as_text, encode, map_distinct
+
+__all__ = ["PaperData", "ProtocolSettings", "Spec", "as_text", "encode", "run_cell", "run_cells"]
 
 METHODS = {"k": "k-anonymity", "l": "l-diversity", "t": "t-closeness"}
 PAPER_COLUMNS = [
@@ -135,24 +138,6 @@ def make_classifier(name: str, seed: int, threads: int) -> Any:
     return _estimator(name, seed)
 
 
-def _as_text(values: pd.Series) -> pd.Series:
-    """What the paper's ``astype(str)`` makes of a column (ints '5', floats '5.0', labels as is)."""
-    return values.astype(object).map(
-        lambda v: "nan" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-    )
-
-
-def encode(train: pd.DataFrame, test: pd.DataFrame, how: str) -> tuple[np.ndarray, np.ndarray]:
-    """Label codes (sorted strings, one encoder per column over train+test) or one-hot columns."""
-    both = pd.concat([train, test], axis=0, ignore_index=True)
-    if how == "label":
-        cols = [np.unique(_as_text(both[c]).to_numpy(dtype=str), return_inverse=True)[1] for c in both]
-        X = np.column_stack(cols).astype(np.int64)
-    else:
-        X = pd.get_dummies(both.apply(_as_text), dtype=np.int64).to_numpy()
-    return X[: len(train)], X[len(train) :]
-
-
 def _recode_test(
     test: pd.DataFrame, data: PaperData, levels: dict[str, int], keep_raw: set[str], gaps: str
 ) -> pd.DataFrame:
@@ -163,8 +148,10 @@ def _recode_test(
         if q in keep_raw:
             continue
         h = data.hierarchies[q]
-        keys = test[q].map(_key)
-        known = keys.isin(data.leaves[q]) if gaps == "paper" else pd.Series(True, index=test.index)
+        if gaps == "paper":
+            known = pd.Series(map_distinct(test[q], _key), index=test.index).isin(data.leaves[q])
+        else:
+            known = pd.Series(True, index=test.index)
         recoded = pd.Series(np.nan, index=test.index, dtype=object)
         if known.any():
             recoded[known] = h.generalize(test.loc[known, q], levels[q]).to_numpy()
@@ -179,11 +166,23 @@ def _key(v: object) -> str:
 
 
 def anonymize_train(
-    train: pd.DataFrame, spec: Spec, data: PaperData, settings: ProtocolSettings
-) -> tuple[pd.DataFrame, dict[str, int], int]:
-    """(anonymized train, level per QI, suppressed rows); k = 1 leaves the split untouched."""
+    train: pd.DataFrame, spec: Spec, data: PaperData, settings: ProtocolSettings,
+    k_steps: dict[int, Any] | None = None,
+) -> tuple[pd.DataFrame, dict[str, int], int]:  # fmt: skip
+    """(anonymized train, level per QI, suppressed rows); k = 1 leaves the split untouched.
+
+    `k_steps` (k -> k-anonymity result or its error) shares the k-anonymity step between the
+    k, ℓ and t cells of one split: in the paper's two-step protocol they all start from it."""
+    return _anonymize_train(train, spec, data, settings, k_steps)[:3]
+
+
+def _anonymize_train(
+    train: pd.DataFrame, spec: Spec, data: PaperData, settings: ProtocolSettings,
+    k_steps: dict[int, Any] | None = None,
+) -> tuple[pd.DataFrame, dict[str, int], int, tuple]:  # fmt: skip
+    """As `anonymize_train`, plus a key that is equal for cells with the same training table."""
     if spec.k == 1:
-        return train, {}, 0
+        return train, {}, 0, ("raw",)
     from .anonymize import PrivacyModel, anonymize
 
     kw: dict[str, Any] = {"k": spec.k}
@@ -195,15 +194,25 @@ def anonymize_train(
     elif spec.family == "t":
         kw["t"] = float(spec.param)  # type: ignore[arg-type]
     hier = data.train_hierarchies(settings)
-    res = anonymize(
-        train,
-        data.qis,
-        hier,
-        PrivacyModel(**kw),
-        algorithm="greedy",
-        suppression_limit=settings.suppression_limit,
-        sensitive=data.target if spec.family in ("l", "t") and not two_step else None,
-    )
+    shared = k_steps is not None and len(kw) == 1  # plain k-anonymity: the same for k, ℓ, t cells
+    res = k_steps.get(spec.k) if shared else None  # type: ignore[union-attr]
+    if res is None:
+        try:
+            res = anonymize(
+                train,
+                data.qis,
+                hier,
+                PrivacyModel(**kw),
+                algorithm="greedy",
+                suppression_limit=settings.suppression_limit,
+                sensitive=data.target if spec.family in ("l", "t") and not two_step else None,
+            )
+        except (FedlabError, ValueError) as exc:
+            res = exc
+        if shared:
+            k_steps[spec.k] = res  # type: ignore[index]
+    if isinstance(res, Exception):
+        raise res
     levels = dict(res.levels or {})
     table = res.table
     if two_step:
@@ -216,10 +225,13 @@ def anonymize_train(
         from .anonymize import apply_levels
 
         table = apply_levels(train.loc[kept], data.qis, hier, levels)
+    key = (tuple(levels.get(q, 0) for q in data.qis), table.index.to_numpy().tobytes())
     if settings.hierarchy_gaps == "paper":
         for q, lv in levels.items():
-            outside = ~train[q].map(_key).isin(data.leaves[q])
-            if lv > 0 and outside.any():
+            if lv == 0:
+                continue
+            outside = ~pd.Series(map_distinct(train[q], _key), index=train.index).isin(data.leaves[q])
+            if outside.any():
                 raise DataError(
                     f"value {train.loc[outside, q].iloc[0]!r} of {q!r} is not in its hierarchy "
                     f"({int(outside.sum())} training rows) and {q!r} must be generalized to level {lv} "
@@ -228,7 +240,7 @@ def anonymize_train(
     if settings.level_mapping == "anjana":  # the paper reads the level back from the labels
         levels = {q: _first_level(data.hierarchies[q], table[q], lv) for q, lv in levels.items()}
     # ANJANA returns every QI as hierarchy labels, level 0 included (days 5.0 -> '5')
-    return table, levels, len(train) - len(table)
+    return table, levels, len(train) - len(table), key
 
 
 def _first_level(h: Any, values: pd.Series, fallback: int) -> int:
@@ -258,29 +270,57 @@ def predict(
     return pred, model.predict_proba(X_test), X_test
 
 
-def metrics_of(
-    test: pd.DataFrame, pred: np.ndarray, proba: np.ndarray, X_test: np.ndarray,
-    data: PaperData, attr: str, workers: int,
-) -> dict[str, Any]:  # fmt: skip
-    """The paper's metrics for protected attribute `attr` (group 1 = its privileged value)."""
+def model_metrics(
+    test: pd.DataFrame, pred: np.ndarray, proba: np.ndarray, X_test: np.ndarray, data: PaperData, workers: int
+) -> dict[str, Any]:
+    """The paper's metrics that depend on the model only: utility, confusion matrix, ASF/ALF/NCF."""
     from sklearn.metrics import confusion_matrix
 
     y_test = test[data.target].astype(int).to_numpy()
-    group = (test[attr].astype(str) == str(data.protected[attr])).to_numpy()
-    row: dict[str, Any] = {}
-    row.update(pm.group_metrics(y_test, pred, group))
-    row.update(pm.utility_metrics(y_test, pred))
+    row: dict[str, Any] = dict(pm.utility_metrics(y_test, pred))
     row["CM"] = json.dumps(confusion_matrix(y_test, pred, labels=[0, 1]).tolist())
     row.update(pm.individual_metrics(proba, X_test, workers=workers))
     return row
 
 
+def metrics_of(
+    test: pd.DataFrame, pred: np.ndarray, shared: dict[str, Any], data: PaperData, attr: str
+) -> dict[str, Any]:
+    """The paper's metrics for protected attribute `attr` (group 1 = its privileged value);
+    `shared` is `model_metrics` of the same predictions."""
+    y_test = test[data.target].astype(int).to_numpy()
+    group = (test[attr].astype(str) == str(data.protected[attr])).to_numpy()
+    return {**pm.group_metrics(y_test, pred, group), **shared}
+
+
 def run_cell(data: PaperData, spec: Spec, seed: int, settings: ProtocolSettings) -> list[dict[str, Any]]:
     """One (privacy cell, seed): anonymize once, evaluate every protected attribute."""
+    return run_cells(data, [spec], seed, settings)[0]
+
+
+def run_cells(
+    data: PaperData, specs: list[Spec], seed: int, settings: ProtocolSettings
+) -> list[list[dict[str, Any]]]:
+    """The rows of each cell in `specs` for one seed, sharing work between cells of one split.
+
+    Shared, because it is the same computation: the split; the k-anonymity step of cells with
+    the same k (the paper's ℓ / t start from it); and the model, predictions and individual
+    metrics of cells whose anonymized training table is identical (e.g. every cell at k = 1, or
+    an ℓ / t cell whose second step changed nothing). ``seconds`` is each cell's own time.
+    """
     from sklearn.model_selection import train_test_split
 
-    t0 = time.perf_counter()
     train, test = train_test_split(data.frame, test_size=settings.test_size, random_state=seed)
+    k_steps: dict[int, Any] = {}
+    fitted: dict[tuple, tuple[np.ndarray, dict[str, float]]] = {}
+    return [_cell_rows(train, test, data, spec, seed, settings, k_steps, fitted) for spec in specs]
+
+
+def _cell_rows(
+    train: pd.DataFrame, test: pd.DataFrame, data: PaperData, spec: Spec, seed: int,
+    settings: ProtocolSettings, k_steps: dict[int, Any], fitted: dict[tuple, Any],
+) -> list[dict[str, Any]]:  # fmt: skip
+    t0 = time.perf_counter()
     base = {
         "SEED": seed, "target": data.target, "method": spec.method, "k_parameter": spec.k,
         "anon_parameter": spec.anon_parameter, "protected_in_test": settings.protected_in_test,
@@ -289,13 +329,12 @@ def run_cell(data: PaperData, spec: Spec, seed: int, settings: ProtocolSettings)
     }  # fmt: skip
     rows = []
     try:
-        gen_train, levels, suppressed = anonymize_train(train, spec, data, settings)
+        gen_train, levels, suppressed, key = _anonymize_train(train, spec, data, settings, k_steps)
         if gen_train[data.target].nunique() < 2:
             raise DataError(f"anonymized train split has {len(gen_train)} rows and one class")
         failure = ""
     except (FedlabError, ValueError) as exc:
-        failure, levels, suppressed = f"failed: {' '.join(str(exc).split())}", {}, 0
-    memo: dict[frozenset[str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        failure, levels, suppressed, key = f"failed: {' '.join(str(exc).split())}", {}, 0, ()
     for attr in data.protected:
         row = {**base, "protected_att": attr, "levels": json.dumps(levels), "suppressed_rows": suppressed}
         row["protected_generalized"] = bool(levels.get(attr, 0) > 0)
@@ -304,10 +343,11 @@ def run_cell(data: PaperData, spec: Spec, seed: int, settings: ProtocolSettings)
         else:
             keep_raw = {attr} if settings.protected_in_test == "raw" else set()
             # a raw attribute that training left at level 0 changes nothing: share the model
-            key = frozenset(a for a in keep_raw if levels.get(a, 0) > 0)
-            if key not in memo:
-                memo[key] = predict(gen_train, test, spec, seed, levels, data, settings, keep_raw)
-            row.update(metrics_of(test, *memo[key], data, attr, settings.workers), status="ok")
+            memo = (key, frozenset(a for a in keep_raw if levels.get(a, 0) > 0))
+            if memo not in fitted:
+                pred, proba, X_test = predict(gen_train, test, spec, seed, levels, data, settings, keep_raw)
+                fitted[memo] = (pred, model_metrics(test, pred, proba, X_test, data, settings.workers))
+            row.update(metrics_of(test, *fitted[memo], data, attr), status="ok")
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
     return rows

@@ -15,7 +15,7 @@ from audits.compare import compare, read_published
 from audits.datasets import load_dataset
 from audits.hierarchy import Hierarchy
 from audits.paper_run import PaperGrid, prepare, run_grid
-from audits.protocol import ProtocolSettings, encode
+from audits.protocol import ProtocolSettings, as_text, encode
 from audits.schema import load_schema
 from fedlab.errors import DataError
 from tests.conftest import shared_file
@@ -59,6 +59,17 @@ def test_label_encoding_is_sorted_strings_over_train_and_test() -> None:
     X_tr, X_te = encode(tr, te, "label")
     assert X_tr[:, 0].tolist() == [0, 0] and X_te[:, 0].tolist() == [2, 1]
     assert X_tr[:, 1].tolist() == [0, 2] and X_te[:, 1].tolist() == [1, 0]  # "10" < "2" < "9"
+
+
+def test_label_encoding_per_distinct_value_equals_row_by_row_strings() -> None:
+    # 5 and 5.0 (and 0.0 / -0.0) hash equal but print differently: they must stay distinct codes
+    col = pd.Series([5, 5.0, "5", None, np.nan, -0.0, 0.0, "x"], dtype=object)
+    expected = ["5", "5.0", "5", "nan", "nan", "-0.0", "0.0", "x"]
+    assert as_text(col).tolist() == expected
+    X, _ = encode(pd.DataFrame({"c": col}), pd.DataFrame({"c": col[:0]}), "label")
+    assert X[:, 0].tolist() == np.unique(np.array(expected), return_inverse=True)[1].tolist()
+    strings = pd.Series(["b", None, "a", "b"], dtype=object)
+    assert as_text(strings).tolist() == ["b", "nan", "a", "b"]
 
 
 def _tiny(tmp_path: Path, extra: str = "") -> tuple[Path, Path]:
