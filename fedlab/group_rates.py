@@ -21,25 +21,6 @@ import numpy as np
 import pandas as pd
 
 NAN = float("nan")
-# The keys `audits.fairness.group_fairness` returns (a test keeps the two lists equal).
-FAIRNESS_KEYS = (
-    "spd",
-    "disparate_impact",
-    "eq_opp_diff",
-    "fpr_diff",
-    "avg_odds_diff",
-    "eq_odds_diff",
-    "ppv_diff",
-    "acc_diff",
-    "sr_priv",
-    "sr_unpriv",
-    "n_priv",
-    "n_unpriv",
-    "dp_diff_groups",
-    "dp_ratio_groups",
-    "eq_odds_diff_groups",
-    "eq_opp_diff_groups",
-)
 
 
 def encode(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
