@@ -1,19 +1,9 @@
-"""Optimal full-domain generalization: search the lattice of per-QI levels (Flash/OLA style).
+"""The table encoded for full-domain generalization, and the check of one lattice node.
 
 The table is encoded once: each QI becomes leaf codes, identical rows collapse into weighted
 tuples, and every (QI, level) gets a precomputed code and NCP array. Checking a node is then a
-few gathers, one hash-factorize and some bincounts.
-
-Search, in two phases:
-
-1. Monotone part (k-anonymity and distinct l-diversity, both with suppression): if a node
-   satisfies it so do all its successors, if it fails so do all its predecessors. Chains of
-   unknown nodes are binary-searched and each check tags a whole cone (predictive tagging).
-2. Entropy/recursive l and t-closeness are not monotone once rows may be suppressed, and neither
-   is the loss (more generalization can mean less suppression). Nodes that pass phase 1 are
-   scanned in order of a loss lower bound (the generalization-only loss, which is additive over
-   QIs and monotone); the scan stops once the bound reaches the best loss found, so the result
-   is the exact optimum over the lattice.
+few gathers, one hash-factorize and some bincounts. Both searches (audits.anonymize.lattice,
+audits.anonymize.greedy) walk the lattice of per-QI levels through `Encoded.evaluate`.
 """
 
 from __future__ import annotations
@@ -29,8 +19,6 @@ from audits.anonymize.model import TOLERANCE, PrivacyModel, check_sensitive
 from audits.hierarchy import Hierarchy
 from audits.verify import TDistance, combine_codes, sensitive_codes
 from fedlab.errors import ConfigError, DataError, FedlabError
-
-MAX_NODES = 2_000_000
 
 
 @dataclass
@@ -359,65 +347,3 @@ def _check_feasible(enc: Encoded) -> None:
         raise FedlabError(
             f"anonymize: the model ({model.describe()}) is not reachable even with every QI fully generalized"
         )
-
-
-def lattice_nodes(heights: np.ndarray) -> np.ndarray:
-    """All level vectors, in mixed-radix order (last QI fastest)."""
-    total = int(np.prod(heights + 1))
-    if total > MAX_NODES:
-        raise ConfigError(
-            f"anonymize: the generalization lattice has {total} nodes; use fewer QIs or mondrian"
-        )
-    grids = np.meshgrid(*[np.arange(h + 1) for h in heights], indexing="ij")
-    return np.column_stack([g.ravel() for g in grids]).astype(np.int16)
-
-
-def greedy_seed(enc: Encoded) -> NodeEval:
-    """A quick satisfying node (the greedy path) whose loss bounds the optimal search."""
-    from audits.anonymize.greedy import greedy
-
-    return greedy(enc)[0]
-
-
-def optimal(enc: Encoded) -> tuple[NodeEval, int]:
-    """The satisfying node with least loss (exact), and the number of nodes checked.
-
-    One top-down pass, layer by layer (sum of levels), over the nodes whose loss bound is below
-    the best loss found so far (seeded by the greedy path):
-
-    * a node below a node that fails the monotone part fails too and is never checked;
-    * loss(X) = lb(X) + penalty(X), where lb is the generalization-only loss and the penalty is
-      what suppressed rows add; penalty(X) >= penalty(Y) for every successor Y, because the
-      monotone part suppresses a superset of rows at X, each less generalized. So a node whose
-      lb + inherited penalty reaches the best loss is skipped unchecked.
-
-    Every skipped node provably cannot beat the returned one, so the result is optimal.
-    """
-    nodes = lattice_nodes(enc.heights)
-    n_nodes = len(nodes)
-    strides = np.cumprod(np.r_[1, (enc.heights + 1)[::-1][:-1]])[::-1]
-    lb = sum(enc.mean_ncp[i][nodes[:, i]] for i in range(len(enc.qis))) / len(enc.qis)
-    start_checked = enc.checked
-    best = greedy_seed(enc)
-    fails = np.zeros(n_nodes, dtype=bool)  # monotone part known to fail
-    pen = np.zeros(n_nodes)  # lower bound of the suppression penalty
-    depth = nodes.sum(axis=1)
-    for layer in range(int(depth.max()), -1, -1):
-        idx = np.flatnonzero(depth == layer)
-        for i in range(len(enc.qis)):
-            has = nodes[idx, i] < enc.heights[i]
-            child, succ = idx[has], idx[has] + int(strides[i])
-            pen[child] = np.maximum(pen[child], pen[succ])
-            fails[child] |= fails[succ]
-        todo = idx[~fails[idx] & (lb[idx] + pen[idx] < best.loss - 1e-15)]
-        for j in todo[np.argsort(lb[todo] + pen[todo], kind="stable")]:
-            if lb[j] + pen[j] >= best.loss - 1e-15:
-                continue
-            ev = enc.evaluate(nodes[j])
-            if not ev.monotone_ok:
-                fails[j] = True
-                continue
-            pen[j] = max(pen[j], ev.penalty)
-            if ev.ok and (ev.loss, ev.levels) < (best.loss, best.levels):
-                best = ev
-    return best, enc.checked - start_checked
