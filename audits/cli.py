@@ -118,8 +118,8 @@ def audit(
     # FedlabError propagates: `fedlab.cli.main` prints it as one "error: ..." line and exits 2
     opts = locals()
     if protocol is None and config is not None:
+        from .grid import read_grid_file
         from .protocol_cli import from_toml
-        from .run import read_grid_file
 
         opts = from_toml(opts, read_grid_file(config))
     if opts["protocol"] is not None:
@@ -138,7 +138,8 @@ def audit(
 def _run(opts: dict[str, Any]) -> Path:
     from fedlab.rundir import default_run_name
 
-    from .run import make_grid, read_grid_file, run_audit
+    from .grid import make_grid, read_grid_file
+    from .run import run_audit
 
     data = read_grid_file(opts["config"]) if opts["config"] is not None else dict(QUICK_GRID)
     source = str(opts["config"]) if opts["config"] is not None else "audit options"

@@ -22,7 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from audits.run import AuditGrid, run_audit
+from audits.grid import AuditGrid
+from audits.run import run_audit
 
 PAPER = {  # privacy model -> (sex SPD, NCF) reported for Adult + XGBoost
     "baseline": (0.355, 0.23),

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audits.anonymize import ALGORITHMS, AnonymizationResult, PrivacyModel, anonymize
-from audits.anonymize.lattice import encode
+from audits.anonymize.encoding import encode
 from audits.hierarchy import Hierarchy
 from audits.verify import k_anonymity, l_diversity, t_closeness
 from fedlab.errors import ConfigError, DataError, FedlabError

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 import audits.run as audit_run
-from audits.run import AuditGrid, checkpoint_dir, run_audit
+from audits.grid import AuditGrid
+from audits.results import checkpoint_dir
+from audits.run import run_audit
 from fedlab.errors import FedlabError
 
 ROWS = 1500  # Adult subsample: big enough for k=10 and 2-diversity, small enough for seconds

@@ -15,44 +15,25 @@ same recoding to unseen rows (e.g. a test split) without suppressing any of them
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import pandas as pd
 
+from audits.anonymize.encoding import Encoded, NodeEval, encode
 from audits.anonymize.greedy import greedy
-from audits.anonymize.lattice import Encoded, NodeEval, encode, optimal
+from audits.anonymize.lattice import optimal
 from audits.anonymize.metrics import summarize
 from audits.anonymize.model import PrivacyModel
+from audits.anonymize.mondrian import mondrian
+from audits.anonymize.result import AnonymizationResult
 from audits.hierarchy import Hierarchy
-from fedlab.errors import ConfigError, DataError
+from fedlab.errors import ConfigError
 
 __all__ = ["ALGORITHMS", "AnonymizationResult", "PrivacyModel", "anonymize"]
 
 Algorithm = Literal["optimal", "mondrian", "greedy"]
 ALGORITHMS: tuple[str, ...] = ("optimal", "mondrian", "greedy")
-
-
-@dataclass
-class AnonymizationResult:
-    """Anonymized table, what was removed, how it was generalized and what it cost."""
-
-    table: pd.DataFrame
-    suppressed: pd.Index
-    levels: dict[str, int] | None
-    metrics: dict[str, float]
-    model: PrivacyModel
-    algorithm: str
-    qis: list[str]
-    _recode: Callable[[pd.DataFrame], pd.DataFrame] = field(repr=False)
-
-    def transform(self, other: pd.DataFrame) -> pd.DataFrame:
-        """`other` with its QIs recoded exactly as the training table was (no rows suppressed)."""
-        missing = [q for q in self.qis if q not in other.columns]
-        if missing:
-            raise DataError(f"transform: column {missing[0]!r} not in the table")
-        return self._recode(other)
 
 
 def apply_levels(
@@ -132,8 +113,6 @@ def anonymize(
         raise ConfigError(f"anonymize: model must be a PrivacyModel (got {type(model).__name__})")
     t0 = time.perf_counter()
     if algorithm == "mondrian":
-        from audits.anonymize.mondrian import mondrian
-
         return mondrian(df, list(qis), hierarchies, model, sensitive, t0)
     enc = encode(df, qis, hierarchies, model, sensitive, suppression_limit)
     best, checked = optimal(enc) if algorithm == "optimal" else greedy(enc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audits.anonymize.lattice import Encoded, NodeEval
+from audits.anonymize.encoding import Encoded, NodeEval
 
 
 def greedy(enc: Encoded) -> tuple[NodeEval, int]:

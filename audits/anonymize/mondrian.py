@@ -7,7 +7,7 @@ covers the partition's values. A split is accepted only if every part satisfies 
 widest QI is tried, and a partition with no acceptable split becomes an equivalence class.
 Numeric QIs are published as "[min, max]" of the partition (or the single value), categorical QIs
 as the label of that lowest common hierarchy node. Nothing is ever suppressed: the whole table is
-one valid partition, which `_check_top` verifies up front.
+one valid partition, which `mondrian` verifies up front.
 
 transform(other): each new row walks the same split tree (numeric: <= threshold goes left;
 categorical: to the child node its value belongs to) and gets the label of the leaf region it
@@ -27,6 +27,7 @@ import pandas as pd
 
 from audits.anonymize.metrics import summarize
 from audits.anonymize.model import TOLERANCE, PrivacyModel, check_sensitive
+from audits.anonymize.result import AnonymizationResult
 from audits.hierarchy import Hierarchy, value_key
 from audits.verify import TDistance, class_emd, class_l_values, combine_codes, sensitive_codes
 from fedlab.errors import ConfigError, DataError, FedlabError
@@ -327,10 +328,8 @@ def mondrian(
     model: PrivacyModel,
     sensitive: str | None,
     t0: float,
-) -> object:
-    """Run Mondrian and package an AnonymizationResult (imported lazily by `anonymize`)."""
-    from audits.anonymize import AnonymizationResult
-
+) -> AnonymizationResult:
+    """Run Mondrian and package an AnonymizationResult (called by `anonymize`)."""
     prob = _build(df, qis, hierarchies, model, sensitive)
     n = len(df)
     if not prob.ok(np.arange(n), np.zeros(n, dtype=np.int64), 1):

@@ -197,7 +197,7 @@ def _anon_sizes(train: pd.DataFrame, cell: Any, schema: Any, hier: dict, grid: d
     limit = float(grid.get("suppression_limit", 0.2))
     levels = json.loads(cell["anon_levels"]) if isinstance(cell.get("anon_levels"), str) else {}
     if levels and all(q in levels for q in qis):
-        from audits.anonymize.lattice import encode
+        from audits.anonymize.encoding import encode
 
         enc = encode(train, qis, hier, model, schema.sensitive, limit)
         ev = enc.evaluate([int(levels[q]) for q in enc.qis], detail=True)
