@@ -5,7 +5,7 @@ partition of the federation (`fedlab.federation.setup_for`). Deployment: a Super
 started with ``--node-config "domain=NAME [data-path=FILE] [client-id=N]"``:
 
 * ``data-path`` to an ``.npz`` with ``x_train, y_train, x_test, y_test`` (what
-  ``fedlab.data.export.export_domain`` writes) — the node's own local data;
+  `export_domain` below writes) — the node's own local data;
 * no ``data-path``: the named domain of the run's federation is loaded locally
   (e.g. the embedded ``digits`` domains, or a ``data-dir`` the node config gives).
 """

@@ -215,7 +215,7 @@ engine run -d --name "$PREFIX-superlink" "${net_link[@]}" \
 wait_for_log "$PREFIX-superlink" "Uvicorn running on https://|Flower Deployment Runtime|Starting Flower SuperLink" 120
 "$PY" -c "
 import sys, time
-from fedlab.deploy.local import check_tls
+from fedlab.deploy.network import check_tls
 for _ in range(60):
     try:
         check_tls('127.0.0.1', $HOST_PORT, '$WORK/certs/ca.crt'); break

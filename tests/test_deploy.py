@@ -27,15 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from fedlab.deploy.certs import generate_certs, generate_node_keys, load_node_private_key
-from fedlab.deploy.local import (
-    HOST,
-    LocalOptions,
-    Processes,
-    check_tls,
-    free_ports,
-    run_local,
-    tagged_pids,
-)
+from fedlab.deploy.local import LocalOptions, run_local
+from fedlab.deploy.network import HOST, check_tls, free_ports
+from fedlab.deploy.processes import Processes, tagged_pids
 from fedlab.deploy.rounds import NodeIdSink, RoundReport
 from fedlab.errors import FedlabError
 

@@ -1,13 +1,18 @@
-"""The in-memory form every domain federation is loaded into.
+"""The in-memory form every domain federation is loaded into, and what loaders hand over.
 
 A federation is a set of named domains; each domain has a train and a test split of
 inputs (images as float32 NCHW, feature vectors/tables as float32 (N, D)) and int64
 labels. The server holds one domain as the unlabeled target (leave-one-domain-out);
 the others become clients (one or more per domain).
+
+Loaders (`fedlab.data.digits`, `tabular`, ...) return a `Source` of `RawDomain`s, which
+`fedlab.data.registry` subsamples and splits into a `FederationData`. These types live here,
+not in the registry, so loaders never import the registry that calls them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -50,3 +55,34 @@ class FederationData:
     @property
     def domain_names(self) -> list[str]:
         return list(self.domains)
+
+
+@dataclass
+class RawDomain:
+    """All rows of one domain as a loader found them (before subsampling and splitting)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    groups: pd.DataFrame | None = None
+    # Applied to x[rows] after subsampling (e.g. resize to 28x28x3), so it only pays for kept rows.
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
+    # The dataset's official test split (then x, y are its training rows); None = split x, y.
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    groups_test: pd.DataFrame | None = None
+
+
+@dataclass
+class Source:
+    """What a loader found: lazily loadable domains plus the federation's metadata."""
+
+    name: str
+    domains: dict[str, Callable[[], RawDomain]]
+    num_classes: int
+    input_shape: tuple[int, ...]
+    kind: Literal["image", "vector"]
+    class_names: list[str] = field(default_factory=list)
+    default_target: str = ""
+    protected: dict[str, str] = field(default_factory=dict)
+    # Turns the loaded FederationData into the federation's own type (tabular keeps its schema).
+    finish: Callable[[FederationData], FederationData] | None = None

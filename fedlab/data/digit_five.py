@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from fedlab.config import FederationConfig
+from fedlab.data.base import RawDomain, Source
 from fedlab.data.features import find_pairs, read_arrays
-from fedlab.data.registry import RawDomain, Source
 from fedlab.errors import DataError
 
 SIZE = 28

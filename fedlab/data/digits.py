@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from fedlab.config import FederationConfig
-from fedlab.data.registry import RawDomain, Source
+from fedlab.data.base import RawDomain, Source
 
 DOMAINS = ("original", "rotated", "inverted", "colour", "noisy")
 # Default target: rotation is a real, moderate shift (source-only models reach ~40-50%), so the

@@ -42,8 +42,7 @@ from typing import Any
 import numpy as np
 
 from fedlab.config import FederationConfig
-from fedlab.data.base import FederationData
-from fedlab.data.registry import RawDomain, Source
+from fedlab.data.base import FederationData, RawDomain, Source
 from fedlab.errors import DataError
 
 log = logging.getLogger("fedlab.data.features")

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from fedlab.config import FederationConfig
+from fedlab.data.base import RawDomain, Source
 from fedlab.data.features import find_pairs, read_arrays
-from fedlab.data.registry import RawDomain, Source
 from fedlab.errors import DataError
 
 DOMAINS = ("amazon", "caltech", "dslr", "webcam")

@@ -30,48 +30,15 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from fedlab.config import FederationConfig
-from fedlab.data.base import Domain, FederationData
+from fedlab.data.base import Domain, FederationData, RawDomain, Source
 from fedlab.data.partition import dirichlet_proportions, iid_split, split_by_proportions
 from fedlab.errors import DataError
-
-
-@dataclass
-class RawDomain:
-    """All rows of one domain as a loader found them (before subsampling and splitting)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    groups: pd.DataFrame | None = None
-    # Applied to x[rows] after subsampling (e.g. resize to 28x28x3), so it only pays for kept rows.
-    transform: Callable[[np.ndarray], np.ndarray] | None = None
-    # The dataset's official test split (then x, y are its training rows); None = split x, y.
-    x_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    groups_test: pd.DataFrame | None = None
-
-
-@dataclass
-class Source:
-    """What a loader found: lazily loadable domains plus the federation's metadata."""
-
-    name: str
-    domains: dict[str, Callable[[], RawDomain]]
-    num_classes: int
-    input_shape: tuple[int, ...]
-    kind: Literal["image", "vector"]
-    class_names: list[str] = field(default_factory=list)
-    default_target: str = ""
-    protected: dict[str, str] = field(default_factory=dict)
-    # Turns the loaded FederationData into the federation's own type (tabular keeps its schema).
-    finish: Callable[[FederationData], FederationData] | None = None
 
 
 @dataclass
@@ -139,7 +106,7 @@ def _rows(groups: pd.DataFrame | None, idx: np.ndarray) -> pd.DataFrame | None:
 
 
 def _source_for(cfg: FederationConfig) -> Source:
-    # Imported lazily: loaders import RawDomain/Source from this module.
+    # Imported on first use: a federation's readers (torch, scipy, h5py, sklearn) load only when asked for.
     if cfg.name == "digits":
         from fedlab.data.digits import digits_source
 

@@ -44,8 +44,7 @@ import numpy as np
 import pandas as pd
 
 from fedlab.config import FederationConfig
-from fedlab.data.base import Domain, FederationData
-from fedlab.data.registry import RawDomain, Source
+from fedlab.data.base import Domain, FederationData, RawDomain, Source
 from fedlab.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -3,8 +3,10 @@
 Why a package of its own: simulation needs none of this. Deployment adds key material
 (`certs`: a CA and the SuperLink's TLS certificate; SuperNode authentication keys), a
 local multi-process launcher (`local`) that runs exactly the processes a real
-deployment runs, and the ``fedlab deploy`` CLI (`cli`). Container files live in
-``docker/``.
+deployment runs — what each Flower process is told (`flower_config`), the supervision that
+streams their output and leaves none behind (`processes`), loopback ports and the TLS check
+(`network`) — the per-round report of which node answered (`rounds`), and the
+``fedlab deploy`` CLI (`cli`). Container files live in ``docker/``.
 """
 
 from __future__ import annotations
