@@ -3,7 +3,7 @@
 Why a package of its own: simulation needs none of this. Deployment adds key material
 (`certs`: a CA and the SuperLink's TLS certificate; SuperNode authentication keys), a
 local multi-process launcher (`local`) that runs exactly the processes a real
-deployment runs, and the ``fedlab deploy`` CLI (`cli`). Container files live in
+deployment runs; the ``fedlab deploy`` CLI is `fedlab.cli.deploy`. Container files live in
 ``docker/``.
 """
 
