@@ -102,34 +102,3 @@ def _verdict(baseline: bool, exact: pd.Series, up_p: float, up_o: float, part, p
     if "mixed" in (dir_p, dir_o):  # one side moves in under half the seeds either way: not a contradiction
         return f"trend unclear (paper {dir_p}, fedlab {dir_o})"
     return f"trend differs (paper {dir_p}, fedlab {dir_o})"
-
-
-def print_compare(table: pd.DataFrame, metrics: tuple[str, ...] = ("SPD", "EOD", "ACC", "NCF")) -> None:
-    """The headline rows of the comparison as a rich table on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title="fedlab vs published (mean ± std over seeds; exact = share of seeds with |Δ| ≤ 1e-6)")
-    for c in [
-        "method",
-        "k",
-        "ℓ/t",
-        "attr",
-        "metric",
-        "published",
-        "fedlab",
-        "exact",
-        "up (pub/fedlab)",
-        "verdict",
-    ]:
-        t.add_column(c)
-    for _, r in table[table["metric"].isin(metrics)].iterrows():
-        t.add_row(
-            str(r["method"]), str(r["k_parameter"]),
-            "" if r["method"] == "k-anonymity" else f"{r['anon_parameter']:g}",
-            str(r["protected_att"]), r["metric"],
-            f"{r['pub_mean']:+.3f} ± {r['pub_std']:.3f}", f"{r['ours_mean']:+.3f} ± {r['ours_std']:.3f}",
-            f"{r['exact_share']:.0%} of {r['common_seeds']}" if r["common_seeds"] else "–",
-            f"{r['pub_up_share']:.0%} / {r['ours_up_share']:.0%}", r["verdict"],
-        )  # fmt: skip
-    Console(width=200).print(t)

@@ -26,13 +26,19 @@ from typing import Any
 
 import pandas as pd
 
-from fedlab.config import SimulationConfig
+from fedlab.config import SimulationConfig, load_simulation_config
 from fedlab.errors import ConfigError
 from fedlab.rundir import atomic_run_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 DEFAULT_EPSILONS: tuple[float | None, ...] = (None, 1.0, 3.0, 8.0)
 DEFAULT_ANONYMIZATIONS: tuple[str, ...] = ("", "k=10", "k=50")
 DEFAULT_STRATEGIES: tuple[str, ...] = ("fedavg", "fedka")
+# Without a --config TOML: study defaults, small enough for a laptop (explicit overrides win).
+STUDY_DEFAULTS: dict[str, Any] = {
+    "training.rounds": 5,
+    "training.local_steps": 20,
+    "federation.max_per_domain": 2000,
+}
 COLUMNS = [
     "strategy",
     "epsilon_target",
@@ -95,6 +101,16 @@ def with_embedded_adult(cfg: SimulationConfig, directory: Path | None = None) ->
         cfg.federation.name = "tabular"
         cfg.federation.csv = str(embedded_adult_csv(directory))
     return cfg
+
+
+def study_config(config: Path | None, overrides: dict[str, Any]) -> SimulationConfig:
+    """The study's base config: the TOML, or without one `STUDY_DEFAULTS`, under the dotted
+    `overrides` (None = not given), on the embedded Adult unless it names a tabular CSV."""
+    overrides = dict(overrides)
+    if config is None:
+        for key, value in STUDY_DEFAULTS.items():
+            overrides[key] = overrides.get(key) if overrides.get(key) is not None else value
+    return with_embedded_adult(load_simulation_config(config, overrides))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from fedlab.config import SimulationConfig
 from fedlab.rundir import atomic_run_dir, write_json_atomic, write_text_atomic
 from fedlab.simulate import SimulationResult, simulate
 
+DEFAULT_SWEEP_SEEDS = 5  # a sweep without --seeds runs this many seeds: fewer give no usable interval
 RUN_COLUMNS = [
     "target",
     "strategy",
@@ -35,6 +36,16 @@ RUN_COLUMNS = [
     "final_adoption_rate",
     "seconds",
 ]
+
+
+def run_seeds(given: list[int] | None, first_seed: int, cells: int) -> list[int]:
+    """The seeds to run: the given ones; else `first_seed` alone for one target × strategy cell,
+    or `DEFAULT_SWEEP_SEEDS` consecutive seeds from it for a sweep over several cells."""
+    if given:
+        return given
+    if cells > 1:
+        return [first_seed + i for i in range(DEFAULT_SWEEP_SEEDS)]
+    return [first_seed]
 
 
 def run_row(summary: dict[str, Any]) -> dict[str, Any]:

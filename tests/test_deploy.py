@@ -141,7 +141,7 @@ def test_node_keys_are_what_flower_loads(tmp_path: Path) -> None:
 def test_deploy_cli_certs_and_keys(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from fedlab.deploy.cli import deploy_app
+    from fedlab.cli.deploy import deploy_app
 
     runner = CliRunner()
     res = runner.invoke(deploy_app, ["certs", "--out", str(tmp_path / "c"), "--hostname", "superlink"])

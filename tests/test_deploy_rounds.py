@@ -173,7 +173,7 @@ def test_node_id_sink_maps_launcher_names() -> None:
 
 
 def test_deploy_keys_says_created_kept_replaced(tmp_path: Path) -> None:
-    from fedlab.deploy.cli import deploy_app
+    from fedlab.cli.deploy import deploy_app
 
     runner = CliRunner()
     keys = str(tmp_path / "k")
@@ -197,7 +197,7 @@ def test_deploy_local_reports_rounds_and_requires_all_nodes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lost: bool, require: bool, code: int
 ) -> None:
     import fedlab.deploy.local as local
-    from fedlab.deploy.cli import deploy_app
+    from fedlab.cli.deploy import deploy_app
 
     run_dir = _run_dir(tmp_path, lost)
 

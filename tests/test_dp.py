@@ -61,7 +61,7 @@ def test_unsupported_strategy_rejected_before_data() -> None:
 
 
 def test_cli_dp_flags_without_dp_are_rejected() -> None:
-    from fedlab.simulate_cli import _privacy_overrides
+    from fedlab.cli.simulate import _privacy_overrides
 
     with pytest.raises(ConfigError, match="without --dp"):
         _privacy_overrides(False, None, 3.0, None, None, None, None)

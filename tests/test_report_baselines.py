@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from audits.cli import _fmt
 from audits.results import _summarise
+from fedlab.cli.audit import _fmt
 from fedlab.report.model import build_report
 from tests.test_report import make_audit
 

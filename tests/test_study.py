@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
+from fedlab.cli.study import parse_anonymizations, parse_epsilons
 from fedlab.config import load_simulation_config
 from fedlab.errors import ConfigError
 from fedlab.study import COLUMNS, Cell, grid, run_study, with_embedded_adult
-from fedlab.study_cli import parse_anonymizations, parse_epsilons
 
 TINY = {
     "training.strategy": "fedavg",

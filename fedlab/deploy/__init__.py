@@ -5,8 +5,8 @@ Why a package of its own: simulation needs none of this. Deployment adds key mat
 local multi-process launcher (`local`) that runs exactly the processes a real
 deployment runs — what each Flower process is told (`flower_config`), the supervision that
 streams their output and leaves none behind (`processes`), loopback ports and the TLS check
-(`network`) — the per-round report of which node answered (`rounds`), and the
-``fedlab deploy`` CLI (`cli`). Container files live in ``docker/``.
+(`network`) — and the per-round report of which node answered (`rounds`). The
+``fedlab deploy`` CLI is `fedlab.cli.deploy`. Container files live in ``docker/``.
 """
 
 from __future__ import annotations

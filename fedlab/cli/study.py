@@ -9,12 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedlab.config import load_simulation_config, parse_anonymize_spec
+from fedlab.cli.progress import progress_bar
+from fedlab.config import parse_anonymize_spec
 from fedlab.errors import ConfigError
 from fedlab.rundir import default_run_name
-from fedlab.simulate_cli import progress_bar
 
-console = Console(stderr=True)
 NONE = {"none", "no", "off", "-", ""}
 
 
@@ -81,7 +80,7 @@ def study(
     out: Path | None = typer.Option(None, help="Study directory (default: runs/study-<time>)."),
 ) -> None:
     """Grid over DP ε × local k-anonymity × strategy × seeds on a tabular federation; one tidy table."""
-    from fedlab.study import grid, run_study, with_embedded_adult
+    from fedlab.study import grid, run_study, study_config
 
     overrides: dict[str, Any] = {
         "federation.name": "tabular",
@@ -91,14 +90,7 @@ def study(
         "training.local_steps": local_steps,
         "federation.max_per_domain": max_per_domain,
     }
-    if config is None:  # study defaults, small enough for a laptop
-        for key, value in (
-            ("training.rounds", 5),
-            ("training.local_steps", 20),
-            ("federation.max_per_domain", 2000),
-        ):
-            overrides[key] = overrides[key] if overrides[key] is not None else value
-    base = with_embedded_adult(load_simulation_config(config, overrides))
+    base = study_config(config, overrides)
     cells = grid(
         [s.strip() for s in strategies.split(",") if s.strip()],
         parse_epsilons(epsilons),

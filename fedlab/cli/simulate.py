@@ -1,4 +1,4 @@
-"""`fedlab simulate`: thin CLI over `fedlab.simulate` and `fedlab.sweep`."""
+"""`fedlab simulate`: thin CLI over `fedlab.simulate` (one run) and `fedlab.sweep` (several)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fedlab.cli.progress import console, progress_bar
 from fedlab.config import STRATEGIES, load_simulation_config
 from fedlab.errors import ConfigError
 from fedlab.rundir import default_run_name
-
-console = Console(stderr=True)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -121,7 +119,6 @@ def simulate(
     cfg = load_simulation_config(config, overrides, FLAGS)
     if pattern is not None and cfg.federation.name != "features":
         raise ConfigError(f"--pattern applies to --federation features only (got {cfg.federation.name})")
-    seed_list = seed_list or [cfg.seed]
     import time
 
     started = time.monotonic()
@@ -137,12 +134,13 @@ def simulate(
         console.print(f"loaded {name}: {n} clients ({took:.1f} s)", markup=False)
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
-    if not seeds and len(targets) * len(strategies) > 1:
-        from fedlab.paired_cli import DEFAULT_SWEEP_SEEDS
+    from fedlab.sweep import run_seeds  # after setup_for, which loaded torch already
 
-        seed_list = [cfg.seed + i for i in range(DEFAULT_SWEEP_SEEDS)]
-        console.print(f"sweep: {DEFAULT_SWEEP_SEEDS} seeds {seed_list} (set --seeds to change)")
-    if len(targets) * len(strategies) * len(seed_list) == 1:
+    cells = len(targets) * len(strategies)
+    seed_list = run_seeds(seed_list, cfg.seed, cells)
+    if seeds is None and cells > 1:
+        console.print(f"sweep: {len(seed_list)} seeds {seed_list} (set --seeds to change)")
+    if cells * len(seed_list) == 1:
         resolved = cfg.training.model_copy(update={"target": setup.target})
         _single(cfg.model_copy(update={"training": resolved}), out, verbose)
     else:
@@ -219,23 +217,6 @@ def _privacy_overrides(
     if anonymize is not None:
         out["anonymize.spec"] = anonymize
     return out
-
-
-def progress_bar() -> Progress:
-    """The runs/rounds progress bar shared by `fedlab simulate` and `fedlab study`
-    (plain-text lines when stderr is not a terminal, `fedlab.progress`)."""
-    if not console.is_terminal:
-        from fedlab.progress import PlainProgress
-
-        return PlainProgress(console)  # type: ignore[return-value]
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def _round_status(record: dict[str, Any]) -> str:
@@ -329,8 +310,8 @@ def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out
             _fmt(row["mean_group_effect_mean"], row["mean_group_effect_std"]),
         )
     Console().print(t)
+    from fedlab.cli.paired_table import paired_table, verdict_lines
     from fedlab.comparison import compare
-    from fedlab.paired_cli import paired_table, verdict_lines
 
     cells = compare(pd_runs)
     if cells:

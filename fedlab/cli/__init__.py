@@ -1,8 +1,8 @@
 """The `fedlab` command line: a thin typer layer over the library.
 
-Each sub-command lives next to the code it drives (``fedlab.simulate_cli``,
-``audits.cli``, ...) and is registered here. Every `FedlabError` becomes a one-line
-``error: ...`` on stderr and exit code 2.
+One module per sub-command (`fedlab.cli.simulate`, `.audit`, `.report`, `.study`, `.deploy`),
+each over a library function; they are registered here. Every `FedlabError` becomes a
+one-line ``error: ...`` on stderr and exit code 2. The library never imports this package.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ def _root(
 
 def _register() -> None:
     """Attach sub-commands (imported here, not at module import, to keep `import fedlab.cli` cheap)."""
-    from audits.cli import audit
-    from fedlab.deploy.cli import deploy_app
-    from fedlab.report_cli import report
-    from fedlab.simulate_cli import simulate
-    from fedlab.study_cli import study
+    from fedlab.cli.audit import audit
+    from fedlab.cli.deploy import deploy_app
+    from fedlab.cli.report import report
+    from fedlab.cli.simulate import simulate
+    from fedlab.cli.study import study
 
     app.command("simulate")(simulate)
     app.command("audit")(audit)
@@ -79,7 +79,3 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,9 @@
 """`fedlab audit`: run the privacy-vs-fairness grid from the command line.
 
-How the grid is formed: ``--k`` alone (no ``--l``, ``--t``, ``--models`` or ``--config``) runs
-k-anonymity cells only; otherwise ``--models`` picks the families, ℓ / t are crossed with
-``--l-with-k`` / ``--t-with-k`` (default k = 1, i.e. alone). A run in which any cell fails is still
-written, but the command lists the failed cells and exits 1.
+A thin layer: `audits.grid_options` forms the grid from the options (``--k`` alone runs
+k-anonymity cells only, ...) and `audits.run.run_audit` runs it; ``--protocol`` runs a published
+protocol through `audits.protocol_audit`. A run in which any cell fails is still written, but the
+command lists the failed cells and exits 1.
 
 With no options it runs a small grid on the embedded Adult table (baseline, k=10, k=100,
 2-diversity, 0.5-closeness; optimal algorithm; HistGradientBoosting; 2 seeds) that takes
@@ -17,48 +17,16 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from fedlab.errors import ConfigError
 
-# The no-argument grid: small enough for CI, still showing the privacy/fairness trend.
-QUICK_GRID: dict[str, Any] = {
-    "dataset": "adult",
-    "models": ["k", "l", "t"],
-    "ks": [1, 10, 100],
-    "ls": [2],
-    "l_ks": [1],
-    "ts": [0.5],
-    "t_ks": [1],
-    "algorithms": ["optimal"],
-    "classifiers": ["hgb"],
-    "seeds": [0, 1],
-    "n_jobs": 0,
-}
+if TYPE_CHECKING:
+    import pandas as pd
 
-
-def _ints(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"{option} expects comma-separated integers like 1,10,100 (got {text!r})") from exc
-
-
-def _floats(text: str | None, option: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"{option} expects comma-separated numbers like 0.45,0.5 (got {text!r})") from exc
-
-
-def _names(text: str | None) -> list[str] | None:
-    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+    from audits.protocol_audit import ProtocolRun
 
 
 def audit(
@@ -118,14 +86,14 @@ def audit(
     # FedlabError propagates: `fedlab.cli.main` prints it as one "error: ..." line and exits 2
     opts = locals()
     if protocol is None and config is not None:
-        from .grid import read_grid_file
-        from .protocol_cli import from_toml
+        from audits.grid import read_grid_file
+        from audits.protocol_audit import from_toml
 
         opts = from_toml(opts, read_grid_file(config))
     if opts["protocol"] is not None:
-        from .protocol_cli import run_protocol
+        from audits.protocol_audit import run_protocol
 
-        typer.echo(f"run directory: {run_protocol(opts, _ints, _floats, _names)}")
+        typer.echo(f"run directory: {_report_protocol(run_protocol(opts))}")
         return
     if compare is not None or hierarchy_gaps or protected_in_test or encoding or switches:
         raise ConfigError(
@@ -136,45 +104,11 @@ def audit(
 
 
 def _run(opts: dict[str, Any]) -> Path:
+    from audits.grid_options import grid_from_options
+    from audits.run import run_audit
     from fedlab.rundir import default_run_name
 
-    from .grid import make_grid, read_grid_file
-    from .run import run_audit
-
-    data = read_grid_file(opts["config"]) if opts["config"] is not None else dict(QUICK_GRID)
-    source = str(opts["config"]) if opts["config"] is not None else "audit options"
-    overrides: dict[str, Any] = {
-        "ks": _ints(opts["k"], "--k"),
-        "ls": _ints(opts["l_values"], "--l"),
-        "ts": _floats(opts["t"], "--t"),
-        "models": _names(opts["models"]),
-        "algorithms": _names(opts["algorithm"]),
-        "classifiers": _names(opts["classifier"]),
-        "seeds": list(range(opts["seeds"])) if opts["seeds"] else None,
-        "suppression_limit": opts["suppression"],
-        "test_size": opts["test_size"],
-        "split_by": opts["split_by"],
-        "max_rows": opts["max_rows"],
-        "n_jobs": opts["jobs"],
-        "schema_path": str(opts["schema"]) if opts["schema"] is not None else None,
-    }
-    data.update({key: value for key, value in overrides.items() if value is not None})
-    if opts["csv"] is not None and opts["dataset"] is not None:
-        raise ConfigError("give either --dataset or --csv, not both")
-    if opts["csv"] is not None:
-        data.update(csv=str(opts["csv"]), dataset="")
-    if opts["dataset"] is not None:
-        data.update(dataset=opts["dataset"], csv="")
-    for key, option in (("l_ks", "l_with_k"), ("t_ks", "t_with_k")):
-        text = opts[option]
-        if text is not None:  # "all" -> None: cross with every k
-            data[key] = (
-                None if text.strip().lower() == "all" else _ints(text, "--" + option.replace("_", "-"))
-            )
-    only_k = opts["k"] is not None and opts["config"] is None and opts["models"] is None
-    if only_k and all(opts[o] is None for o in ("l_values", "t", "l_with_k", "t_with_k")):
-        data["models"] = ["k"]  # `--k 1,10` alone: k-anonymity cells only
-    grid = make_grid(data, source)
+    grid = grid_from_options(opts)
     if opts["resume"] and opts["out"] is None:
         raise ConfigError("--resume needs --out pointing at the run directory to continue")
     out = opts["out"] or Path("runs") / default_run_name("audit")
@@ -196,6 +130,29 @@ def _fail_if_cells_failed(run_dir: Path) -> None:
         typer.echo(f"failed cell {r['cell_id']}: {r['status']}", err=True)
     typer.echo(f"{len(failed)} of {len(results)} cells failed; run directory: {run_dir}", err=True)
     raise typer.Exit(1)
+
+
+def _report_protocol(run: ProtocolRun) -> Path:
+    """Rows and row counts, the ``--compare`` table, then the failed cells (exit 1 if any)."""
+    results, info = run.results, run.info
+    typer.echo(
+        f"{len(results)} rows ({info['rows']['rows']} data rows; "
+        f"{info['rows']['filtered_out']} filtered out, "
+        f"{info['rows']['missing_dropped']} dropped for a missing value) in {run.seconds:.1f} s"
+    )
+    if run.compare is not None:
+        _print_compare(run.compare)
+    failed = results[results["status"] != "ok"]
+    if len(failed):
+        for _, r in failed.head(10).iterrows():
+            typer.echo(
+                f"failed: seed {r['SEED']} {r['method']} k={r['k_parameter']} "
+                f"param={r['anon_parameter']} {r['protected_att']}: {r['status']}",
+                err=True,
+            )
+        typer.echo(f"run directory: {run.out}")
+        raise typer.Exit(1)
+    return run.out
 
 
 def _fmt(cell: dict[str, Any], metric: str, pct: bool = False) -> str:
@@ -259,3 +216,34 @@ def _print_table(run_dir: Path) -> None:
         console.print(
             f"[yellow]{summary['n_failed']} cell(s) failed; see the status column of results.csv[/]"
         )
+
+
+def _print_compare(table: pd.DataFrame, metrics: tuple[str, ...] = ("SPD", "EOD", "ACC", "NCF")) -> None:
+    """The headline rows of the comparison as a rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="fedlab vs published (mean ± std over seeds; exact = share of seeds with |Δ| ≤ 1e-6)")
+    for c in [
+        "method",
+        "k",
+        "ℓ/t",
+        "attr",
+        "metric",
+        "published",
+        "fedlab",
+        "exact",
+        "up (pub/fedlab)",
+        "verdict",
+    ]:
+        t.add_column(c)
+    for _, r in table[table["metric"].isin(metrics)].iterrows():
+        t.add_row(
+            str(r["method"]), str(r["k_parameter"]),
+            "" if r["method"] == "k-anonymity" else f"{r['anon_parameter']:g}",
+            str(r["protected_att"]), r["metric"],
+            f"{r['pub_mean']:+.3f} ± {r['pub_std']:.3f}", f"{r['ours_mean']:+.3f} ± {r['ours_std']:.3f}",
+            f"{r['exact_share']:.0%} of {r['common_seeds']}" if r["common_seeds"] else "–",
+            f"{r['pub_up_share']:.0%} / {r['ours_up_share']:.0%}", r["verdict"],
+        )  # fmt: skip
+    Console(width=200).print(t)

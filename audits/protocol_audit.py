@@ -1,17 +1,25 @@
-"""``fedlab audit --protocol arcolezi2025``: the paper's grid, its metrics and ``--compare``.
+"""``fedlab audit --protocol arcolezi2025`` as a library call: the paper's grid, its metrics,
+``--compare``, ``--switches`` and the attribution table, written into one run directory.
 
 The grid is formed from the options: ``--k`` (default the paper's 14 values), ``--models``
 (default k,l,t; ``--k 1,10`` alone runs k-anonymity cells only), ``--l`` (default 2) and ``--t``
 (default 0.45,0.5,0.55), each ℓ / t combined with every k; ``--seeds N`` runs seeds 0..N-1
-(default 40). Any cell that fails at run time is listed and the command exits 1.
+(default 40). Cells that fail at run time keep status != "ok" in the results; the command lists
+them and exits 1. Options come as a dict keyed by the command's parameter names, as in
+`audits.grid_options`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from fedlab.errors import ConfigError, FedlabError
+
+from .grid_options import floats, ints, names
 
 PROTOCOLS = ("arcolezi2025",)
 # grid-TOML key -> CLI option name, for `protocol = "arcolezi2025"` in a --config file
@@ -42,10 +50,19 @@ def from_toml(opts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
-    """Run the protocol grid from CLI options; returns the run directory."""
-    import typer
+@dataclass
+class ProtocolRun:
+    """A finished protocol run: where it was written and what the command reports from it."""
 
+    out: Path
+    results: pd.DataFrame
+    info: dict[str, Any]
+    seconds: float
+    compare: pd.DataFrame | None  # fedlab vs the published results (``--compare``)
+
+
+def run_protocol(opts: dict[str, Any]) -> ProtocolRun:
+    """Run the protocol grid from the options and write the run directory (input errors first)."""
     from fedlab.rundir import default_run_name
 
     from .feasibility import check_privacy_feasible
@@ -120,23 +137,4 @@ def run_protocol(opts: dict[str, Any], ints, floats, names) -> Path:
 
     extra["attribution.csv"] = attribution_table(results).to_csv(index=False)
     write_run(out, results, info, grid, settings, seconds, extra)
-    typer.echo(
-        f"{len(results)} rows ({info['rows']['rows']} data rows; "
-        f"{info['rows']['filtered_out']} filtered out, "
-        f"{info['rows']['missing_dropped']} dropped for a missing value) in {seconds:.1f} s"
-    )
-    if table is not None:
-        from .compare import print_compare
-
-        print_compare(table)
-    failed = results[results["status"] != "ok"]
-    if len(failed):
-        for _, r in failed.head(10).iterrows():
-            typer.echo(
-                f"failed: seed {r['SEED']} {r['method']} k={r['k_parameter']} "
-                f"param={r['anon_parameter']} {r['protected_att']}: {r['status']}",
-                err=True,
-            )
-        typer.echo(f"run directory: {out}")
-        raise typer.Exit(1)
-    return out
+    return ProtocolRun(out, results, info, seconds, table)

@@ -9,8 +9,6 @@ from rich.table import Table
 from fedlab.comparison import METHODS
 from fedlab.stats import Interval, Ratio, describe, format_ratio, verdict
 
-DEFAULT_SWEEP_SEEDS = 5  # a sweep without --seeds runs this many seeds: fewer give no usable interval
-
 
 def _ratio(r: Ratio) -> str:
     return format_ratio(r)
