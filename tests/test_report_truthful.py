@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fedlab.report import findings as fnd
+from fedlab.report import audit_findings as fnd
 from fedlab.report.content import Finding, Report, Section
 from fedlab.report.render_md import render_md
 

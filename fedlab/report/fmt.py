@@ -56,6 +56,16 @@ def cell(value: Any, fmt: str) -> str:
     return str(value)
 
 
+def pct(x: Any) -> str:
+    """A fraction in a finding's sentence, printed as its "pct1" table cell is."""
+    return cell(x, "pct1")
+
+
+def pp(x: Any) -> str:
+    """A difference of fractions in a finding's sentence, printed as its "signed_pct1" cell is."""
+    return cell(x, "signed_pct1")
+
+
 def _interval_cell(value: Any, fmt: str) -> str:
     """Group Effect as "+x ± s pp" (fractions in, points out); a paired interval (already in pp)
     as "+x pp [lo, hi] w/n"; a ratio as "x× [lo, hi]"."""

@@ -1,7 +1,8 @@
 """Run directory -> `Report`: detect what kind of run it is and compute the content once.
 
-Kinds: a single simulation (metrics.jsonl), a sweep (summary.json with kind "sweep" or
-runs.csv), an audit (results.* or cells/). Whatever cannot be read becomes a note in
+Kinds: a single simulation (metrics.jsonl or model.pt), a sweep (summary.json with kind
+"sweep" or runs.csv), an audit (results.* or cells/; a `--protocol` audit gets
+`fedlab.report.protocol`'s report). Whatever cannot be read becomes a note in
 `Report.missing`; only a directory that is not a fedlab run at all is an error.
 """
 
@@ -11,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fedlab.errors import FedlabError
-from fedlab.report import audit as au
-from fedlab.report import simulation as sim
+from fedlab.report import audit_run, audit_sections, sim_run, sim_sections, sweep_sections
+from fedlab.report.audit_findings import key_findings as audit_key_findings
 from fedlab.report.content import Finding, Report
 from fedlab.report.load import Notes
 from fedlab.report.paired import paired_sections
@@ -66,8 +67,8 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
     notes = Notes()
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     if kind == "simulation":
-        run = sim.load_run(run_dir, notes)
-        sections = sim.single_sections(run) if run.rounds or run.summary else []
+        run = sim_run.load_run(run_dir, notes)
+        sections = sim_sections.single_sections(run) if run.rounds or run.summary else []
         key = _simulation_key_findings(sections)
         title = f"Federation report: {run.get('strategy') or '?'} → target {run.get('target') or '?'}"
         return Report(
@@ -77,15 +78,15 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
             generated,
             REPORT_VERSION,
             run.get("fedlab_version"),
-            sim.header(run),
-            sim.reproduce_command(run_dir, run.config),
+            sim_sections.header(run),
+            sim_sections.reproduce_command(run_dir, run.config),
             key,
             sections,
             notes.items,
         )
     if kind == "sweep":
-        sw = sim.load_sweep(run_dir, notes)
-        sections = sim.sweep_sections(sw)
+        sw = sim_run.load_sweep(run_dir, notes)
+        sections = sweep_sections.sweep_sections(sw)
         sections[1:1] = paired_sections(sw.runs)  # after the strategy comparison
         # the paired comparison (the only findings that may call a gain) leads
         found = [f for s in sections for f in s.findings]
@@ -98,8 +99,8 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
             generated,
             REPORT_VERSION,
             version,
-            sim.sweep_header(sw),
-            sim.sweep_reproduce(sw),
+            sweep_sections.sweep_header(sw),
+            sweep_sections.sweep_reproduce(sw),
             key,
             sections,
             notes.items,
@@ -108,10 +109,10 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
 
     if is_protocol_run(run_dir):
         return build_protocol_report(run_dir, notes, generated, REPORT_VERSION)
-    a = au.load_audit(run_dir, notes)
-    sections = au.sections(a, notes, threshold, level)
+    a = audit_run.load_audit(run_dir, notes)
+    sections = audit_sections.sections(a, notes, threshold, level)
     name = (a.summary.get("dataset") or {}).get("name") or (a.grid or {}).get("dataset") or "?"
-    key = au.key_findings(sections) if sections else [Finding("The audit has no results yet.", "warn")]
+    key = audit_key_findings(sections) if sections else [Finding("The audit has no results yet.", "warn")]
     return Report(
         "audit",
         f"Privacy vs fairness audit: {name}",
@@ -119,8 +120,8 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
         generated,
         REPORT_VERSION,
         a.summary.get("fedlab_version"),
-        au.header(a),
-        au.reproduce(a),
+        audit_sections.header(a),
+        audit_sections.reproduce(a),
         key,
         sections,
         notes.items,
