@@ -7,7 +7,7 @@ of records above a threshold (0.2 = classes smaller than 5).
 
 Class sizes come from the audit run when it stores them (columns ``anon_class_sizes`` /
 ``raw_class_sizes``: JSON ``{size: number of classes}``). Otherwise they are recomputed for
-the first seed: the split is redone exactly as `audits.run` does it, the stored
+the first seed: the split is redone exactly as `audits.cell` does it, the stored
 generalization levels are re-applied (one lattice-node evaluation, no search; Mondrian is
 re-run), and the suppressed-row count is checked against the audit's own number.
 """
@@ -141,8 +141,8 @@ def _stored(firsts: pd.DataFrame, ok: pd.DataFrame, threshold: float) -> list[Ri
 
 
 def _load_frame(grid: dict[str, Any]) -> tuple[pd.DataFrame, Any, dict[str, Any]]:
-    """The audited table, subsampled as `audits.run.load_audit_data` does (without importing
-    audits.run, whose fairlearn import alone costs seconds)."""
+    """The audited table, subsampled as `audits.audit_data.load_audit_data` does, but from the
+    grid as stored in the run's config (a plain dict), since re-validating it is not needed."""
     from audits.datasets import load_dataset
     from audits.schema import load_schema
 
