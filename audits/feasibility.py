@@ -6,8 +6,8 @@ Only what provably cannot be met is rejected:
   distinct sensitive values, so a table (or a ``--split-by`` partition) with fewer than ℓ
   distinct values cannot be made ℓ-diverse — the training split is a subset of it, and
   suppressing rows only removes values. (A binarized target has 2 values: ℓ ≥ 3 is impossible.)
-  The converse holds too: every hierarchy ends in the single root ``*``, and that one class holds
-  every distinct value.
+  For distinct ℓ-diversity the converse holds too, as long as the training split keeps ℓ distinct
+  values: every hierarchy ends in the single root ``*``, and that one class holds every distinct value.
 - **t-closeness**: nothing to reject for t in (0, 1), the range the option validators accept.
   Fully generalizing every QI to its single root ``*`` gives one class whose sensitive
   distribution *is* the table's, so its EMD is 0 ≤ t, whatever the suppression limit. Only

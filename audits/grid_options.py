@@ -3,7 +3,8 @@ explicit options on top, and the rules that decide which privacy-model families 
 
 How the grid is formed: ``--k`` alone (no ``--l``, ``--t``, ``--models`` or ``--config``) runs
 k-anonymity cells only; otherwise ``--models`` picks the families, ℓ / t are crossed with
-``--l-with-k`` / ``--t-with-k`` (default k = 1, i.e. alone). With no options: `QUICK_GRID`.
+``--l-with-k`` / ``--t-with-k`` (default without ``--config``: k = 1, i.e. alone). With no
+options: `QUICK_GRID`.
 Options come as a dict keyed by the command's parameter names (``k``, ``l_values``, ``t``, ...;
 None = not given); every bad value is a one-line `ConfigError` naming the option.
 """

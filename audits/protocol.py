@@ -1,7 +1,7 @@
 """The Arcolezi et al. 2025 audit protocol (``fedlab audit --protocol arcolezi2025``), cell by cell.
 
 Each difference from fedlab's default protocol is an explicit `ProtocolSettings` field, so it can be
-switched and its effect measured (see `audits.attribution`):
+switched and its effect measured (see `audits.switches`):
 
 - split: plain (not stratified) ``train_test_split(test_size=0.2, random_state=seed)``;
 - anonymization: ANJANA-style greedy full-domain generalization of the TRAIN split, 20 %

@@ -7,7 +7,7 @@ once the grid is complete, under ``cells/`` in the atomically published run dire
 Run directory::
 
     cells/<cell_id>.json   {"settings": {...}, "row": {...}} one per row of results
-    results.csv            tidy table, one row per cell and seed (columns: RESULT columns)
+    results.csv            tidy table, one row per cell and seed (column order: `results_frame`)
     results.parquet        same table
     summary.json           grid, dataset, schema, per-cell mean ± std, command, version, timings
     config.toml            the resolved AuditGrid (``fedlab audit --config`` reproduces the run)

@@ -3,7 +3,7 @@
 Runs the same 2-client FedAvg job (digits: clients `original` + `rotated`, target
 `colour`) three ways and reports wall time and mean round time:
 
-* simulation: `fedlab.simulate.simulate` (Flower's in-process simulation engine);
+* simulation: `fedlab.simulate.simulate` (default engine: fedlab's in-process runtime);
 * deployed, TLS + SuperNode auth: `fedlab deploy local` (SuperLink + 2 SuperNodes as
   processes on 127.0.0.1, `flwr run`);
 * deployed, insecure: the same without TLS/auth, isolating the cost of encryption;

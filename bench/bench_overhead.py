@@ -4,7 +4,7 @@ Both sides do the same work with the same seeds: every round each client loads t
 weights and runs `train_local`; the weighted average becomes the new global model; the
 server scores each returned client model and the global model on the target test split
 and each client scores the global model on its own test split. The simulation side goes
-through Flower's simulation runtime (messages, records, grid, ServerApp/ClientApp) and
+through fedlab's default runtime (messages, records, grid, ServerApp/ClientApp) and
 includes its start-up. Runs alternate (sim, loop, sim, loop, ...) and medians are compared.
 
     python bench/bench_overhead.py [--repeats 3] [--rounds 10] [--with-ray]

@@ -204,8 +204,9 @@ class SimulationConfig(_Strict):
     protocol: Literal["", "fedka2022"] = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Flower simulation backend: "inprocess" (default on CPU: no Ray cluster, deterministic)
-    # or "ray" (parallel clients in actors, fractional GPUs). "auto": ray when gpus_per_client > 0.
+    # Simulation engine: "inprocess" (default on CPU: no Ray cluster, deterministic)
+    # or "ray" (parallel clients in actors, fractional GPUs). "auto": ray when gpus_per_client > 0
+    # or ray_address is set.
     # "process": W worker processes (`workers`); "flower": Flower's own simulation runtime (link
     # state + VCE loop) with the in-process backend; "ray": Flower's Ray backend, joining the
     # cluster at `ray_address` when set (see `fedlab.runtime`).

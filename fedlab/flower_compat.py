@@ -6,7 +6,7 @@ imports ``raybackend.RayBackend``. fedlab's own runtime (`fedlab.runtime`) needs
 identity Flower's runtime gives them (`TaskIdentity`, message ids), and ``engine = "flower"``
 still runs Flower's runtime with the in-process backend by swapping the RayBackend name.
 `check_flower_internals()` asserts each of these still exists with the expected shape;
-tests/test_flower_compat.py calls it, so a Flower upgrade that moves one fails loudly there
+tests/test_sampling.py calls it, so a Flower upgrade that moves one fails loudly there
 instead of silently changing what a simulation does.
 """
 

@@ -2,7 +2,7 @@
 
 One function per job: `train_local` (a client's round: cross-entropy plus the
 strategy's extra term), `finetune_pseudo` (FedKA's server-side fine-tuning on voted
-pseudo-labels), `predict`/`accuracy`/`embed` (always in eval mode).
+pseudo-labels), `predict`/`accuracy` (eval mode) and `embed` (eval mode unless ``train_mode``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The majority class becomes the pseudo-label. Ties are broken toward the smallest
 class index among the tied classes (deterministic, documented), and a sample is
 *adopted* for fine-tuning only when its winning class has a strict majority of votes
-(more than half of the voters) — the reference implementation's consensus rule.
+(more than half of the voters); the reference notebook adopts the plurality winner instead
+(a departure listed in `fedlab.protocols`).
 """
 
 from __future__ import annotations

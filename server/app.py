@@ -1,9 +1,9 @@
 """fedlab's Flower ServerApp.
 
 `run_federation` is the whole server side of one run: load the target domain, build
-the strategy, call Flower's `Strategy.start` on the grid, and write the run directory
-(resolved config, one metrics line per round, summary, final weights). `fedlab
-simulate` builds a ServerApp around it with `make_server_app`; `flwr run .` uses the
+the strategy, call Flower's `Strategy.start` on the grid, and write its results into the run
+directory (one metrics line per round, summary, final weights; the caller writes the resolved
+config). `fedlab simulate` builds a ServerApp around it with `make_server_app`; `flwr run .` uses the
 module-level `app`, which reads the run config from pyproject's [tool.flwr.app.config].
 """
 
@@ -212,7 +212,7 @@ def make_server_app(
 ) -> ServerApp:
     """A ServerApp bound to one config and output directory (used by `fedlab simulate`).
 
-    `grid_wrapper(grid)` wraps the runtime's grid (e.g. `fedlab.interrupts.AbortableGrid`)."""
+    `grid_wrapper(grid)` wraps the runtime's grid (e.g. `fedlab.runtime.AbortableGrid`)."""
     server_app = ServerApp()
     outcome: dict[str, Any] = {}
 

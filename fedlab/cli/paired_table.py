@@ -15,7 +15,7 @@ def _ratio(r: Ratio) -> str:
 
 
 def paired_table(cells: list[dict[str, Any]], federation: str) -> Table:
-    """Per target × strategy: Δ vs FedAvg (final, best round), ΔGE, GE, GE ratio — all in pp."""
+    """Per target × strategy: Δ vs FedAvg (final, best round), ΔGE, GE (in pp), GE ratio."""
     t = Table(
         title=f"{federation}: paired difference vs {cells[0]['baseline']} per seed, percentage points; "
         f"mean [95% CI, {METHODS['differences']}], wins; GE ratio: {METHODS['ratio']}",

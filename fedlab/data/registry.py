@@ -17,10 +17,11 @@ every strategy and seed scores the target on the same documented test rows, whic
 voting and fine-tuning never see (the target's training rows are the unlabeled pool).
 
 `make_clients` then holds one domain out as the target and splits every other domain into
-``cfg.clients_per_domain`` clients (IID or Dirichlet label skew). Tabular federations need
-one more, target-dependent step — fitting the preprocessor on the source clients' training
-rows only — done by `prepare`, which `make_clients` calls for you; the server calls
-``prepare(fed, target).domains[target]`` to get the target rows in the same feature space.
+``cfg.clients_per_domain`` clients (IID or Dirichlet label skew). Tabular federations (and
+``features`` with a ``transform``) need one more, target-dependent step — fitting the
+preprocessor on the source clients' training rows only — done by `prepare`, which
+`make_clients` calls for you; the server calls ``prepare(fed, target).domains[target]`` to get
+the target rows in the same feature space.
 
 Results of `load_federation` are cached per process (simulated clients each call it), so
 treat the returned arrays as read-only.
@@ -217,9 +218,9 @@ def resolve_target(fed: FederationData, target: str) -> str:
 def prepare(fed: FederationData, target: str) -> FederationData:
     """The federation in model-ready form for leave-``target``-out training.
 
-    Identity for image/vector federations. Tabular federations fit their preprocessor on the
-    source domains' TRAINING rows only (never the target, never test rows) and transform all
-    domains with it."""
+    Identity for image federations and untransformed vector ones. Tabular federations (and
+    ``features`` with a ``transform``) fit their preprocessor on the source domains' TRAINING
+    rows only (never the target, never test rows) and transform all domains with it."""
     target = resolve_target(fed, target)
     prepare_for = getattr(fed, "prepare_for", None)  # TabularFederation (avoids importing sklearn)
     return prepare_for(target) if prepare_for is not None else fed
