@@ -15,16 +15,28 @@ per-round report and the ``--require-all-nodes`` verdict.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from flwr.app import Message
 from flwr.common.logger import log as flwr_log
 
-from fedlab.deploy.rounds import lost_nodes
 from server.domain_strategy import _client_name
 
 REASON_CHARS = 300
+
+
+def lost_nodes(rec: Mapping[str, Any]) -> dict[int, str]:
+    """Node id -> why it gave no usable reply in one recorded exchange (empty: all replied)."""
+    out: dict[int, str] = {}
+    for node, reason in rec.get("failed", {}).items():
+        out[int(node)] = f"replied with an error ({reason})"
+    for node in rec.get("no_reply", []):
+        timeout = rec.get("timeout_s")
+        out[int(node)] = f"no reply within {timeout:.0f} s" if timeout else "no reply"
+    for node in rec.get("not_sent", []):
+        out[int(node)] = "not asked (offline: the SuperLink no longer lists it)"
+    return dict(sorted(out.items()))
 
 
 class ReplyTracker:

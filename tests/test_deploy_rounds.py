@@ -18,8 +18,8 @@ import pytest
 from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
 from typer.testing import CliRunner
 
-from fedlab.deploy.rounds import EXIT_NODES_LOST, NodeIdSink, RoundReport, lost_nodes, main, node_id_from_log
-from server.replies import ReplyTracker
+from fedlab.deploy.rounds import EXIT_NODES_LOST, NodeIdSink, RoundReport, main, node_id_from_log
+from server.replies import ReplyTracker, lost_nodes
 
 
 @pytest.fixture

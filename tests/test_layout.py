@@ -147,3 +147,39 @@ def test_every_module_says_what_it_holds(package: str) -> None:
         and ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) is None
     ]
     assert missing == []
+
+
+# Layers (ARCHITECTURE.md): entry points above the Flower apps above the core library.
+ENTRY_POINTS = (
+    "fedlab.cli",
+    "fedlab.simulate",
+    "fedlab.sweep",
+    "fedlab.study",
+    "fedlab.deploy",
+    "fedlab.report",
+)
+AUDITS_MAY_USE = {"fedlab", "fedlab.errors", "fedlab.rundir"}
+
+
+def _under(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def test_flower_apps_and_core_do_not_import_entry_points() -> None:
+    graph = _import_graph()
+    offenders = {
+        module: sorted(t for t in targets if _under(t, ENTRY_POINTS))
+        for module, targets in graph.items()
+        if not _under(module, ENTRY_POINTS)
+    }
+    assert {m: t for m, t in offenders.items() if t} == {}
+
+
+def test_audits_use_only_errors_and_run_directories_from_fedlab() -> None:
+    graph = _import_graph()
+    used = {
+        module: sorted(t for t in targets if t.split(".")[0] == "fedlab" and t not in AUDITS_MAY_USE)
+        for module, targets in graph.items()
+        if module.split(".")[0] == "audits"
+    }
+    assert {m: t for m, t in used.items() if t} == {}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.replies import lost_nodes
+
 NODE_ID_LINE = re.compile(r"SuperNode ID:\s*(\d+)")
 EXIT_NODES_LOST = 3  # the run completed, but not every SuperNode answered every round
 
@@ -45,19 +47,6 @@ class NodeIdSink:
         if m := self.PREFIXED.search(line):
             self.names[int(m.group(2))] = m.group(1)
         self.sink(line)
-
-
-def lost_nodes(rec: Mapping[str, Any]) -> dict[int, str]:
-    """Node id -> why it gave no usable reply in one recorded exchange (empty: all replied)."""
-    out: dict[int, str] = {}
-    for node, reason in rec.get("failed", {}).items():
-        out[int(node)] = f"replied with an error ({reason})"
-    for node in rec.get("no_reply", []):
-        timeout = rec.get("timeout_s")
-        out[int(node)] = f"no reply within {timeout:.0f} s" if timeout else "no reply"
-    for node in rec.get("not_sent", []):
-        out[int(node)] = "not asked (offline: the SuperLink no longer lists it)"
-    return dict(sorted(out.items()))
 
 
 @dataclass
