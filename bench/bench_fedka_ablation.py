@@ -1,8 +1,9 @@
 """FedKA voting ablation: which of fedlab's two departures from the reference rule matter.
 
 Runs FedKA on every target of a federation (several seeds) next to FedAvg: matching only
-(no voting: f-DAN), the reference voting rule (every strict-majority vote adopted, voters with
-their own BatchNorm statistics), + target BatchNorm statistics for the voters (AdaBN) only,
+(no voting: f-DAN), the reference voting rule (every sample's plurality winner adopted, voters
+with their own BatchNorm statistics), the same with fedlab's strict majority, + target
+BatchNorm statistics for the voters (AdaBN) only,
 + class-balanced confident selection only, and both (fedlab's default). Prints, per variant,
 the mean over targets and the PAIRED difference to FedAvg (mean over targets per seed; 95% CI,
 paired t over seeds; wins), and the voting accuracy.
@@ -40,7 +41,22 @@ from fedlab.sweep import run_sweep
 VARIANTS = {
     "fedavg": ("fedavg", {}),
     "matching only (no voting)": ("fedka-novote", {}),
-    "fedka reference rule": ("fedka", {"training.vote_select": 1.0, "training.vote_target_batchnorm": False}),
+    "fedka reference rule": (
+        "fedka",
+        {
+            "training.vote_select": 1.0,
+            "training.vote_target_batchnorm": False,
+            "training.vote_rule": "plurality",
+        },
+    ),
+    "fedka strict majority": (
+        "fedka",
+        {
+            "training.vote_select": 1.0,
+            "training.vote_target_batchnorm": False,
+            "training.vote_rule": "majority",
+        },
+    ),
     "fedka + AdaBN voters": ("fedka", {"training.vote_select": 1.0, "training.vote_target_batchnorm": True}),
     "fedka + confident selection": (
         "fedka",

@@ -97,6 +97,9 @@ class TrainingConfig(_Strict):
     target_sample: int = Field(256, ge=2)  # target embeddings sent to clients each round
     finetune_steps: int = Field(20, ge=0)  # server fine-tuning steps on voted pseudo-labels
     vote_agreement: float = Field(0.5, gt=0, le=1)  # share of voters that must agree (1 = unanimous)
+    # which voted samples FedKA may adopt: "majority" (winner has > half the votes; fedlab) or
+    # "plurality" (every sample, as the reference notebook does)
+    vote_rule: Literal["majority", "plurality"] = "majority"
     # FedKA voting starts after this share of the rounds: pseudo-labels from barely trained
     # clients are mostly wrong, and fine-tuning on them locks the errors in (confirmation bias).
     vote_warmup: float = Field(0.5, ge=0, lt=1)

@@ -20,7 +20,8 @@ to pre-extracted features.
 
 Departures kept (each a switch): fedlab's voters use target BatchNorm statistics
 (``vote_target_batchnorm``) and adopt the most confident, class-balanced share of the votes
-(``vote_select``); a sample needs a strict majority of voters (the notebook takes the plurality);
+(``vote_select``); a sample needs a strict majority of voters (``vote_rule = "majority"``; the
+notebook adopts the plurality winner of every sample, ``vote_rule = "plurality"``);
 Adam's state starts fresh every round on a client (the notebook keeps one optimizer per client
 across rounds; fedlab clients are stateless); the MMD term is added to every cross-entropy step
 instead of a second pass with a step every 8 batches; the MMD compares the 100-d embedding

@@ -1,10 +1,11 @@
 """Federated voting (FedKA): clients' models vote on each target sample.
 
-The majority class becomes the pseudo-label. Ties are broken toward the smallest
-class index among the tied classes (deterministic, documented), and a sample is
-*adopted* for fine-tuning only when its winning class has a strict majority of votes
-(more than half of the voters); the reference notebook adopts the plurality winner instead
-(a departure listed in `fedlab.protocols`).
+The most voted class becomes the pseudo-label. Ties are broken toward the smallest
+class index among the tied classes (deterministic; the reference notebook's
+``max(set(votes), key=votes.count)`` does the same for class ids 0-9). Which samples are
+*adopted* for fine-tuning is the rule: ``"majority"`` (fedlab's default) only those whose
+winner has a strict majority of votes (more than half of the voters), ``"plurality"`` (the
+reference notebook) every sample. With two voters that disagree, plurality adopts a coin flip.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 class VoteResult:
     labels: np.ndarray  # (N,) winning class per sample
     votes: np.ndarray  # (N,) number of voters agreeing with the winner
-    adopted: np.ndarray  # (N,) bool: strict majority reached (and confident enough, see below)
+    adopted: np.ndarray  # (N,) bool: adopted by the rule (and confident enough, see below)
 
     @property
     def adoption_rate(self) -> float:
@@ -31,14 +32,22 @@ class VoteResult:
         return float((self.labels[mask] == y_true[mask]).mean())
 
 
-def majority_vote(predictions: np.ndarray, num_classes: int, min_agreement: float = 0.5) -> VoteResult:
-    """`predictions` is (voters, N) int class ids; returns per-sample majority.
+VOTE_RULES = ("majority", "plurality")
 
-    A sample is adopted when its winner has a strict majority *and* at least
-    ``ceil(min_agreement · voters)`` votes (``min_agreement=1`` demands unanimity).
+
+def majority_vote(
+    predictions: np.ndarray, num_classes: int, min_agreement: float = 0.5, rule: str = "majority"
+) -> VoteResult:
+    """`predictions` is (voters, N) int class ids; returns per-sample winner and adoption.
+
+    ``rule="majority"``: a sample is adopted when its winner has a strict majority *and* at
+    least ``ceil(min_agreement · voters)`` votes (``min_agreement=1`` demands unanimity).
+    ``rule="plurality"``: every sample is adopted (`min_agreement` is not used).
     """
     if not 0 < min_agreement <= 1:
         raise ValueError(f"min_agreement must be in (0, 1], got {min_agreement}")
+    if rule not in VOTE_RULES:
+        raise ValueError(f"rule must be one of {VOTE_RULES}, got {rule!r}")
     predictions = np.asarray(predictions)
     if predictions.ndim != 2 or predictions.shape[0] == 0:
         raise ValueError("majority_vote expects a (voters, samples) array with at least one voter")
@@ -48,7 +57,10 @@ def majority_vote(predictions: np.ndarray, num_classes: int, min_agreement: floa
         counts[np.arange(n), row] += 1
     labels = counts.argmax(axis=1)  # argmax returns the first (smallest) index on ties
     votes = counts[np.arange(n), labels]
-    adopted = (votes * 2 > voters) & (votes >= int(np.ceil(min_agreement * voters - 1e-9)))
+    if rule == "plurality":
+        adopted = np.ones(n, dtype=bool)
+    else:
+        adopted = (votes * 2 > voters) & (votes >= int(np.ceil(min_agreement * voters - 1e-9)))
     return VoteResult(labels=labels, votes=votes, adopted=adopted)
 
 

@@ -40,6 +40,7 @@ def build_strategy(
             embeddings_per_round=t.target_sample,
             voting=name == "fedka",
             vote_agreement=t.vote_agreement,
+            vote_rule=t.vote_rule,
             vote_warmup=t.vote_warmup,
             vote_select=t.vote_select,
             vote_target_batchnorm=t.vote_target_batchnorm,

@@ -75,6 +75,21 @@ def test_majority_vote_labels_adoption_and_ties() -> None:
     assert res.accuracy(y, adopted_only=False) == 0.75
 
 
+def test_plurality_rule_adopts_every_sample_with_the_reference_tie_break() -> None:
+    preds = np.array([[1, 2, 0, 3], [1, 2, 1, 4], [1, 0, 2, 3], [2, 0, 1, 4]])
+    res = majority_vote(preds, num_classes=5, rule="plurality")
+    assert res.labels.tolist() == [1, 0, 1, 3]
+    assert res.adopted.tolist() == [True, True, True, True]
+    # the notebook's `max(set(votes), key=votes.count)` picks the same winners, ties included
+    reference = [max(set(column), key=list(column).count) for column in preds.T.tolist()]
+    assert res.labels.tolist() == reference
+
+
+def test_vote_rule_is_validated() -> None:
+    with pytest.raises(ValueError, match="rule must be one of"):
+        majority_vote(np.array([[0, 1]]), num_classes=2, rule="unanimous")
+
+
 def test_majority_vote_single_voter_adopts_everything() -> None:
     res = majority_vote(np.array([[3, 1]]), num_classes=4)
     assert res.adopted.all() and res.labels.tolist() == [3, 1]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from fedlab.config import load_simulation_config
+from fedlab.errors import ConfigError
 from fedlab.protocols import PROTOCOLS
 from fedlab.training import LocalTrainSpec, capped_steps, make_optimizer
 
@@ -17,7 +19,7 @@ def test_fedka2022_preset_values() -> None:
     assert (t.finetune_steps, t.weight_decay, t.mmd_weight, t.vote_warmup) == (128, 0.0, 1.0, 0.0)
     assert t.max_epochs_per_round == 1.0 and t.target_sample == 512
     # fedlab's departures stay switches at fedlab's defaults
-    assert t.vote_target_batchnorm is True and t.vote_select == 0.5
+    assert t.vote_target_batchnorm is True and t.vote_select == 0.5 and t.vote_rule == "majority"
     default = load_simulation_config(None).training
     assert (default.optimizer, default.rounds, default.lr) == ("sgd", 10, 0.01)
 
@@ -41,3 +43,12 @@ def test_adam_and_step_cap() -> None:
     assert capped_steps(32, 126, 16, 1.0) == 8  # small domain: one pass (ceil(126 / 16))
     assert capped_steps(128, 40, 16, 1.0) == 3
     assert capped_steps(32, 126, 16, 0.0) == 32  # no cap
+
+
+def test_vote_rule_reaches_the_strategy() -> None:
+    from server.strategies import build_strategy
+
+    cfg = load_simulation_config(None, {"training": {"strategy": "fedka", "vote_rule": "plurality"}})
+    assert build_strategy(cfg, num_clients=3, target=None).vote_rule == "plurality"
+    with pytest.raises(ConfigError, match="vote_rule"):
+        load_simulation_config(None, {"training": {"vote_rule": "unanimous"}})
