@@ -73,6 +73,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--protocol", default="", choices=["", "fedka2022"])
     ap.add_argument("--targets", default="", help="comma-separated targets (default: all)")
+    ap.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated variant numbers to run (0 = fedavg, always run; default: all): "
+        + "; ".join(f"{i} {label}" for i, label in enumerate(VARIANTS)),
+    )
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--local-steps", type=int, default=None)
     ap.add_argument("--out", default=f"runs/bench-fedka-ablation-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -92,7 +98,10 @@ def main() -> None:
     base = load_simulation_config(None, base_overrides)
     targets = args.targets.split(",") if args.targets else setup_for(base).fed.domain_names
     rows, all_runs, baseline = [], [], None
+    chosen = {0, *(int(v) for v in args.variants.split(",") if v.strip())} if args.variants else None
     for i, (label, (strategy, overrides)) in enumerate(VARIANTS.items()):
+        if chosen is not None and i not in chosen:
+            continue
         cfg = load_simulation_config(None, {**base_overrides, **overrides})
         started = time.perf_counter()
         _, runs, _ = run_sweep(cfg, targets, [strategy], seeds, Path(args.out) / f"variant-{i}")
