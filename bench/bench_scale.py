@@ -15,7 +15,8 @@ process's), after the data is loaded (setup is not timed). Variants:
 Phases (seconds summed over the run): client training (`train_local`), client evaluation
 (own-split accuracy + group fairness), client message handling (the rest of the ClientApp:
 config parsing, model build, weights in/out), server evaluation (returned models and global
-model on the target, pooled fairness), aggregation, runtime (everything else: grid, messages,
+model on the target, pooled fairness), aggregation (decoding the returned weights, once per
+reply, and averaging them), runtime (everything else: grid, messages,
 link state, strategy bookkeeping, metrics files). ``--link-state`` also times Flower's
 in-memory link state alone (one dispatcher sweep over N nodes with M stored messages).
 
@@ -113,8 +114,10 @@ def _instrument() -> _Timers:
 
     import clients.app as client_mod
     import fedlab.fairness_eval as fair_mod
+    import server.domain_strategy as strategy_mod
     from fedlab.engine import InProcessBackend
     from server.target import TargetDomain
+    from server.weighted_average import WeightedAverage
 
     t = _Timers()
     t.wrap(InProcessBackend, "process_message", "clientapp", exclusive=False)
@@ -126,7 +129,10 @@ def _instrument() -> _Timers:
         t.wrap(TargetDomain, name, "server evaluation")
     t.wrap(fair_mod, "pooled_fairness", "server evaluation")
     t.wrap(fair_mod, "fairness_by_attribute", "server evaluation")
-    t.wrap(fedavg_mod, "aggregate_arrayrecords", "aggregation")
+    t.wrap(fedavg_mod, "aggregate_arrayrecords", "aggregation")  # strategies Flower averages
+    for name in ("add", "record"):  # FedAvg-family average (server.weighted_average)
+        t.wrap(WeightedAverage, name, "aggregation")
+    t.wrap(strategy_mod, "record_numpy", "aggregation")  # each reply decoded once, for both
     return t
 
 
