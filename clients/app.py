@@ -18,7 +18,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from clients.local_data import partition_for
-from fedlab.arrays import record_state, state_record
+from fedlab.arrays import load_weights, record_state, state_record
 from fedlab.config import SimulationConfig
 from fedlab.data import ClientPartition
 from fedlab.federation import model_norm
@@ -68,7 +68,7 @@ def _model_for(
     Why the caches: one simulation process serves many clients. The global weights of a round
     are one ArrayRecord object shared by all its messages, so they are decoded once, not once
     per client; and one model per architecture is reused (every parameter and buffer is
-    overwritten by `load_state_dict`, gradients cleared) instead of being built and randomly
+    overwritten by `load_weights`, gradients cleared) instead of being built and randomly
     initialised per message. A model that only evaluated (`trains=False`: eval mode, no
     gradient step, so nothing in it changed) still holds the weights it was given, so the next
     evaluation of the same record skips reloading them. Under DP a fresh model is built
@@ -82,7 +82,7 @@ def _model_for(
             _MODELS[key] = model
     record = msg.content["arrays"]
     if trains or _HOLDS.get(key) is not record:
-        model.load_state_dict(_global_state(record))
+        load_weights(model, _global_state(record))
         for param in model.parameters():
             param.grad = None
     _HOLDS[key] = None if trains or cfg.dp.enabled else record

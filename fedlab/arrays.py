@@ -24,7 +24,8 @@ from flwr.app import Array, ArrayRecord
 
 NPY_STYPE = Array(np.zeros(1, dtype=np.float32)).stype  # Flower's tag for .npy-serialized arrays
 _FAST_KINDS = "biuf"  # bool, signed/unsigned ints, floats: plain fixed-size little dtypes
-_HEADERS: dict[tuple[np.dtype, tuple[int, ...]], bytes] = {}  # what np.save writes before the data
+# (dtype, shape) -> (what np.save writes before the data, `str(dtype)` as `Array` stores it)
+_HEADERS: dict[tuple[np.dtype, tuple[int, ...]], tuple[bytes, str]] = {}
 _LAYOUTS: dict[bytes, tuple[np.dtype, tuple[int, ...]] | None] = {}  # header -> (dtype, shape)
 
 
@@ -38,12 +39,12 @@ def encode(arr: np.ndarray) -> Array:
     if not (_fast(arr) and arr.flags.c_contiguous):
         return Array(arr)
     key = (arr.dtype, arr.shape)
-    header = _HEADERS.get(key)
-    if header is None:
+    cached = _HEADERS.get(key)
+    if cached is None:
         data = Array(arr).data
-        header = data[: len(data) - arr.nbytes]
-        _HEADERS[key] = header
-    return Array(dtype=str(arr.dtype), shape=tuple(arr.shape), stype=NPY_STYPE, data=header + arr.tobytes())
+        cached = _HEADERS[key] = (data[: len(data) - arr.nbytes], str(arr.dtype))
+    header, dtype = cached
+    return Array(dtype=dtype, shape=key[1], stype=NPY_STYPE, data=b"".join((header, arr.data)))
 
 
 def _layout(data: bytes) -> tuple[tuple[np.dtype, tuple[int, ...]] | None, int]:
@@ -106,3 +107,17 @@ def record_state(record: ArrayRecord) -> OrderedDict[str, torch.Tensor]:
 def torch_state(arrays: Mapping[str, np.ndarray]) -> OrderedDict[str, torch.Tensor]:
     """Decoded arrays as a torch state dict (sharing memory, as `to_torch_state_dict` does)."""
     return OrderedDict((key, torch.from_numpy(arr)) for key, arr in arrays.items())
+
+
+def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """`model.load_state_dict(state)`: the same `copy_` into every parameter and buffer, without
+    `load_state_dict`'s walk through every submodule (~0.1 ms for the MLP, paid by each client
+    and by the server per returned model). Taken only when `state` has exactly the model's keys
+    and shapes; anything else (and every error message) is `load_state_dict`'s."""
+    targets = model.state_dict(keep_vars=True)
+    if targets.keys() != state.keys() or any(t.shape != state[k].shape for k, t in targets.items()):
+        model.load_state_dict(state)
+        return
+    with torch.no_grad():
+        for key, target in targets.items():
+            target.copy_(state[key])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord
 
-from fedlab.arrays import record_state, torch_state
+from fedlab.arrays import load_weights, record_state, torch_state
 from fedlab.models import DomainModel
 from fedlab.training import accuracy, adapt_batchnorm, embed, predict_logits
 
@@ -40,13 +40,12 @@ class TargetDomain:
         a round that was a measurable share of it). The model is valid until the next call —
         every caller uses it and drops it before asking for another."""
         if self._scratch is None:
-            self._scratch = self.model_factory()  # type: ignore[operator]
+            self._scratch = self.model_factory().to(self.device)  # type: ignore[operator]
         model = self._scratch
-        state = record_state(arrays) if isinstance(arrays, ArrayRecord) else torch_state(arrays)
-        model.load_state_dict(state)
+        load_weights(model, record_state(arrays) if isinstance(arrays, ArrayRecord) else torch_state(arrays))
         for param in model.parameters():
             param.grad = None
-        return model.to(self.device)
+        return model
 
     def embeddings(self, arrays: ArrayRecord, n: int, server_round: int) -> np.ndarray:
         """Embeddings of a seeded sample of the target pool (never raw inputs).

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from flwr.app import ArrayRecord, Message
+from flwr.app import ArrayRecord, Message, MetricRecord
 
 from fedlab.arrays import state_record
 
@@ -48,17 +48,12 @@ def consistent(replies: Sequence[Message], weight_key: str) -> bool:
     """What Flower's FedAvg checks before averaging (one ArrayRecord and one MetricRecord per
     reply, the same record names and keys in all, a scalar weight). False: let Flower's
     `aggregate_train` run and report the problem its own way."""
-    if not replies:
-        return False
-    contents = [m.content for m in replies]
-    if any(len(c.array_records) != 1 or len(c.metric_records) != 1 for c in contents):
-        return False
-
-    def layout(content) -> tuple:
-        (aname, arrays), (mname, metrics) = *content.array_records.items(), *content.metric_records.items()
-        return aname, frozenset(arrays.keys()), mname, frozenset(metrics.keys())
-
-    first = layout(contents[0])
-    if weight_key not in first[3]:
-        return False
-    return all(layout(c) == first and not isinstance(c[first[2]][weight_key], list) for c in contents)
+    layouts = []
+    for msg in replies:
+        arrays = [(k, r) for k, r in msg.content.items() if isinstance(r, ArrayRecord)]
+        metrics = [(k, r) for k, r in msg.content.items() if isinstance(r, MetricRecord)]
+        if len(arrays) != 1 or len(metrics) != 1 or isinstance(metrics[0][1].get(weight_key), list):
+            return False
+        (aname, arecord), (mname, mrecord) = arrays[0], metrics[0]
+        layouts.append((aname, frozenset(arecord.keys()), mname, frozenset(mrecord.keys())))
+    return bool(layouts) and weight_key in layouts[0][3] and all(x == layouts[0] for x in layouts)

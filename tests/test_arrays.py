@@ -13,7 +13,7 @@ import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
-from fedlab.arrays import decode, encode, record_numpy, record_state, state_record
+from fedlab.arrays import decode, encode, load_weights, record_numpy, record_state, state_record
 from fedlab.config import load_simulation_config
 from fedlab.federation import setup_for
 from fedlab.flower_compat import set_task_identity
@@ -113,3 +113,16 @@ def test_setup_is_shared_whether_or_not_the_target_is_written_in_the_config() ->
     resolved = cfg.model_copy(deep=True)
     resolved.training.target = setup.target  # what `simulate` hands the ServerApp and ClientApps
     assert setup_for(resolved) is setup and setup_for(cfg, setup.target) is setup
+
+
+def test_load_weights_equals_load_state_dict() -> None:
+    torch.manual_seed(1)
+    source, ours, theirs = (build_model("image", (3, 28, 28), 10) for _ in range(3))
+    state = record_state(ArrayRecord(source.state_dict()))
+    state["extractor.0.1.num_batches_tracked"] = state["extractor.0.1.num_batches_tracked"].double()
+    load_weights(ours, state)
+    theirs.load_state_dict(state)
+    for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+        assert torch.equal(a, b) and a.dtype == b.dtype, k
+    with pytest.raises(RuntimeError, match="Missing key"):  # a partial state: load_state_dict's error
+        load_weights(ours, {k: v for k, v in state.items() if "classifier" not in k})
