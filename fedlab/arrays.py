@@ -23,7 +23,8 @@ import torch
 from flwr.app import Array, ArrayRecord
 
 NPY_STYPE = Array(np.zeros(1, dtype=np.float32)).stype  # Flower's tag for .npy-serialized arrays
-_FAST_KINDS = "biuf"  # bool, signed/unsigned ints, floats: plain fixed-size little dtypes
+_FAST_KINDS = "biuf"  # bool, signed/unsigned ints, floats: plain fixed-size dtypes
+_CACHE_LIMIT = 4096  # distinct (dtype, shape)s remembered: a few per model architecture
 # (dtype, shape) -> (what np.save writes before the data, `str(dtype)` as `Array` stores it)
 _HEADERS: dict[tuple[np.dtype, tuple[int, ...]], tuple[bytes, str]] = {}
 _LAYOUTS: dict[bytes, tuple[np.dtype, tuple[int, ...]] | None] = {}  # header -> (dtype, shape)
@@ -41,6 +42,8 @@ def encode(arr: np.ndarray) -> Array:
     key = (arr.dtype, arr.shape)
     cached = _HEADERS.get(key)
     if cached is None:
+        if len(_HEADERS) >= _CACHE_LIMIT:
+            _HEADERS.clear()
         data = Array(arr).data
         cached = _HEADERS[key] = (data[: len(data) - arr.nbytes], str(arr.dtype))
     header, dtype = cached
@@ -60,6 +63,8 @@ def _layout(data: bytes) -> tuple[tuple[np.dtype, tuple[int, ...]] | None, int]:
         return None, 0
     header = data[:offset]
     if header not in _LAYOUTS:
+        if len(_LAYOUTS) >= _CACHE_LIMIT:
+            _LAYOUTS.clear()
         fp = io.BytesIO(header)
         np.lib.format.read_magic(fp)
         read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
