@@ -56,6 +56,8 @@ class DomainAwareMixin:
     sampling_seed: int = 0
     total_rounds: int = 1
     handshake_timeout: float = 600.0
+    # node id -> client id; None: asked from the nodes when sampling first needs it
+    node_clients: dict[int, int] | None = None
 
     def setup_sampling(
         self, clients_per_round: int, eval_every: int, client_eval: str, seed: int, rounds: int
@@ -101,12 +103,12 @@ class DomainAwareMixin:
             return messages
         from server.sampling import discover_clients, sample_clients
 
-        if getattr(self, "_node_clients", None) is None:
-            self._node_clients = discover_clients(grid, config, self.handshake_timeout)
-        ids = self._node_clients.values()
+        if self.node_clients is None:
+            self.node_clients = discover_clients(grid, config, self.handshake_timeout)
+        ids = self.node_clients.values()
         chosen = set(sample_clients(self.sampling_seed, server_round, ids, self.clients_per_round))
         self._round["sampled_clients"] = sorted(chosen)
-        return [m for m in messages if self._node_clients.get(m.metadata.dst_node_id) in chosen]
+        return [m for m in messages if self.node_clients.get(m.metadata.dst_node_id) in chosen]
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
