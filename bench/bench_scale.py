@@ -15,8 +15,11 @@ process's), after the data is loaded (setup is not timed). Variants:
 Phases (seconds summed over the run): client training (`train_local`), client evaluation
 (own-split accuracy + group fairness), client message handling (the rest of the ClientApp:
 config parsing, model build, weights in/out), server evaluation (returned models and global
-model on the target, pooled fairness), aggregation, runtime (everything else: grid, messages,
-link state, strategy bookkeeping, metrics files). ``--link-state`` also times Flower's
+model on the target, pooled fairness), aggregation (decoding the returned weights, once per
+reply, and averaging them), runtime (everything else: grid, messages, link state, strategy
+bookkeeping, metrics files). "vs loop" divides wall times; "CPU vs loop" divides the CPU
+seconds of the process (fedlab's default engine and Flower's runtime do all their work in it),
+which a machine shared with other jobs disturbs far less. ``--link-state`` also times Flower's
 in-memory link state alone (one dispatcher sweep over N nodes with M stored messages).
 
     python bench/bench_scale.py --preset quick            # N=12/100, tabular + digits, 2 rounds
@@ -113,8 +116,10 @@ def _instrument() -> _Timers:
 
     import clients.app as client_mod
     import fedlab.fairness_eval as fair_mod
+    import server.domain_strategy as strategy_mod
     from fedlab.engine import InProcessBackend
     from server.target import TargetDomain
+    from server.weighted_average import WeightedAverage
 
     t = _Timers()
     t.wrap(InProcessBackend, "process_message", "clientapp", exclusive=False)
@@ -126,7 +131,10 @@ def _instrument() -> _Timers:
         t.wrap(TargetDomain, name, "server evaluation")
     t.wrap(fair_mod, "pooled_fairness", "server evaluation")
     t.wrap(fair_mod, "fairness_by_attribute", "server evaluation")
-    t.wrap(fedavg_mod, "aggregate_arrayrecords", "aggregation")
+    t.wrap(fedavg_mod, "aggregate_arrayrecords", "aggregation")  # strategies Flower averages
+    for name in ("add", "record"):  # FedAvg-family average (server.weighted_average)
+        t.wrap(WeightedAverage, name, "aggregation")
+    t.wrap(strategy_mod, "record_numpy", "aggregation")  # each reply decoded once, for both
     return t
 
 
@@ -152,9 +160,9 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         if cell["variant"] == "loop":
             from _scale_loop import plain_loop
 
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             phases = plain_loop(cfg)
-            wall = time.perf_counter() - start
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             acc = phases.pop("final_target_acc")
             failed = int(phases.pop("failed clients", 0))
             phases["runtime"] = max(0.0, wall - sum(phases.values()))
@@ -163,12 +171,12 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
 
             timers = _instrument()
             with TemporaryDirectory() as tmp:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 records: list[dict[str, Any]] = []
                 res = simulate(cfg, out=Path(tmp) / "r", on_round=records.append)
                 rounds_s = [r["seconds"] for r in records]
                 failed = sum(r.get("clients_failed", 0) for r in records)
-                wall = time.perf_counter() - start
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             acc = res.summary["final_target_acc"]
             phases = dict(timers.seconds)
             app = phases.pop("clientapp", 0.0)
@@ -181,6 +189,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         "clients": n,
         "k": k,
         "wall_s": wall,
+        "cpu_s": cpu,  # this process's CPU seconds (all its threads; not pool or Ray workers)
         "s_per_round": statistics.median(rounds_s) if rounds_s else wall / cfg.training.rounds,
         "updates_per_s": k * cfg.training.rounds / wall,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -291,6 +300,8 @@ def _rows(results: list[dict[str, Any]]) -> list[list[str]]:
     for r in results:
         loop = loops.get((r["workload"], r["n"], r["per_round"]))
         ratio = f"{r['wall_s'] / loop['wall_s']:.2f}×" if loop and r["variant"] != "loop" else "-"
+        in_process = loop and r["variant"] in ("fedlab", "flower") and "cpu_s" in r
+        cpu_ratio = f"{r['cpu_s'] / loop['cpu_s']:.2f}×" if in_process else "-"
         ph = r["phases"]
         rows.append(
             [
@@ -304,6 +315,7 @@ def _rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 f"{r['updates_per_s']:.1f}",
                 f"{r['s_per_round']:.2f}",
                 ratio,
+                cpu_ratio,
                 f"{r['rss_mb']:.0f}",
                 " ".join(f"{ph.get(p, 0.0):.1f}" for p in PHASES),
                 f"{r['final_target_acc']:.3f}",
@@ -368,6 +380,7 @@ def main() -> None:
             "updates/s",
             "s/round",
             "vs loop",
+            "CPU vs loop",
             "RSS MB",
             "phases s: train c-eval c-msg s-eval agg runtime",
             "final acc",

@@ -18,6 +18,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from clients.local_data import partition_for
+from fedlab.arrays import load_weights, record_state, state_record
 from fedlab.config import SimulationConfig
 from fedlab.data import ClientPartition
 from fedlab.federation import model_norm
@@ -59,14 +60,19 @@ def _parse_config(text: str) -> SimulationConfig:
     return SimulationConfig.model_validate(json.loads(text))
 
 
-def _model_for(cfg: SimulationConfig, part: ClientPartition, msg: Message) -> DomainModel:
+def _model_for(
+    cfg: SimulationConfig, part: ClientPartition, msg: Message, trains: bool = True
+) -> DomainModel:
     """The model architecture follows the data (image vs vector), weights from the server.
 
     Why the caches: one simulation process serves many clients. The global weights of a round
     are one ArrayRecord object shared by all its messages, so they are decoded once, not once
     per client; and one model per architecture is reused (every parameter and buffer is
-    overwritten by `load_state_dict`, gradients cleared) instead of being built and randomly
-    initialised per message. Under DP a fresh model is built (Opacus attaches hooks to it)."""
+    overwritten by `load_weights`, gradients cleared) instead of being built and randomly
+    initialised per message. A model that only evaluated (`trains=False`: eval mode, no
+    gradient step, so nothing in it changed) still holds the weights it was given, so the next
+    evaluation of the same record skips reloading them. Under DP a fresh model is built
+    (Opacus attaches hooks to it)."""
     kind = "image" if part.x_train.ndim == 4 else "vector"
     key = (kind, tuple(part.x_train.shape[1:]), int(cfg_num_classes(msg)), model_norm(cfg))
     model = None if cfg.dp.enabled else _MODELS.get(key)
@@ -74,19 +80,23 @@ def _model_for(cfg: SimulationConfig, part: ClientPartition, msg: Message) -> Do
         model = build_model(kind, key[1], key[2], norm=key[3])
         if not cfg.dp.enabled:
             _MODELS[key] = model
-    model.load_state_dict(_global_state(msg.content["arrays"]))
-    for param in model.parameters():
-        param.grad = None
+    record = msg.content["arrays"]
+    if trains or _HOLDS.get(key) is not record:
+        load_weights(model, _global_state(record))
+        for param in model.parameters():
+            param.grad = None
+    _HOLDS[key] = None if trains or cfg.dp.enabled else record
     return model
 
 
 _MODELS: dict[tuple, DomainModel] = {}
+_HOLDS: dict[tuple, ArrayRecord | None] = {}  # model key -> the record its weights equal (evaluation only)
 _STATE: list = [None, None]  # [ArrayRecord, its decoded state dict]
 
 
 def _global_state(record: ArrayRecord) -> dict:
     if _STATE[0] is not record:
-        _STATE[0], _STATE[1] = record, record.to_torch_state_dict()
+        _STATE[0], _STATE[1] = record, record_state(record)
     return _STATE[1]
 
 
@@ -142,7 +152,7 @@ def train(msg: Message, context: Context) -> Message:
     if mode == "dann":
         discriminator = DomainDiscriminator(model.embedding_dim)
         if DISCRIMINATOR_STATE in context.state:
-            discriminator.load_state_dict(context.state[DISCRIMINATOR_STATE].to_torch_state_dict())
+            discriminator.load_state_dict(record_state(context.state[DISCRIMINATOR_STATE]))
     global_params = [p.detach().clone() for p in model.parameters()] if mode == "prox" else None
     seed = int(np.random.SeedSequence([cfg.seed, server_round, part.client_id]).generate_state(1)[0])
     if cfg.dp.enabled and cfg.dp.mode == "client":
@@ -159,7 +169,7 @@ def train(msg: Message, context: Context) -> Message:
         discriminator=discriminator,
     )
     if discriminator is not None:
-        context.state[DISCRIMINATOR_STATE] = ArrayRecord(discriminator.cpu().state_dict())
+        context.state[DISCRIMINATOR_STATE] = state_record(discriminator.cpu().state_dict())
     return _train_reply(
         msg, model, part, result.num_examples, result.loss, result.ce, result.align, result.alpha
     )
@@ -189,7 +199,7 @@ def _train_reply(
         }
     )
     content = RecordDict(
-        {"arrays": ArrayRecord(model.cpu().state_dict()), "metrics": metrics, "info": _info(part)}
+        {"arrays": state_record(model.state_dict()), "metrics": metrics, "info": _info(part)}
     )
     return Message(content=content, reply_to=msg)
 
@@ -264,7 +274,7 @@ def query(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     cfg, part = _context(msg, context)
     device = resolve_device(cfg.device)
-    model = _model_for(cfg, part, msg)
+    model = _model_for(cfg, part, msg, trains=False)
     acc = accuracy(model, part.x_test, part.y_test, device)
     metrics = MetricRecord(
         {"num-examples": len(part.y_test), "own-accuracy": acc, "client-id": part.client_id}

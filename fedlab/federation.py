@@ -77,4 +77,18 @@ def setup_for(cfg: SimulationConfig, target: str | None = None) -> FederationSet
     from fedlab.privacy import check_dp
 
     check_dp(cfg)  # unsupported DP combinations fail before any data is loaded
-    return _setup_cached(cfg.model_dump_json(), target if target is not None else cfg.training.target)
+    return _setup_for_json(cfg.model_dump_json(), target if target is not None else cfg.training.target)
+
+
+@lru_cache(maxsize=8)
+def _setup_for_json(config_json: str, target: str) -> FederationSetup:
+    """One setup per (config, resolved target), however the target was given.
+
+    `simulate` looks the setup up before it writes the resolved target into the config, the
+    ServerApp and the ClientApps after: keyed on the raw config the two would build the same
+    clients twice (at 1,000 clients a second or more). The setup is keyed on the config with
+    the target left out plus the target name the federation resolves it to."""
+    cfg = SimulationConfig.model_validate_json(config_json)
+    name = resolve_target(load_federation(cfg.federation, cfg.seed), target)
+    untargeted = cfg.model_copy(update={"training": cfg.training.model_copy(update={"target": ""})})
+    return _setup_cached(untargeted.model_dump_json(), name)

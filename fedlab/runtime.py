@@ -81,6 +81,11 @@ class DirectGrid(Grid):
     def get_node_ids(self) -> Iterable[int]:
         return list(self.contexts)
 
+    def node_partitions(self) -> dict[int, int]:
+        """node id -> the partition it serves (its ``partition-id``): what the server would
+        otherwise learn from every node by message (`server.sampling.discover_clients`)."""
+        return {node: int(ctx.node_config[PARTITION_ID_KEY]) for node, ctx in self.contexts.items()}
+
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         ids = []
         for msg in messages:

@@ -9,6 +9,7 @@ run directory atomically (nothing is left behind on failure or interrupt). Engin
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import warnings
@@ -89,6 +90,26 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the cyclic garbage collector off everything that exists before the run, while it lasts.
+
+    Why: torch, Flower, pandas and the loaded federation are ~450k tracked objects (1,000
+    tabular clients). A run allocates many short-lived containers (messages, records), which now
+    and then triggers a full collection that traverses all of them: ~0.3 s each on 2 cores, the
+    largest single overhead of a 1,000-client round. Frozen objects are skipped by collections
+    (they are still freed by reference counting); `gc.unfreeze` hands them back afterwards, so
+    nothing outlives the run because of this. A caller that froze objects itself keeps them frozen.
+    Forked pool workers (``engine = "process"``) inherit the frozen state."""
+    owner = gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if owner:
+            gc.unfreeze()
+
+
 def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> None:
     """Settings that only make sense against the federation's size, checked before any run.
 
@@ -133,7 +154,11 @@ def simulate(
         if out
         else Path(cfg.out) / default_run_name(f"{cfg.training.strategy}-{setup.target}-s{cfg.seed}")
     )
-    with atomic_run_dir(final) as work, torch_threads(_threads_for(cfg, setup.fed.kind)):
+    with (
+        atomic_run_dir(final) as work,
+        torch_threads(_threads_for(cfg, setup.fed.kind)),
+        long_lived_objects_frozen(),
+    ):
         write_resolved_config(work, cfg)
         if engine in ("inprocess", "process"):
             from fedlab.runtime import backend_for, run_direct

@@ -85,6 +85,9 @@ def run_federation(
 
     n_clients = len(setup.clients) if num_clients is None else num_clients
     strategy = build_strategy(cfg, n_clients, target, record_round)
+    partitions = getattr(grid, "node_partitions", None)
+    if callable(partitions):  # fedlab's runtime knows which client each node holds: no handshake
+        strategy.node_clients = {node: setup.clients[p].client_id for node, p in partitions().items()}
     if dom.groups_test is not None and setup.fed.protected and setup.fed.num_classes == 2:
         strategy.fairness_target = (dom.groups_test, dict(setup.fed.protected))
     runner: Any = strategy

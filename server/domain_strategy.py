@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from logging import INFO
 from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
 
+from fedlab.arrays import record_numpy
 from fedlab.metrics import group_effect
 from server.target import TargetDomain
+from server.weighted_average import WeightedAverage, consistent
 
 RoundCallback = Callable[[dict[str, Any]], None]
 EMBEDDINGS_KEY = "target-embeddings"
@@ -51,6 +56,8 @@ class DomainAwareMixin:
     sampling_seed: int = 0
     total_rounds: int = 1
     handshake_timeout: float = 600.0
+    # node id -> client id; None: asked from the nodes when sampling first needs it
+    node_clients: dict[int, int] | None = None
 
     def setup_sampling(
         self, clients_per_round: int, eval_every: int, client_eval: str, seed: int, rounds: int
@@ -96,12 +103,12 @@ class DomainAwareMixin:
             return messages
         from server.sampling import discover_clients, sample_clients
 
-        if getattr(self, "_node_clients", None) is None:
-            self._node_clients = discover_clients(grid, config, self.handshake_timeout)
-        ids = self._node_clients.values()
+        if self.node_clients is None:
+            self.node_clients = discover_clients(grid, config, self.handshake_timeout)
+        ids = self.node_clients.values()
         chosen = set(sample_clients(self.sampling_seed, server_round, ids, self.clients_per_round))
         self._round["sampled_clients"] = sorted(chosen)
-        return [m for m in messages if self._node_clients.get(m.metadata.dst_node_id) in chosen]
+        return [m for m in messages if self.node_clients.get(m.metadata.dst_node_id) in chosen]
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -143,23 +150,36 @@ class DomainAwareMixin:
             if not ok:  # nobody may train any more: the global model stays as it is
                 self._round["client_target_acc"] = {}
                 return self._current_arrays, None
-        arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
+        # FedAvg's own average (FedAvg, FedProx and the FedAvg-based strategies) is computed here,
+        # from the same decoded arrays the target scoring below uses: one decode per reply.
+        average = self._fedavg_average(ok)
+        if average is None:
+            arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
         client_acc: dict[str, float] = {}
         client_probs: list[np.ndarray] = []
         train_stats: dict[str, dict[str, float]] = {}
         self._round.setdefault("sampled_clients", sorted(_client_id(m.content) for m in ok))
         evaluates = self.evaluates(server_round)
+        scores_pool = self.scores_pool(server_round)
         for msg in ok:
             cid = _client_name(msg.content)
             reported = _only_metrics(msg.content)
             train_stats[cid] = {k: float(v) for k, v in reported.items() if k != "client-id"}
-            if not (evaluates or self.scores_pool(server_round)):
+            if average is None and not (evaluates or scores_pool):
                 continue
-            model = self.target.model_from(_only_arrays(msg.content))
+            decoded = record_numpy(_only_arrays(msg.content))
+            if average is not None:
+                average.add(decoded)
+            if not (evaluates or scores_pool):
+                continue
+            model = self.target.model_from(decoded)
             if evaluates:
                 client_acc[cid] = self.target.test_accuracy(model)
-            if self.scores_pool(server_round):
+            if scores_pool:
                 client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
+        if average is not None:
+            arrays = average.record()
+            metrics = self.train_metrics_aggr_fn([m.content for m in ok], self.weighted_by_key)  # type: ignore[attr-defined]
         self._round["client_target_acc"] = client_acc
         self._round["client_train"] = train_stats
         workers = {_client_name(m.content): _worker(m.content) for m in ok}
@@ -168,6 +188,18 @@ class DomainAwareMixin:
         if arrays is not None and client_probs:  # only strategies that score the pool
             arrays = self.after_aggregation(server_round, arrays, np.stack(client_probs))
         return arrays, metrics
+
+    def _fedavg_average(self, ok: list[Message]) -> WeightedAverage | None:
+        """A `WeightedAverage` over `ok` when the strategy averages as Flower's FedAvg does (its
+        `aggregate_train` is FedAvg's, not overridden) and the replies pass FedAvg's checks; else
+        None, and the strategy's own `aggregate_train` runs."""
+        inherited = getattr(super().aggregate_train, "__func__", None)  # type: ignore[misc]
+        key = getattr(self, "weighted_by_key", None)
+        if inherited is not FedAvg.aggregate_train or key is None or not consistent(ok, key):
+            return None
+        failed = self._round["clients_failed"]
+        flwr_log(INFO, "aggregate_train: Received %s results and %s failures", len(ok), failed)
+        return WeightedAverage([_only_metrics(m.content)[key] for m in ok])  # type: ignore[misc]
 
     def scores_pool(self, server_round: int) -> bool:
         """Whether this round needs the returned models' outputs on the target pool. Default: no."""
@@ -266,9 +298,12 @@ def _client_name(content: RecordDict) -> str:
     return str(int(_only_metrics(content).get("client-id", -1)))
 
 
+# The first record of a type, found by scanning the values: `RecordDict.array_records` /
+# `.metric_records` build a synced copy of the dict on every access (~10 µs each, several
+# times per reply per round).
 def _only_arrays(content: RecordDict) -> ArrayRecord:
-    return next(iter(content.array_records.values()))
+    return next(r for r in content.values() if isinstance(r, ArrayRecord))
 
 
 def _only_metrics(content: RecordDict) -> MetricRecord:
-    return next(iter(content.metric_records.values()))
+    return next(r for r in content.values() if isinstance(r, MetricRecord))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from flwr.app import ArrayRecord
 
+from fedlab.arrays import state_record
 from fedlab.mmd import ramp
 from fedlab.training import LocalTrainSpec, capped_steps, finetune_pseudo
 from fedlab.voting import confidence_of, majority_vote, select_class_balanced
@@ -103,4 +104,4 @@ class FedKA(FDAN):
             seed=self.seed * 100_003 + server_round,
         )
         self._round["finetune_loss"] = loss
-        return ArrayRecord(model.state_dict())
+        return state_record(model.state_dict())

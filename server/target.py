@@ -8,12 +8,14 @@ the target test split in eval mode, and collects clients' votes on the pool.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from flwr.app import ArrayRecord
 
+from fedlab.arrays import load_weights, record_state, torch_state
 from fedlab.models import DomainModel
 from fedlab.training import accuracy, adapt_batchnorm, embed, predict_logits
 
@@ -31,18 +33,19 @@ class TargetDomain:
     seed: int
     _scratch: DomainModel | None = field(default=None, init=False, repr=False)
 
-    def model_from(self, arrays: ArrayRecord) -> DomainModel:
-        """`arrays` loaded into the server's one scratch model: every parameter and buffer is
-        overwritten, so it is reused instead of built and initialised per returned model (at
-        100s of clients a round that was a measurable share of it). The model is valid until
-        the next call — every caller uses it and drops it before asking for another."""
+    def model_from(self, arrays: ArrayRecord | Mapping[str, np.ndarray]) -> DomainModel:
+        """`arrays` (a record, or its arrays already decoded by `fedlab.arrays.record_numpy`)
+        loaded into the server's one scratch model: every parameter and buffer is overwritten,
+        so it is reused instead of built and initialised per returned model (at 100s of clients
+        a round that was a measurable share of it). The model is valid until the next call —
+        every caller uses it and drops it before asking for another."""
         if self._scratch is None:
-            self._scratch = self.model_factory()  # type: ignore[operator]
+            self._scratch = self.model_factory().to(self.device)  # type: ignore[operator]
         model = self._scratch
-        model.load_state_dict(arrays.to_torch_state_dict())
+        load_weights(model, record_state(arrays) if isinstance(arrays, ArrayRecord) else torch_state(arrays))
         for param in model.parameters():
             param.grad = None
-        return model.to(self.device)
+        return model
 
     def embeddings(self, arrays: ArrayRecord, n: int, server_round: int) -> np.ndarray:
         """Embeddings of a seeded sample of the target pool (never raw inputs).

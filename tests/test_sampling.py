@@ -115,3 +115,35 @@ def test_flower_runtime_engine_same_numbers_as_direct(tmp_path) -> None:
     assert [{k: r.get(k) for k in keys} for r in _lines(direct)] == [
         {k: r.get(k) for k in keys} for r in _lines(flower)
     ]
+
+
+def test_direct_runtime_maps_nodes_to_clients_without_the_handshake(tmp_path, monkeypatch) -> None:
+    """fedlab's runtime knows which client each node holds: no query round, same mapping."""
+    from flwr.app import ConfigRecord
+    from flwr.supercore.run import Run
+
+    import server.sampling
+    from clients.app import app
+    from fedlab.engine import InProcessBackend
+    from fedlab.federation import setup_for
+    from fedlab.flower_compat import set_task_identity
+    from fedlab.runtime import DirectGrid
+
+    cfg = load_simulation_config(None, SMALL)
+    setup = setup_for(cfg)
+    set_task_identity(1)
+    backend = InProcessBackend({})
+    backend.build(lambda: app)
+    grid = DirectGrid(backend, len(setup.clients), Run.create_empty(run_id=1))
+    config = ConfigRecord({"fedlab-config": cfg.model_dump_json(), "target": setup.target, "num-classes": 2})
+    asked = server.sampling.discover_clients(grid, config, 60)
+    known = {node: setup.clients[p].client_id for node, p in grid.node_partitions().items()}
+    assert known == asked and len(known) == len(setup.clients)
+
+    def no_handshake(*args, **kwargs):
+        raise AssertionError("the client-id handshake was sent")
+
+    monkeypatch.setattr(server.sampling, "discover_clients", no_handshake)
+    sampled = load_simulation_config(None, {**SMALL, "training.clients_per_round": 4})
+    run = simulate(sampled, out=tmp_path / "r")
+    assert all(len(r["sampled_clients"]) == 4 for r in _lines(run))
