@@ -19,7 +19,8 @@ model on the target, pooled fairness), aggregation (decoding the returned weight
 reply, and averaging them), runtime (everything else: grid, messages, link state, strategy
 bookkeeping, metrics files). "vs loop" divides wall times; "CPU vs loop" divides the CPU
 seconds of the process (fedlab's default engine and Flower's runtime do all their work in it),
-which a machine shared with other jobs disturbs far less. ``--link-state`` also times Flower's
+which leaves out time spent waiting for a core on a machine shared with other jobs (cache
+contention still shows in both). ``--link-state`` also times Flower's
 in-memory link state alone (one dispatcher sweep over N nodes with M stored messages).
 
     python bench/bench_scale.py --preset quick            # N=12/100, tabular + digits, 2 rounds
