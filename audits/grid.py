@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fedlab.errors import ConfigError
 
 from .models import CLASSIFIERS
+from .schema import read_toml
 
 ALGORITHMS = ("optimal", "mondrian", "greedy")
 DATASETS = ("adult", "german")
@@ -132,13 +132,7 @@ class AuditGrid(BaseModel):
 
 def read_grid_file(path: str | Path) -> dict[str, Any]:
     """Raw grid fields from a TOML file (top level, or an ``[audit]`` table)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} not found")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    data = read_toml(path, "config")
     return dict(data.get("audit", data))
 
 

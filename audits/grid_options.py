@@ -33,22 +33,21 @@ QUICK_GRID: dict[str, Any] = {
 }
 
 
-def ints(text: str | None, option: str) -> list[int] | None:
+def _numbers(text: str | None, option: str, cast: type, expected: str) -> list | None:
     if text is None:
         return None
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        return [cast(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
-        raise ConfigError(f"{option} expects comma-separated integers like 1,10,100 (got {text!r})") from exc
+        raise ConfigError(f"{option} expects comma-separated {expected} (got {text!r})") from exc
+
+
+def ints(text: str | None, option: str) -> list[int] | None:
+    return _numbers(text, option, int, "integers like 1,10,100")
 
 
 def floats(text: str | None, option: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"{option} expects comma-separated numbers like 0.45,0.5 (got {text!r})") from exc
+    return _numbers(text, option, float, "numbers like 0.45,0.5")
 
 
 def names(text: str | None) -> list[str] | None:

@@ -173,15 +173,21 @@ def _format_error(exc: ValidationError, source: str) -> str:
     return f"{source}: invalid schema: " + "; ".join(parts)
 
 
+def read_toml(path: str | Path, kind: str) -> dict:
+    """A TOML file's table, or a one-line ConfigError naming the `kind` of file and what is wrong."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{kind} file {p} not found")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+
+
 def load_schema(path: str | Path) -> Schema:
     """Read and validate a schema TOML; relative paths in it resolve against its folder."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"schema file {p} not found")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    data = read_toml(p, "schema")
     try:
         schema = Schema.model_validate(data)
     except ValidationError as exc:
