@@ -20,11 +20,15 @@ reply, and averaging them), runtime (everything else: grid, messages, link state
 bookkeeping, metrics files). "vs loop" divides wall times; "CPU vs loop" divides the CPU
 seconds of the process (fedlab's default engine and Flower's runtime do all their work in it),
 which leaves out time spent waiting for a core on a machine shared with other jobs (cache
-contention still shows in both). ``--link-state`` also times Flower's
+contention still shows in both). "vs 1 worker" is the process pool's speed-up: process:1's wall
+time / process:W's. ``--repeats R`` runs the whole plan R times (the order rotated each time) and
+prints medians; each ratio is taken within one repetition (cells run back to back) and shown as
+the median with its [min–max] over repetitions. ``--link-state`` also times Flower's
 in-memory link state alone (one dispatcher sweep over N nodes with M stored messages).
 
     python bench/bench_scale.py --preset quick            # N=12/100, tabular + digits, 2 rounds
-    python bench/bench_scale.py --workload tabular --n 100 --per-round all --rounds 3
+    python bench/bench_scale.py --workload tabular --n 100 --per-round all --rounds 3 --repeats 5
+    python bench/bench_scale.py --workload digits --n 12 --variants loop fedlab process:1 process:2
     python bench/bench_scale.py --workload tabular --n 1000 --per-round 100 --variants fedlab
     python bench/bench_scale.py --link-state
 """
@@ -295,15 +299,47 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     return cells
 
 
+def _key(r: dict[str, Any]) -> tuple:
+    return (r["workload"], r["split"], r["n"], r["per_round"], r["strategy"], r["variant"])
+
+
+def _paired_ratio(reps: dict[tuple, list[dict[str, Any]]], key: tuple, base: tuple, field: str) -> str:
+    """Median over repetitions of (this cell / the base cell of the same repetition), with the
+    range: cells of one repetition ran back to back, so the ratio cancels slow phases of the machine."""
+    base_by_rep = {b["rep"]: b for b in reps.get(base, [])}
+    ratios = [
+        a[field] / base_by_rep[a["rep"]][field]
+        for a in reps.get(key, [])
+        if a["rep"] in base_by_rep and base_by_rep[a["rep"]][field] > 0
+    ]
+    if not ratios:
+        return "-"
+    mid = f"{statistics.median(ratios):.2f}×"
+    return mid if len(ratios) == 1 else f"{mid} [{min(ratios):.2f}–{max(ratios):.2f}]"
+
+
 def _rows(results: list[dict[str, Any]]) -> list[list[str]]:
-    loops = {(r["workload"], r["n"], r["per_round"]): r for r in results if r["variant"] == "loop"}
-    rows = []
+    """One row per cell: medians over repetitions, ratios paired within a repetition."""
+    reps: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
-        loop = loops.get((r["workload"], r["n"], r["per_round"]))
-        ratio = f"{r['wall_s'] / loop['wall_s']:.2f}×" if loop and r["variant"] != "loop" else "-"
-        in_process = loop and r["variant"] in ("fedlab", "flower") and "cpu_s" in r
-        cpu_ratio = f"{r['cpu_s'] / loop['cpu_s']:.2f}×" if in_process else "-"
-        ph = r["phases"]
+        reps[_key(r)].append(r)
+    rows = []
+    for key, runs in reps.items():
+        r = runs[0]
+        loop_key = (*key[:4], "fedavg", "loop")
+        variant = r["variant"]
+        ratio = _paired_ratio(reps, key, loop_key, "wall_s") if variant != "loop" else "-"
+        in_process = variant in ("fedlab", "flower")
+        cpu_ratio = _paired_ratio(reps, key, loop_key, "cpu_s") if in_process else "-"
+        one_worker = (*key[:5], "process:1")
+        speedup = (
+            _paired_ratio(reps, one_worker, key, "wall_s")
+            if variant.startswith("process:") and variant != "process:1"
+            else "-"
+        )
+        med = {f: statistics.median(x[f] for x in runs) for f in ("updates_per_s", "s_per_round", "rss_mb")}
+        ph = {p: statistics.median(x["phases"].get(p, 0.0) for x in runs) for p in PHASES}
+        accs = {round(x["final_target_acc"], 6) for x in runs}
         rows.append(
             [
                 r["workload"]
@@ -312,15 +348,17 @@ def _rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 str(r["clients"]),
                 str(r["k"]),
                 r["strategy"],
-                r["variant"],
-                f"{r['updates_per_s']:.1f}",
-                f"{r['s_per_round']:.2f}",
+                variant,
+                str(len(runs)),
+                f"{med['updates_per_s']:.1f}",
+                f"{med['s_per_round']:.2f}",
                 ratio,
                 cpu_ratio,
-                f"{r['rss_mb']:.0f}",
-                " ".join(f"{ph.get(p, 0.0):.1f}" for p in PHASES),
-                f"{r['final_target_acc']:.3f}",
-                str(r.get("failed_updates", 0)),
+                speedup,
+                f"{med['rss_mb']:.0f}",
+                " ".join(f"{ph[p]:.1f}" for p in PHASES),
+                f"{r['final_target_acc']:.3f}" if len(accs) == 1 else "VARIES",
+                str(max(x.get("failed_updates", 0) for x in runs)),
             ]
         )
     return rows
@@ -342,6 +380,9 @@ def main() -> None:
     ap.add_argument("--client-eval", default="sampled", choices=["none", "sampled", "all"])
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument(
+        "--repeats", type=int, default=1, help="repetitions; cells of one repetition run back to back"
+    )
+    ap.add_argument(
         "--torch-threads", type=int, default=0, help="torch intra-op threads, both sides (0 = fedlab's auto)"
     )
     ap.add_argument("--link-state", action="store_true", help="time Flower's in-memory link state alone")
@@ -362,15 +403,19 @@ def main() -> None:
         )
         return
     results = []
-    for cell in _plan(args):
-        print(
-            f"running {cell['workload']} N={cell['n']} k={cell['per_round']} {cell['variant']}…",
-            file=sys.stderr,
-        )
-        res = _child(cell, args.timeout)
-        if res is not None:
-            results.append(res)
-            print(json.dumps(res), file=sys.stderr)
+    plan = _plan(args)
+    for rep in range(args.repeats):
+        shift = rep % len(plan) if plan else 0  # rotate the order: no variant always runs first
+        for cell in plan[shift:] + plan[:shift]:
+            print(
+                f"rep {rep + 1}/{args.repeats}: {cell['workload']} N={cell['n']} "
+                f"k={cell['per_round']} {cell['strategy']} {cell['variant']}…",
+                file=sys.stderr,
+            )
+            res = _child(cell, args.timeout)
+            if res is not None:
+                results.append({**res, "rep": rep})
+                print(json.dumps(res), file=sys.stderr)
     print_table(
         [
             "workload",
@@ -378,17 +423,20 @@ def main() -> None:
             "k/round",
             "strategy",
             "variant",
+            "reps",
             "updates/s",
             "s/round",
             "vs loop",
             "CPU vs loop",
+            "vs 1 worker",
             "RSS MB",
             "phases s: train c-eval c-msg s-eval agg runtime",
             "final acc",
             "failed",
         ],
         _rows(results),
-        title=f"{args.rounds} rounds, {args.steps} local steps, eval_every {args.eval_every}, "
+        title=f"medians over {args.repeats} repetition(s); ratios paired within a repetition "
+        f"[min–max]; {args.rounds} rounds, {args.steps} local steps, eval_every {args.eval_every}, "
         f"client_eval {args.client_eval}, torch threads {args.torch_threads or 'auto'}; "
         f"cpus: {os.cpu_count()}",
     )

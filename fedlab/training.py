@@ -8,6 +8,7 @@ pseudo-labels), `predict`/`accuracy` (eval mode) and `embed` (eval mode unless `
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,17 @@ def resolve_device(device: str) -> torch.device:
 
         raise ConfigError("device 'cuda' requested but torch.cuda.is_available() is False; use --device cpu")
     return torch.device(device)
+
+
+def on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module.to(device)`, skipping its walk over every submodule when nothing would move.
+
+    Why: a client calls this three or four times per round (train, evaluate, score), and for
+    the tabular MLP the walk alone (~0.25 ms) was a tenth of a client update's own work."""
+    tensors = itertools.chain(module.parameters(), module.buffers())
+    if all(t.device == device for t in tensors):
+        return module
+    return module.to(device)
 
 
 @dataclass
@@ -119,7 +131,7 @@ def train_local(
         raise ValueError("client has no training data")
     rng = np.random.default_rng(seed)
     seed_torch(seed)
-    model.to(device).train()
+    on_device(model, device).train()
     params = list(model.parameters())
     if discriminator is not None:
         discriminator.to(device).train()
@@ -169,7 +181,7 @@ def train_local(
 
 @torch.no_grad()
 def predict_logits(model: DomainModel, x: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
-    model.to(device).eval()
+    on_device(model, device).eval()
     out = [model(torch.as_tensor(x[i : i + batch], device=device)).cpu() for i in range(0, len(x), batch)]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
@@ -197,7 +209,7 @@ def embed(
     features it mostly measures the normalisation and dropout-scaling mismatch, and
     minimising it collapses the source features.
     """
-    model = model.to(device)
+    model = on_device(model, device)
     model.eval()
     saved: list[tuple[nn.Module, float | None]] = []
     if train_mode:
@@ -262,7 +274,7 @@ def finetune_pseudo(
         return 0.0
     rng = np.random.default_rng(seed)
     seed_torch(seed)
-    model.to(device).train()
+    on_device(model, device).train()
     opt = make_optimizer(model.parameters(), spec)
     sampler = BatchSampler(len(y_pseudo), spec.batch_size, rng)
     total = 0.0
