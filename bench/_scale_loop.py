@@ -19,7 +19,7 @@ import torch
 from fedlab.fairness_eval import client_payload, fairness_by_attribute, pooled_fairness, read_payload
 from fedlab.federation import setup_for
 from fedlab.metrics import group_effect
-from fedlab.training import LocalTrainSpec, accuracy, predict, resolve_device, train_local
+from fedlab.training import LocalTrainSpec, accuracy, accuracy_of, predict, resolve_device, train_local
 from server.sampling import is_eval_round, sample_clients
 
 
@@ -86,19 +86,20 @@ def plain_loop(cfg) -> dict[str, float]:
         for part in evaluating if t.client_eval != "none" else []:
             if len(part.y_test) == 0:  # the simulation's client replies with an error here
                 continue
-            accuracy(model, part.x_test, part.y_test, device)
-            if fair and part.groups_test is not None:
+            if fair and part.groups_test is not None:  # one pass for accuracy and fairness
                 y_pred = predict(model, part.x_test, device)
+                accuracy_of(y_pred, part.y_test)
                 counts += read_payload(client_payload(part.y_test, y_pred, part.groups_test, fair))["counts"]
+            else:
+                accuracy(model, part.x_test, part.y_test, device)
         phases["client evaluation"] += time.perf_counter() - start
         start = time.perf_counter()
         if counts:
             pooled_fairness(counts, fair)
-        acc = accuracy(model, target.x_test, target.y_test, device)
+        y_pred = predict(model, target.x_test, device)
+        acc = accuracy_of(y_pred, target.y_test)
         if fair:
-            fairness_by_attribute(
-                target.y_test, predict(model, target.x_test, device), target.groups_test, fair
-            )
+            fairness_by_attribute(target.y_test, y_pred, target.groups_test, fair)
         group_effect(acc, client_acc)
         phases["server evaluation"] += time.perf_counter() - start
     return {**phases, "final_target_acc": acc}

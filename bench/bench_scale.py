@@ -132,7 +132,7 @@ def _instrument() -> _Timers:
     for name in ("accuracy", "predict"):
         t.wrap(client_mod, name, "client evaluation")
     t.wrap(fair_mod, "client_payload", "client evaluation")
-    for name in ("model_from", "test_accuracy", "pool_probabilities"):
+    for name in ("model_from", "test_accuracy", "test_predictions", "pool_probabilities"):
         t.wrap(TargetDomain, name, "server evaluation")
     t.wrap(fair_mod, "pooled_fairness", "server evaluation")
     t.wrap(fair_mod, "fairness_by_attribute", "server evaluation")

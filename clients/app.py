@@ -26,6 +26,7 @@ from fedlab.models import DomainDiscriminator, DomainModel, build_model
 from fedlab.training import (
     LocalTrainSpec,
     accuracy,
+    accuracy_of,
     capped_steps,
     predict,
     resolve_device,
@@ -275,16 +276,21 @@ def evaluate(msg: Message, context: Context) -> Message:
     cfg, part = _context(msg, context)
     device = resolve_device(cfg.device)
     model = _model_for(cfg, part, msg, trains=False)
-    acc = accuracy(model, part.x_test, part.y_test, device)
+    protected = _protected(cfg, str(msg.content["config"]["target"]))
+    fair = part.groups_test is not None and protected and cfg_num_classes(msg) == 2
+    y_pred = predict(model, part.x_test, device) if fair else None
+    acc = (
+        accuracy(model, part.x_test, part.y_test, device)
+        if y_pred is None
+        else accuracy_of(y_pred, part.y_test)
+    )
     metrics = MetricRecord(
         {"num-examples": len(part.y_test), "own-accuracy": acc, "client-id": part.client_id}
     )
     content = RecordDict({"metrics": metrics, "info": _info(part)})
-    protected = _protected(cfg, str(msg.content["config"]["target"]))
-    if part.groups_test is not None and protected and cfg_num_classes(msg) == 2:
+    if y_pred is not None:
         from fedlab.fairness_eval import client_payload
 
-        y_pred = predict(model, part.x_test, device)
         payload = client_payload(part.y_test, y_pred, part.groups_test, protected)
         content[FAIRNESS_KEY] = ConfigRecord({"json": payload})
     return Message(content=content, reply_to=msg)

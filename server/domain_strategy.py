@@ -32,6 +32,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedlab.arrays import record_numpy
 from fedlab.metrics import group_effect
+from fedlab.training import accuracy_of
 from server.target import TargetDomain
 from server.weighted_average import WeightedAverage, consistent
 
@@ -85,8 +86,10 @@ class DomainAwareMixin:
         self._round = {"round": server_round}
         self._round_started = time.perf_counter()
         self._current_arrays = arrays
-        messages = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
-        messages = self._sample(server_round, messages, config, grid)
+        sampled = self._sample(server_round, config, grid)
+        messages = list(
+            self._configure_for(sampled, super().configure_train, server_round, arrays, config, grid)
+        )  # type: ignore[misc]
         self._trained_nodes = {m.metadata.dst_node_id for m in messages}
         if self.embeddings_per_round > 0 and messages:
             emb = self.target.embeddings(arrays, self.embeddings_per_round, server_round)
@@ -95,31 +98,62 @@ class DomainAwareMixin:
                 msg.content[EMBEDDINGS_KEY] = record
         return messages
 
-    def _sample(
-        self, server_round: int, messages: list[Message], config: ConfigRecord, grid: Grid
-    ) -> list[Message]:
-        """Keep the messages of this round's seeded client sample (all when not sampling)."""
-        if not 0 < self.clients_per_round < len(messages):
-            return messages
+    def _sample(self, server_round: int, config: ConfigRecord, grid: Grid) -> list[int] | None:
+        """The connected nodes holding this round's seeded client sample; None: every node trains.
+
+        Waits, as Flower's own sampling does, until `min_available_nodes` are connected."""
+        if self.clients_per_round <= 0:
+            return None
+        from flwr.serverapp.strategy.strategy_utils import sample_nodes
+
         from server.sampling import discover_clients, sample_clients
 
+        _, connected = sample_nodes(grid, self.min_available_nodes, 0)  # type: ignore[attr-defined]
+        if self.clients_per_round >= max(len(connected), self.min_train_nodes):  # type: ignore[attr-defined]
+            return None
         if self.node_clients is None:
             self.node_clients = discover_clients(grid, config, self.handshake_timeout)
         ids = self.node_clients.values()
         chosen = set(sample_clients(self.sampling_seed, server_round, ids, self.clients_per_round))
         self._round["sampled_clients"] = sorted(chosen)
-        return [m for m in messages if self.node_clients.get(m.metadata.dst_node_id) in chosen]
+        return [node for node in connected if self.node_clients.get(node) in chosen]
+
+    def _configure_for(
+        self,
+        nodes: list[int] | None,
+        configure: Callable[..., Iterable[Message]],
+        server_round: int,
+        arrays: ArrayRecord,
+        config: ConfigRecord,
+        grid: Grid,
+    ) -> Iterable[Message]:
+        """`configure` (the parent strategy's configure_train/evaluate) for `nodes` only (all
+        when None), through a Grid view listing just them; its minimum node counts are capped at
+        len(nodes) meanwhile, since the sample was drawn after those minimums were met."""
+        if nodes is None:
+            return configure(server_round, arrays, config, grid)
+        from server.sampling import NodeSubsetGrid
+
+        names = ("min_train_nodes", "min_evaluate_nodes", "min_available_nodes")
+        saved = {name: getattr(self, name) for name in names}
+        try:
+            for name, value in saved.items():
+                setattr(self, name, min(value, len(nodes)))
+            return list(configure(server_round, arrays, config, NodeSubsetGrid(grid, nodes)))
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         if self.client_eval == "none" or not self.evaluates(server_round):
             return []
-        messages = list(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
+        nodes = None
         if self.client_eval == "sampled":
             trained = getattr(self, "_trained_nodes", set())
-            messages = [m for m in messages if m.metadata.dst_node_id in trained]
-        return messages
+            nodes = [node for node in grid.get_node_ids() if node in trained]
+        return self._configure_for(nodes, super().configure_evaluate, server_round, arrays, config, grid)  # type: ignore[misc]
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -255,7 +289,8 @@ class DomainAwareMixin:
                 self.on_round(record)
             return MetricRecord({})
         model = self.target.model_from(arrays)
-        acc = self.target.test_accuracy(model)
+        y_pred = self.target.test_predictions(model)
+        acc = accuracy_of(y_pred, self.target.y_test)
         if server_round == 0:
             self.initial_accuracy = acc
             return MetricRecord({"target-accuracy": acc})
@@ -266,10 +301,8 @@ class DomainAwareMixin:
         record["group_effect"] = group_effect(acc, clients) if clients else float("nan")
         if self.fairness_target is not None:
             from fedlab.fairness_eval import fairness_by_attribute
-            from fedlab.training import predict
 
             groups, protected = self.fairness_target
-            y_pred = predict(model, self.target.x_test, self.target.device)
             record["target_fairness"] = fairness_by_attribute(self.target.y_test, y_pred, groups, protected)
         record["seconds"] = time.perf_counter() - self._round_started
         self.history.append(record)

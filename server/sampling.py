@@ -9,6 +9,12 @@ which partition each node serves, so there the server reads the mapping instead 
 (`server.app.run_federation`); the answer is the same. Without sampling (``clients_per_round`` 0 or
 ≥ N) no handshake is sent and every client trains every round, exactly as before.
 
+Only the sampled nodes get a message: the strategy configures the round through
+`NodeSubsetGrid`, a view of the Grid that lists just those nodes, so Flower's
+`configure_train`/`configure_evaluate` (and any strategy's override) build k messages, not N.
+At 1,000 clients and 10 per round, building a message for every node and dropping the rest
+cost more per round than the 10 updates (bench/bench_scale.py).
+
 Evaluation rounds are every ``eval_every``-th round and always the last one. Outside them the
 server neither scores the returned models on the target (Group Effect) nor asks clients to
 evaluate, so a round costs what training costs.
@@ -21,6 +27,7 @@ from collections.abc import Iterable
 import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
+from flwr.supercore.run import Run
 
 SAMPLING_STREAM = 0x5A4D
 
@@ -60,3 +67,43 @@ def discover_clients(grid: Grid, config: ConfigRecord, timeout: float) -> dict[i
             raise RuntimeError(f"client sampling: nodes {seen[cid]} and {node} both hold client {cid}")
         seen[cid] = node
     return mapping
+
+
+class NodeSubsetGrid(Grid):
+    """`inner` with `get_node_ids` narrowed to `nodes`: what a strategy sees when it should
+    configure only this round's sample. Everything else goes to `inner`."""
+
+    def __init__(self, inner: Grid, nodes: Iterable[int]) -> None:
+        self.inner = inner
+        self.nodes = list(nodes)
+
+    def set_run(self, run: Run) -> None:
+        self.inner.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self.inner.run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.nodes)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.inner.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.inner.pull_messages(message_ids)
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        return self.inner.send_and_receive(messages, timeout=timeout)

@@ -17,7 +17,8 @@ from flwr.app import ArrayRecord
 
 from fedlab.arrays import load_weights, record_state, torch_state
 from fedlab.models import DomainModel
-from fedlab.training import accuracy, adapt_batchnorm, embed, predict_logits
+from fedlab.seeding import seed_torch
+from fedlab.training import accuracy, adapt_batchnorm, embed, predict, predict_logits
 
 
 @dataclass
@@ -51,8 +52,11 @@ class TargetDomain:
         """Embeddings of a seeded sample of the target pool (never raw inputs).
 
         Computed in training mode (BatchNorm on the sample's own statistics, dropout on), like
-        the clients' source features, so the MMD compares like with like (see `embed`)."""
+        the clients' source features, so the MMD compares like with like (see `embed`). Dropout
+        draws from torch's global generator, which the clients' training leaves in a state that
+        depends on which client ran last (order, engine): it is seeded here from (seed, round)."""
         rng = np.random.default_rng([self.seed, server_round, 7])
+        seed_torch(int(np.random.SeedSequence([self.seed, server_round, 7]).generate_state(1)[0]))
         idx = rng.choice(len(self.x_pool), size=min(n, len(self.x_pool)), replace=False)
         return embed(
             self.model_from(arrays),
@@ -64,6 +68,10 @@ class TargetDomain:
 
     def test_accuracy(self, model: DomainModel) -> float:
         return accuracy(model, self.x_test, self.y_test, self.device)
+
+    def test_predictions(self, model: DomainModel) -> np.ndarray:
+        """Predicted classes on the target test split (accuracy and fairness from one pass)."""
+        return predict(model, self.x_test, self.device)
 
     def pool_probabilities(self, model: DomainModel, target_batchnorm: bool = False) -> np.ndarray:
         """(N, C) softmax outputs on the pool, eval mode: a client's vote and its confidence.

@@ -147,3 +147,42 @@ def test_direct_runtime_maps_nodes_to_clients_without_the_handshake(tmp_path, mo
     sampled = load_simulation_config(None, {**SMALL, "training.clients_per_round": 4})
     run = simulate(sampled, out=tmp_path / "r")
     assert all(len(r["sampled_clients"]) == 4 for r in _lines(run))
+
+
+def test_sampled_rounds_build_messages_only_for_the_sample(tmp_path, monkeypatch) -> None:
+    """With k of N per round the strategy builds k train and k evaluate messages, not N."""
+    import flwr.serverapp.strategy.fedavg as fedavg_module
+
+    built: list[str] = []
+    real = fedavg_module.Message
+
+    def counting(*args, **kwargs):
+        msg = real(*args, **kwargs)
+        built.append(msg.metadata.message_type)
+        return msg
+
+    monkeypatch.setattr(fedavg_module, "Message", counting)
+    extra = {"training.rounds": 2, "training.clients_per_round": 3, "training.client_eval": "sampled"}
+    run = simulate(load_simulation_config(None, {**SMALL, **extra}), out=tmp_path / "r")
+    assert sorted(set(built)) == ["evaluate", "train"]
+    assert built.count("train") == 2 * 3 and built.count("evaluate") == 2 * 3
+    assert [len(r["client_own_acc"]) for r in _lines(run)] == [3, 3]
+
+
+def test_fedka_numbers_do_not_depend_on_client_order(tmp_path, monkeypatch) -> None:
+    """Clients run one after another in-process and in any order on a pool: the server's steps
+    that draw random numbers (FedKA's target embeddings, dropout on) must not see the order."""
+    from fedlab.runtime import DirectGrid
+
+    over = {"training.strategy": "fedka", "training.rounds": 2, "federation.clients_per_domain": 1}
+    cfg = load_simulation_config(None, {**SMALL, **over})
+    forward = _lines(simulate(cfg, out=tmp_path / "f"))
+    real = DirectGrid.send_and_receive
+
+    def reversed_order(self, messages, *, timeout=None):
+        return list(real(self, list(messages)[::-1], timeout=timeout))[::-1]
+
+    monkeypatch.setattr(DirectGrid, "send_and_receive", reversed_order)
+    backward = _lines(simulate(cfg, out=tmp_path / "b"))
+    keys = ("target_acc", "client_target_acc", "client_train", "voting_acc", "client_own_acc")
+    assert [{k: r.get(k) for k in keys} for r in forward] == [{k: r.get(k) for k in keys} for r in backward]
