@@ -58,13 +58,14 @@ def test_ratios_pair_cells_of_the_same_repetition() -> None:
     rows = {row[4]: row for row in bench._rows(results)}
     assert rows["fedlab"][5] == "3"  # repetitions
     assert rows["fedlab"][8] == "1.15× [1.10–1.20]"  # vs loop: median of 1.10 and 1.20
-    assert rows["fedlab"][9] == "1.15× [1.10–1.20]"  # CPU vs loop (in-process variant)
-    assert rows["process:1"][9] == "-"  # pool workers' CPU is not in this process
-    assert rows["process:2"][10] == "1.80× [1.60–2.00]"  # vs 1 worker: 20/10 and 4/2.5
-    assert rows["loop"][8] == "-"
+    assert rows["fedlab"][9] == "0.50×"  # best vs best: fedlab's 1.0 (unpaired) / loop's 2.0
+    assert rows["fedlab"][10] == "1.15× [1.10–1.20]"  # CPU vs loop (in-process variant)
+    assert rows["process:1"][10] == "-"  # pool workers' CPU is not in this process
+    assert rows["process:2"][11] == "1.80× [1.60–2.00]"  # vs 1 worker: 20/10 and 4/2.5
+    assert rows["loop"][8] == rows["loop"][9] == "-"
 
 
 def test_a_run_whose_accuracy_changes_between_repetitions_is_flagged() -> None:
     bench = _bench_scale()
     rows = bench._rows([_result("loop", 0, 1.0, acc=0.5), _result("loop", 1, 1.0, acc=0.6)])
-    assert rows[0][13] == "VARIES"
+    assert rows[0][14] == "VARIES"
