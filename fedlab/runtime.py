@@ -184,8 +184,9 @@ def run_direct(
             outcome["error"] = exc
 
     # The ServerApp (and the in-process clients) run in a daemon thread, as in Flower's runtime:
-    # torch's intra-op pool driven from the main thread was 3-5x slower for the CNN on a busy
-    # 2-core machine (bench_scale, digits). The main thread only waits, so Ctrl-C / SIGTERM reach
+    # torch's intra-op pool driven from the main thread was 2-10x slower for the CNN on a busy
+    # 2-core machine (two CPU-bound processes alongside), though ~1.5x faster on an idle one
+    # (bench_scale's `loop` vs `loop:thread`). The main thread only waits, so Ctrl-C / SIGTERM reach
     # it at once; `ABORT` stops the worker before its next client, and being a daemon it can
     # never keep the process alive.
     worker = threading.Thread(target=serve, name="fedlab-serverapp", daemon=True)
