@@ -87,9 +87,8 @@ class DomainAwareMixin:
         self._round_started = time.perf_counter()
         self._current_arrays = arrays
         sampled = self._sample(server_round, config, grid)
-        messages = list(
-            self._configure_for(sampled, super().configure_train, server_round, arrays, config, grid)
-        )  # type: ignore[misc]
+        parent = super().configure_train  # type: ignore[misc]
+        messages = list(self._configure_for(sampled, parent, server_round, arrays, config, grid))
         self._trained_nodes = {m.metadata.dst_node_id for m in messages}
         if self.embeddings_per_round > 0 and messages:
             emb = self.target.embeddings(arrays, self.embeddings_per_round, server_round)
@@ -153,7 +152,8 @@ class DomainAwareMixin:
         if self.client_eval == "sampled":
             trained = getattr(self, "_trained_nodes", set())
             nodes = [node for node in grid.get_node_ids() if node in trained]
-        return self._configure_for(nodes, super().configure_evaluate, server_round, arrays, config, grid)  # type: ignore[misc]
+        parent = super().configure_evaluate  # type: ignore[misc]
+        return self._configure_for(nodes, parent, server_round, arrays, config, grid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
