@@ -38,7 +38,7 @@ def plain_loop(cfg) -> dict[str, float]:
     for rnd in range(1, t.rounds + 1):
         chosen = set(sample_clients(cfg.seed, rnd, ids, t.clients_per_round))
         evaluates = is_eval_round(rnd, t.eval_every, t.rounds)
-        states, weights, client_acc = [], [], []
+        states, weights, names, client_acc = [], [], [], []
         for part in setup.clients:
             if part.client_id not in chosen:
                 continue
@@ -63,6 +63,7 @@ def plain_loop(cfg) -> dict[str, float]:
                 continue
             states.append({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
             weights.append(res.num_examples)
+            names.append(f"{part.client_id}:{part.domain}")
             phases["client training"] += time.perf_counter() - start
             if evaluates:
                 start = time.perf_counter()
@@ -71,7 +72,9 @@ def plain_loop(cfg) -> dict[str, float]:
         start = time.perf_counter()
         total = sum(weights)
         avg: dict[str, np.ndarray] = {}
-        for state, n in zip(states, weights, strict=True):
+        # summed in the simulation's order (replies sorted by client name): same float rounding
+        order = sorted(range(len(names)), key=names.__getitem__)
+        for state, n in ((states[i], weights[i]) for i in order):
             for k, v in state.items():
                 avg[k] = v * (n / total) if k not in avg else avg[k] + v * (n / total)
         global_state = {k: torch.as_tensor(v).to(global_state[k].dtype) for k, v in avg.items()}
