@@ -33,6 +33,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.run import Run
 
 from fedlab.flower_compat import assign_message_id, set_task_identity
+from fedlab.grid_view import GridView
 from fedlab.interrupts import ABORT, Aborted
 
 StatusCallback = Callable[[str, int, int], None]  # (message type, done, total)
@@ -214,38 +215,12 @@ def backend_for(engine: str, workers: int, app_ref: str) -> Backend:
     return InProcessBackend({})
 
 
-class AbortableGrid(Grid):
+class AbortableGrid(GridView):
     """Delegates to Flower's grid; `send_and_receive` polls for replies and stops on `ABORT`."""
 
     def __init__(self, inner: Grid, poll: float = 0.02) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.poll = poll
-
-    def set_run(self, run: Run) -> None:
-        self.inner.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        return self.inner.run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return self.inner.get_node_ids()
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self.inner.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self.inner.pull_messages(message_ids)
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None

@@ -27,7 +27,8 @@ from collections.abc import Iterable
 import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
+
+from fedlab.grid_view import GridView
 
 SAMPLING_STREAM = 0x5A4D
 
@@ -69,41 +70,13 @@ def discover_clients(grid: Grid, config: ConfigRecord, timeout: float) -> dict[i
     return mapping
 
 
-class NodeSubsetGrid(Grid):
+class NodeSubsetGrid(GridView):
     """`inner` with `get_node_ids` narrowed to `nodes`: what a strategy sees when it should
     configure only this round's sample. Everything else goes to `inner`."""
 
     def __init__(self, inner: Grid, nodes: Iterable[int]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.nodes = list(nodes)
-
-    def set_run(self, run: Run) -> None:
-        self.inner.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        return self.inner.run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
 
     def get_node_ids(self) -> Iterable[int]:
         return list(self.nodes)
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self.inner.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self.inner.pull_messages(message_ids)
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        return self.inner.send_and_receive(messages, timeout=timeout)

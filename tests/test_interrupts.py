@@ -26,6 +26,9 @@ def _start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as a foreground command in a terminal: a shell that starts pytest in the background
+        # (`cmd &` without job control) has set SIGINT to "ignore", which children inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
