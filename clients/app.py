@@ -25,7 +25,6 @@ from fedlab.federation import model_norm
 from fedlab.models import DomainDiscriminator, DomainModel, build_model
 from fedlab.training import (
     LocalTrainSpec,
-    accuracy,
     accuracy_of,
     capped_steps,
     predict,
@@ -278,17 +277,13 @@ def evaluate(msg: Message, context: Context) -> Message:
     model = _model_for(cfg, part, msg, trains=False)
     protected = _protected(cfg, str(msg.content["config"]["target"]))
     fair = part.groups_test is not None and protected and cfg_num_classes(msg) == 2
-    y_pred = predict(model, part.x_test, device) if fair else None
-    acc = (
-        accuracy(model, part.x_test, part.y_test, device)
-        if y_pred is None
-        else accuracy_of(y_pred, part.y_test)
-    )
+    y_pred = predict(model, part.x_test, device)  # one pass for accuracy and fairness
+    acc = accuracy_of(y_pred, part.y_test)
     metrics = MetricRecord(
         {"num-examples": len(part.y_test), "own-accuracy": acc, "client-id": part.client_id}
     )
     content = RecordDict({"metrics": metrics, "info": _info(part)})
-    if y_pred is not None:
+    if fair:
         from fedlab.fairness_eval import client_payload
 
         payload = client_payload(part.y_test, y_pred, part.groups_test, protected)

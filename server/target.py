@@ -18,7 +18,7 @@ from flwr.app import ArrayRecord
 from fedlab.arrays import load_weights, record_state, torch_state
 from fedlab.models import DomainModel
 from fedlab.seeding import seed_torch
-from fedlab.training import accuracy, adapt_batchnorm, embed, predict, predict_logits
+from fedlab.training import accuracy_of, adapt_batchnorm, embed, predict, predict_logits
 
 
 @dataclass
@@ -67,7 +67,7 @@ class TargetDomain:
         )
 
     def test_accuracy(self, model: DomainModel) -> float:
-        return accuracy(model, self.x_test, self.y_test, self.device)
+        return accuracy_of(self.test_predictions(model), self.y_test)
 
     def test_predictions(self, model: DomainModel) -> np.ndarray:
         """Predicted classes on the target test split (accuracy and fairness from one pass)."""
