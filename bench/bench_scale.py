@@ -7,10 +7,11 @@ Workloads: ``tabular`` (embedded Adult split by race, MLP, group fairness per cl
 process's), after the data is loaded (setup is not timed). Variants:
 
 * ``loop``      plain Python loop (FedAvg only);
-* ``loop:thread`` the same loop run in a second thread, as fedlab's runtime runs the clients.
-  It isolates which thread drives torch's CPU kernels. For the digits CNN on 2 cores the main
-  thread trained ~1.5x faster on an idle machine and 2-7x slower with two CPU-bound processes
-  alongside, so fedlab keeps its clients off the main thread;
+* ``loop:thread`` the same loop run in a second thread after the main thread loaded the data:
+  two threads then drive torch's OpenMP pools, libgomp manages more threads than there are CPUs
+  and cuts its spin-wait to 100 iterations, so its workers sleep between kernels. For the digits
+  CNN on an idle 2-core machine that trained 1.3-2.5x slower, and faster with CPU-bound processes
+  alongside. fedlab's runtime therefore runs everything on the calling thread, like ``loop``;
 * ``fedlab``    `fedlab simulate`, default engine (fedlab's direct-grid runtime, in-process);
 * ``process:W`` the process-pool backend with W workers;
 * ``flower``    Flower's own runtime (link state + VCE loop) with the in-process backend;
@@ -157,8 +158,8 @@ def _warm_imports() -> None:
 
 
 def _in_worker_thread(fn: Any, *args: Any) -> Any:
-    """`fn(*args)` in a second thread, the main thread waiting: where fedlab's runtime runs the
-    ServerApp and the in-process clients (`fedlab.runtime.run_direct`)."""
+    """`fn(*args)` in a second thread, the main thread waiting (a second OpenMP pool: see the
+    module docstring on ``loop:thread``)."""
     out: dict[str, Any] = {}
 
     def target() -> None:

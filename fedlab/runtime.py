@@ -11,14 +11,14 @@ the process hanging.
 `Strategy.start`), the same ClientApp, the same `Message`/`RecordDict`/`Context` objects — but
 `send_and_receive` hands each message straight to a Flower `Backend` (`InProcessBackend`, one at
 a time; `ProcessPoolBackend`, W worker processes) and returns the replies in the
-order the messages were sent. No polling; Ctrl-C / SIGTERM stop it before the next client.
+order the messages were sent. No polling; it runs on the calling thread, where Ctrl-C / SIGTERM
+raise at once.
 Node ids are 1..N (partition i ↔ node i+1), and each node keeps its `Context` across rounds.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -175,34 +175,17 @@ def run_direct(
     run = Run.create_empty(run_id=run_id)
     backend.build(app_fn)
     grid = DirectGrid(backend, num_nodes, run, on_status)
-    ABORT.clear()
-    outcome: dict[str, BaseException] = {}
-
-    def serve() -> None:
-        try:
-            server_app(grid=grid, context=Context(run_id, 0, UserConfig(), RecordDict(), UserConfig()))
-        except BaseException as exc:  # handed to the main thread
-            outcome["error"] = exc
-
-    # The ServerApp (and the in-process clients) run in a daemon thread, as in Flower's runtime:
-    # torch's intra-op pool driven from the main thread was 2-10x slower for the CNN on a busy
-    # 2-core machine (two CPU-bound processes alongside), though ~1.5x faster on an idle one
-    # (bench_scale's `loop` vs `loop:thread`). The main thread only waits, so Ctrl-C / SIGTERM reach
-    # it at once; `ABORT` stops the worker before its next client, and being a daemon it can
-    # never keep the process alive.
-    worker = threading.Thread(target=serve, name="fedlab-serverapp", daemon=True)
+    ABORT.clear()  # `ABORT.set()` from another thread still stops the run before its next client
+    # The ServerApp and in-process clients run on the calling thread, which loaded the data too.
+    # libgomp (torch's OpenMP) keeps one worker pool per thread that drives it, and once it
+    # manages more threads than there are CPUs it cuts its spin-wait to 100 iterations, so its
+    # workers sleep and are woken for every kernel: a second driving thread made the digits CNN
+    # train 1.3-2.5x slower on an idle 2-core machine (bench_scale.py, `loop` vs `loop:thread`).
+    # Ctrl-C / SIGTERM raise here directly; the caller removes the partial run directory.
     try:
-        worker.start()
-        while worker.is_alive():
-            worker.join(timeout=0.2)
-    except BaseException:
-        ABORT.set()
-        worker.join(timeout=3.0)
-        raise
+        server_app(grid=grid, context=Context(run_id, 0, UserConfig(), RecordDict(), UserConfig()))
     finally:
         backend.terminate()
-    if "error" in outcome:
-        raise outcome["error"]
     return grid
 
 

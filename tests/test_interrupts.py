@@ -46,15 +46,19 @@ def _wait_for_round(proc: subprocess.Popen[str], timeout: float = 240) -> None:
 
 
 @pytest.mark.parametrize(
-    ("sig", "code", "engine"),
+    ("sig", "code", "extra"),
     [
-        (signal.SIGINT, 130, "inprocess"),
-        (signal.SIGTERM, 143, "inprocess"),
-        pytest.param(signal.SIGINT, 130, "flower", marks=pytest.mark.slow),
+        (signal.SIGINT, 130, ("--engine", "inprocess")),
+        (signal.SIGTERM, 143, ("--engine", "inprocess")),
+        # the ServerApp runs on the main thread: Ctrl-C lands inside CNN training / a pool wait
+        (signal.SIGINT, 130, ("--engine", "inprocess", "--federation", "digits")),
+        (signal.SIGINT, 130, ("--engine", "process", "--workers", "2")),
+        pytest.param(signal.SIGINT, 130, ("--engine", "flower"), marks=pytest.mark.slow),
     ],
+    ids=["SIGINT-inprocess", "SIGTERM-inprocess", "SIGINT-digits", "SIGINT-process", "SIGINT-flower"],
 )
-def test_signal_stops_within_5s_and_leaves_nothing(tmp_path, sig, code, engine) -> None:
-    proc = _start(tmp_path, "--engine", engine)
+def test_signal_stops_within_5s_and_leaves_nothing(tmp_path, sig, code, extra) -> None:
+    proc = _start(tmp_path, *extra)
     try:
         _wait_for_round(proc)
         proc.send_signal(sig)
