@@ -42,6 +42,17 @@ class FederationSetup:
     def new_model(self) -> DomainModel:
         return build_model(self.fed.kind, self.input_shape, self.fed.num_classes, norm=self.norm)
 
+    def clients_too_small(self) -> dict[str, tuple[int, int]]:
+        """domain -> (clients that cannot take a training step, clients): BatchNorm needs two rows
+        per batch, and batches are min(batch_size, rows) rows. Such clients fail whenever they are
+        sampled; many clients on a small domain (Adult by race at N = 1,000) get there."""
+        need = 2 if self.norm == "batch" else 1
+        out: dict[str, tuple[int, int]] = {}
+        for c in self.clients:
+            small, total = out.get(c.domain, (0, 0))
+            out[c.domain] = (small + (c.num_train < need), total + 1)
+        return {d: v for d, v in out.items() if v[0]}
+
     @property
     def target_domain(self) -> Domain:
         return self.fed.domains[self.target]

@@ -129,6 +129,19 @@ def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> 
         raise ConfigError(f'ray_address is set but engine = {cfg.engine!r}; use engine = "ray"')
 
 
+def _warn_small_clients(small: dict[str, tuple[int, int]]) -> None:
+    if not small:
+        return
+    count = sum(n for n, _ in small.values())
+    where = ", ".join(f"{domain} {n}/{total}" for domain, (n, total) in small.items())
+    logging.getLogger("fedlab").warning(
+        "%d clients have too few training rows to take a step (%s); their updates fail whenever "
+        "they are sampled: use fewer clients per domain",
+        count,
+        where,
+    )
+
+
 def simulate(
     cfg: SimulationConfig,
     out: Path | None = None,
@@ -146,6 +159,7 @@ def simulate(
     _quiet_flower(verbose)
     setup = setup_for(cfg)  # validates data + target before any directory exists
     check_scale(cfg, len(setup.clients))
+    _warn_small_clients(setup.clients_too_small())
     engine = resolve_engine(cfg)
     cfg = cfg.model_copy(deep=True)
     cfg.training.target = setup.target

@@ -129,6 +129,8 @@ def train_local(
     """
     if len(y) == 0:
         raise ValueError("client has no training data")
+    if len(y) == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise ValueError("client has 1 training row; the model's BatchNorm layers need 2 per batch")
     rng = np.random.default_rng(seed)
     seed_torch(seed)
     on_device(model, device).train()

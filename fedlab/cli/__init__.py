@@ -7,6 +7,7 @@ one-line ``error: ...`` on stderr and exit code 2. The library never imports thi
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -51,10 +52,29 @@ def _register() -> None:
     app.add_typer(deploy_app, name="deploy")
 
 
+class _WarningLines(logging.Handler):
+    """The library's warnings (logger ``fedlab``) as ``warning: ...`` lines on stderr, each once
+    (a sweep runs many simulations on the same clients). stderr is looked up at each call, so a
+    live progress display that redirects it prints them above itself."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        if line not in self.seen:
+            self.seen.add(line)
+            typer.echo(f"warning: {line}", err=True)
+
+
 def main() -> None:
     from fedlab.interrupts import exit_code, exit_interrupted, install_signal_handlers
 
     install_signal_handlers()  # SIGTERM behaves like Ctrl-C (exit 143)
+    library_log = logging.getLogger("fedlab")
+    library_log.addHandler(_WarningLines())
+    library_log.propagate = False
     _register()
     try:
         code = app(standalone_mode=False)
