@@ -6,7 +6,8 @@ run then finishes "completed" with the loss visible only in a log line. `ReplyTr
 wraps the Grid that `Strategy.start` talks to and records, for every
 ``send_and_receive`` (one train and one evaluate exchange per round), the SuperNodes of
 the federation, the messages sent, the good replies, the error replies (with Flower's
-reason) and the nodes that sent nothing back. It logs one line per exchange through
+reason), the nodes that sent nothing back, and of the nodes that got no message those the
+SuperLink no longer lists (offline, lost) apart from those the strategy did not sample. It logs one line per exchange through
 Flower's logger (so it reaches the ``flwr run --stream`` output) and keeps the records for
 ``summary.json`` (``deployment.replies``), which ``fedlab.deploy.rounds`` turns into the
 per-round report and the ``--require-all-nodes`` verdict.
@@ -55,8 +56,11 @@ class ReplyTracker:
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> list[Message]:
         messages = list(messages)
         phase = messages[0].metadata.message_type if messages else "none"
-        if phase.startswith("train") or not self.records:
-            self._round += 1
+        stated = _server_round(messages)
+        if stated is not None:
+            self._round = stated
+        elif phase.startswith("train") or not self._round:
+            self._round += 1  # messages that do not say (the sampling handshake: round 1's)
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
         self.records.append(self._record(phase, messages, replies, timeout))
         self._log(self.records[-1])
@@ -83,17 +87,23 @@ class ReplyTracker:
                 if "info" in reply.content or reply.content.metric_records:  # fedlab's ClientApp
                     self.names[node] = _client_name(reply.content)
         answered = set(ok) | {int(n) for n in failed}
+        # A node of the federation that got no message is offline if the SuperLink no longer
+        # lists it; if it is still listed, the strategy left it out (clients_per_round sampling).
+        listed = {int(n) for n in self._grid.get_node_ids()}
+        unsent = set(self.nodes) - set(sent)
+        offline = sorted(unsent - listed)
         return {
             "round": self._round,
             "phase": phase,
-            "expected": len(self.nodes),
+            "expected": len(sent) + len(offline),
             "received": len(ok),
             "nodes": list(self.nodes),
             "sent": sorted(sent),
             "ok": sorted(ok),
             "failed": failed,
             "no_reply": sorted(set(sent) - answered),
-            "not_sent": sorted(set(self.nodes) - set(sent)),
+            "not_sent": offline,
+            "not_sampled": sorted(unsent & listed),
             "timeout_s": timeout,
             "names": {str(k): v for k, v in sorted(self.names.items())},
         }
@@ -108,6 +118,15 @@ class ReplyTracker:
         names = rec["names"]
         details = "; ".join(f"node {n}{_label(names, n)} {why}" for n, why in lost.items())
         flwr_log(logging.WARNING, "%s; lost: %s", text, details)
+
+
+def _server_round(messages: Sequence[Message]) -> int | None:
+    """The round Flower's strategies write into each train/evaluate config (``server-round``)."""
+    if not messages:
+        return None
+    config = messages[0].content.config_records.get("config")
+    value = config.get("server-round") if config is not None else None
+    return int(value) if value is not None else None
 
 
 def _label(names: dict[str, str], node: int) -> str:

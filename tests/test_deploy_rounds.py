@@ -44,7 +44,7 @@ class ScriptedGrid:
         self.timeouts: list[float | None] = []
 
     def get_node_ids(self) -> list[int]:
-        return sorted(self.script)
+        return sorted(n for n, how in self.script.items() if how != "gone")
 
     def send_and_receive(self, messages: list[Message], *, timeout: float | None = None) -> list[Message]:
         self.timeouts.append(timeout)
@@ -67,10 +67,30 @@ class ScriptedGrid:
         return replies
 
 
-def _messages(nodes: list[int], kind: str) -> list[Message]:
+def _messages(nodes: list[int], kind: str, server_round: int | None = None) -> list[Message]:
+    config = {"a": 1} if server_round is None else {"server-round": server_round}
     return [
-        Message(RecordDict({"c": ConfigRecord({"a": 1})}), dst_node_id=n, message_type=kind) for n in nodes
+        Message(RecordDict({"config": ConfigRecord(config)}), dst_node_id=n, message_type=kind) for n in nodes
     ]
+
+
+def test_tracker_with_sampling_reports_unsampled_nodes_as_such_not_as_lost(task_identity: None) -> None:
+    grid = ScriptedGrid({11: "ok", 12: "ok", 13: "ok", 14: "ok"})
+    tracker = ReplyTracker(grid, [11, 12, 13, 14])
+    tracker.send_and_receive(_messages([11, 12, 13, 14], "query"), timeout=30)  # the handshake
+    tracker.send_and_receive(_messages([11, 13], "train", server_round=1), timeout=30)
+    tracker.send_and_receive(_messages([11, 13], "evaluate", server_round=1), timeout=30)
+    grid.script[14] = "gone"
+    tracker.send_and_receive(_messages([12, 13], "train", server_round=2), timeout=30)
+    query, train1, eval1, train2 = tracker.records
+    assert [r["round"] for r in tracker.records] == [1, 1, 1, 2]  # the config's server-round
+    assert lost_nodes(query) == lost_nodes(train1) == lost_nodes(eval1) == {}
+    assert (train1["expected"], train1["received"], train1["not_sampled"]) == (2, 2, [12, 14])
+    assert lost_nodes(train2) == {14: "not asked (offline: the SuperLink no longer lists it)"}
+    assert (train2["expected"], train2["received"], train2["not_sampled"]) == (3, 2, [11])
+    report = RoundReport(tracker.records, {}, {})
+    assert report.lines()[0] == "round 1: query 4/4 replies, train 2/2 replies, evaluate 2/2 replies"
+    assert report.all_nodes_message() is not None and "node 14" in report.all_nodes_message()
 
 
 def test_tracker_counts_replies_and_names_each_lost_node(
@@ -82,8 +102,8 @@ def test_tracker_counts_replies_and_names_each_lost_node(
     with caplog.at_level(logging.INFO, logger="flwr"):
         replies = tracker.send_and_receive(_messages([11, 12, 13], "train"), timeout=30)
         tracker.send_and_receive(_messages([11, 12, 13], "evaluate"), timeout=30)
-        grid.script[12] = grid.script[13] = "ok"
-        tracker.send_and_receive(_messages([11, 12], "train"), timeout=30)  # 13 not asked
+        grid.script[12], grid.script[13] = "ok", "gone"
+        tracker.send_and_receive(_messages([11, 12], "train"), timeout=30)  # 13 not asked: offline
     assert len(replies) == 2 and grid.timeouts == [30, 30, 30]
     first, second, third = tracker.records
     assert (first["round"], first["phase"], second["round"], third["round"]) == (1, "train", 1, 2)
