@@ -7,10 +7,10 @@ wraps the Grid that `Strategy.start` talks to and records, for every
 ``send_and_receive`` (one train and one evaluate exchange per round), the SuperNodes of
 the federation, the messages sent, the good replies, the error replies (with Flower's
 reason), the nodes that sent nothing back, and of the nodes that got no message those the
-SuperLink no longer lists (offline, lost) apart from those the strategy did not sample. It logs one line per exchange through
-Flower's logger (so it reaches the ``flwr run --stream`` output) and keeps the records for
-``summary.json`` (``deployment.replies``), which ``fedlab.deploy.rounds`` turns into the
-per-round report and the ``--require-all-nodes`` verdict.
+SuperLink no longer lists (offline, lost) apart from those the strategy did not sample.
+It logs one line per exchange through Flower's logger (so it reaches the ``flwr run --stream``
+output) and keeps the records for ``summary.json`` (``deployment.replies``), which
+``fedlab.deploy.rounds`` turns into the per-round report and the ``--require-all-nodes`` verdict.
 """
 
 from __future__ import annotations

@@ -249,19 +249,19 @@ def test_unregistered_supernode_is_refused(tmp_path: Path, procs: Processes) -> 
 def _run(tmp_path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
     lines: list[str] = []
     sink = NodeIdSink(lines.append)  # as `fedlab deploy local` does: node id -> supernode-N
-    opts = LocalOptions(
-        nodes=2,
-        rounds=2,
-        strategy="fedavg",
-        target="colour",
-        domains=["original", "rotated"],
-        local_steps=3,
-        out=tmp_path / "runs",
-        round_timeout=240,
-        timeout=900,
-        sink=sink,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    settings: dict[str, object] = {
+        "nodes": 2,
+        "rounds": 2,
+        "strategy": "fedavg",
+        "target": "colour",
+        "domains": ["original", "rotated"],
+        "local_steps": 3,
+        "out": tmp_path / "runs",
+        "round_timeout": 240,
+        "timeout": 900,
+        "sink": sink,
+    }
+    opts = LocalOptions(**{**settings, **kwargs})  # type: ignore[arg-type]
     result = run_local(opts)
     assert result.leftover_pids == [], result.leftover_pids
     return result, lines, sink.names
@@ -311,3 +311,22 @@ def test_killing_a_supernode_mid_run_does_not_fail_the_run(tmp_path: Path) -> No
     assert [r["round"] for r in rounds] == [1, 2]
     assert rounds[0]["clients_ok"] == 1  # supernode-2 died during round 1's training
     assert list(rounds[-1]["client_target_acc"]) == ["1:original"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1000)
+def test_sampled_deployment_reports_unsampled_nodes_as_not_lost(tmp_path: Path) -> None:
+    result, lines, names = _run(
+        tmp_path,
+        nodes=3,
+        domains=["original", "rotated", "inverted"],
+        run_config={"clients-per-round": 2},
+    )
+    assert result.ok, "\n".join(lines[-40:])
+    report = RoundReport.from_run_dir(result.run_dir, names)
+    assert report.all_nodes_message() is None
+    assert report.lines()[0].startswith("round 1: query 3/3 replies, train 2/2 replies, evaluate 2/2")
+    assert report.lines()[1].startswith("round 2: train 2/2 replies, evaluate 2/2")
+    assert all(len(r["not_sampled"]) == 1 and not r["not_sent"] for r in report.records[1:])
+    rounds = _metrics(result.run_dir)
+    assert [len(r["sampled_clients"]) for r in rounds] == [2, 2]

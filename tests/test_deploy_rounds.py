@@ -236,3 +236,18 @@ def test_deploy_local_reports_rounds_and_requires_all_nodes(
         assert (
             "error: 1 SuperNode(s) did not reply: supernode-2 (node 9, 2:rotated) in round(s) 2" in res.output
         )
+
+
+def test_run_config_keys_reach_the_simulation_config() -> None:
+    """`flwr run --run-config` keys ([tool.flwr.app.config] in pyproject.toml) for sampling."""
+    import tomllib
+
+    from fedlab.config import SimulationConfig
+
+    root = Path(__file__).resolve().parents[1]
+    app_config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    defaults = SimulationConfig.from_flat(app_config).training
+    assert (defaults.clients_per_round, defaults.eval_every, defaults.client_eval) == (0, 1, "sampled")
+    flat = {**app_config, "clients-per-round": 2, "eval-every": 3, "client-eval": "none"}
+    training = SimulationConfig.from_flat(flat).training
+    assert (training.clients_per_round, training.eval_every, training.client_eval) == (2, 3, "none")
