@@ -21,6 +21,7 @@ from fedlab.data import (
     resolve_target,
 )
 from fedlab.models import DomainModel, build_model
+from fedlab.training import rows_needed_to_train
 
 
 def model_norm(cfg: SimulationConfig) -> str:
@@ -43,10 +44,10 @@ class FederationSetup:
         return build_model(self.fed.kind, self.input_shape, self.fed.num_classes, norm=self.norm)
 
     def clients_too_small(self) -> dict[str, tuple[int, int]]:
-        """domain -> (clients that cannot take a training step, clients): BatchNorm needs two rows
-        per batch, and batches are min(batch_size, rows) rows. Such clients fail whenever they are
-        sampled; many clients on a small domain (Adult by race at N = 1,000) get there."""
-        need = 2 if self.norm == "batch" else 1
+        """domain -> (clients too small to take a training step, clients), only domains that have
+        some (`rows_needed_to_train`). They fail whenever they are sampled; many clients on a small
+        domain get there (Adult by race at N = 1,000)."""
+        need = rows_needed_to_train(self.new_model())
         out: dict[str, tuple[int, int]] = {}
         for c in self.clients:
             small, total = out.get(c.domain, (0, 0))

@@ -97,6 +97,12 @@ def capped_steps(steps: int, n: int, batch_size: int, max_epochs: float) -> int:
     return max(1, min(steps, math.ceil(max_epochs * n / min(batch_size, n))))
 
 
+def rows_needed_to_train(model: nn.Module) -> int:
+    """BatchNorm in training mode needs two rows per batch, and a client's batches have
+    min(batch_size, its rows) rows: with BatchNorm a one-row client cannot take a step."""
+    return 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else 1
+
+
 def make_optimizer(params, spec: LocalTrainSpec) -> torch.optim.Optimizer:
     if spec.optimizer == "adam":
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
@@ -129,8 +135,8 @@ def train_local(
     """
     if len(y) == 0:
         raise ValueError("client has no training data")
-    if len(y) == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        raise ValueError("client has 1 training row; the model's BatchNorm layers need 2 per batch")
+    if len(y) < rows_needed_to_train(model):
+        raise ValueError(f"client has {len(y)} training row; the model's BatchNorm layers need 2 per batch")
     rng = np.random.default_rng(seed)
     seed_torch(seed)
     on_device(model, device).train()
