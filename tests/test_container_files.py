@@ -213,7 +213,7 @@ def test_readme_documents_the_compose_steps() -> None:
         "bash scripts/container-build.sh",
         "bash scripts/container-e2e.sh",
         "chown -R 10001:10001",
-        "CONTAINERS_CONF=docker/podman-containers.conf",
+        "CONTAINERS_CONF=$PWD/docker/podman-containers.conf",  # absolute: podman's copier runs elsewhere
     ):
         assert step in readme, step
     conf = (DOCKER / "podman-containers.conf").read_text(encoding="utf-8")
