@@ -125,15 +125,11 @@ class DirectGrid(Grid):
         if submit is not None and self.backend.num_workers > 1:
             futures = [(m, submit(m, self.contexts[m.metadata.dst_node_id])) for m in messages]
             for msg, fut in futures:
-                if ABORT.is_set():
-                    raise Aborted("simulation interrupted")
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 replies.append(self._reply(msg, lambda f=fut, t=left: f.result(timeout=t)))
                 self._status(kind, len(replies), total)
             return replies
         for msg in messages:
-            if ABORT.is_set():
-                raise Aborted("simulation interrupted")
             if deadline is not None and time.monotonic() > deadline:
                 break
             ctx = self.contexts[msg.metadata.dst_node_id]
@@ -175,7 +171,6 @@ def run_direct(
     run = Run.create_empty(run_id=run_id)
     backend.build(app_fn)
     grid = DirectGrid(backend, num_nodes, run, on_status)
-    ABORT.clear()  # `ABORT.set()` from another thread still stops the run before its next client
     # The ServerApp and in-process clients run on the calling thread, which loaded the data too.
     # libgomp (torch's OpenMP) keeps one worker pool per thread that drives it, and once it
     # manages more threads than there are CPUs it cuts its spin-wait to 100 iterations, so its
