@@ -16,10 +16,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from fedlab.fairness_eval import client_payload, fairness_by_attribute, pooled_fairness, read_payload
-from fedlab.federation import setup_for
-from fedlab.metrics import group_effect
-from fedlab.training import LocalTrainSpec, accuracy, accuracy_of, predict, resolve_device, train_local
+from fedlab.federation.setup import setup_for
+from fedlab.learn.training import LocalTrainSpec, accuracy, accuracy_of, predict, resolve_device, train_local
+from fedlab.metrics.fairness import client_payload, fairness_by_attribute, pooled_fairness, read_payload
+from fedlab.metrics.group_effect import group_effect
 from server.sampling import is_eval_round, sample_clients
 
 

@@ -4,11 +4,11 @@
 
 Setup (as in the ANJANA Adult example, plus race and workclass): 45,222 complete rows, 8 QIs
 (age, education, marital-status, occupation, race, sex, native-country, workclass) with the
-ARX/ANJANA hierarchies shipped in audits/data, sensitive attribute = salary-class (binary, as in
+ARX/ANJANA hierarchies shipped in audits/datasets/data, sensitive attribute = salary-class (binary, as in
 the ANJANA example), 20 % suppression allowed. Models: k in {2, 10, 100}; k=10 + distinct l=2;
 k=10 + t=0.5 (equal distance). Every tool gets the same table and hierarchies; loss is fedlab's
-NCP (see audits/anonymize/metrics.py) computed on each tool's output, suppressed rows included,
-and "ok" re-verifies each output with audits.verify. Times are medians over the repeats.
+NCP (see audits/anonymity/loss.py) computed on each tool's output, suppressed rows included,
+and "ok" re-verifies each output with audits.anonymity.verify. Times are medians over the repeats.
 
 --data-dir: a folder with adult/adult.data and adult/adult.test (e.g. the shared reference data);
 default: the copy embedded in the package. Hierarchies always come from the package (they are the
@@ -29,11 +29,11 @@ from typing import Any
 
 import pandas as pd
 
-from audits.anonymize import PrivacyModel, anonymize
-from audits.anonymize.metrics import full_domain_loss
-from audits.datasets import Dataset, load_dataset
-from audits.schema import builtin_dir, builtin_schema
-from audits.verify import k_anonymity, l_diversity, t_closeness
+from audits.anonymity import PrivacyModel, anonymize
+from audits.anonymity.loss import full_domain_loss
+from audits.anonymity.verify import k_anonymity, l_diversity, t_closeness
+from audits.datasets.load import Dataset, load_dataset
+from audits.datasets.schema import builtin_dir, builtin_schema
 
 SENSITIVE = "salary-class"
 LIMIT = 0.2

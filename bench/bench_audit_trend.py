@@ -22,8 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from audits.grid import AuditGrid
-from audits.run import run_audit
+from audits.experiment.grid import AuditGrid
+from audits.experiment.run import run_audit
 
 PAPER = {  # privacy model -> (sex SPD, NCF) reported for Adult + XGBoost
     "baseline": (0.355, 0.23),

@@ -3,7 +3,7 @@
 Runs the same 2-client FedAvg job (digits: clients `original` + `rotated`, target
 `colour`) three ways and reports wall time and mean round time:
 
-* simulation: `fedlab.simulate.simulate` (default engine: fedlab's in-process runtime);
+* simulation: `fedlab.runs.simulate.simulate` (default engine: fedlab's in-process runtime);
 * deployed, TLS + SuperNode auth: `fedlab deploy local` (SuperLink + 2 SuperNodes as
   processes on 127.0.0.1, `flwr run`);
 * deployed, insecure: the same without TLS/auth, isolating the cost of encryption;
@@ -61,8 +61,8 @@ def _row(mode: str, wall: float, run_s: float, rounds: list[dict[str, Any]]) -> 
 
 
 def run_simulation(rounds: int, local_steps: int, out: Path, strategy: str = "fedavg") -> list[str]:
-    from fedlab.config import SimulationConfig
-    from fedlab.simulate import simulate
+    from fedlab.config.settings import SimulationConfig
+    from fedlab.runs.simulate import simulate
 
     cfg = SimulationConfig.model_validate(
         {

@@ -28,12 +28,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fedlab.config import load_simulation_config
-from fedlab.federation import setup_for
-from fedlab.models import build_model
-from fedlab.privacy import ClientDPRound, plan_client
-from fedlab.study import Cell, run_study, with_embedded_adult
-from fedlab.training import LocalTrainSpec, train_local
+from fedlab.config.settings import load_simulation_config
+from fedlab.federation.setup import setup_for
+from fedlab.learn.models import build_model
+from fedlab.learn.privacy import ClientDPRound, plan_client
+from fedlab.learn.training import LocalTrainSpec, train_local
+from fedlab.runs.study import Cell, run_study, with_embedded_adult
 
 
 def dp_cost(steps: int, repeats: int = 3) -> tuple[float, float, float]:

@@ -25,9 +25,9 @@ from _common import print_table
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from fedlab.config import load_simulation_config
-from fedlab.federation import setup_for
-from fedlab.sweep import run_sweep
+from fedlab.config.settings import load_simulation_config
+from fedlab.federation.setup import setup_for
+from fedlab.runs.sweep import run_sweep
 
 # Per-federation settings, sized to keep the whole benchmark to tens of minutes on 2 CPU cores.
 PRESETS = {

@@ -32,11 +32,11 @@ from bench_federation import PRESETS, pct, preset_overrides
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from fedlab import comparison
-from fedlab.config import load_simulation_config
-from fedlab.federation import setup_for
-from fedlab.stats import describe
-from fedlab.sweep import run_sweep
+from fedlab.config.settings import load_simulation_config
+from fedlab.federation.setup import setup_for
+from fedlab.metrics import comparison
+from fedlab.metrics.stats import describe
+from fedlab.runs.sweep import run_sweep
 
 VARIANTS = {
     "fedavg": ("fedavg", {}),

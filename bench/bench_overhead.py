@@ -26,11 +26,11 @@ from _common import median, print_table, timed
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from fedlab.config import load_simulation_config
-from fedlab.federation import setup_for
-from fedlab.metrics import group_effect
-from fedlab.simulate import simulate
-from fedlab.training import LocalTrainSpec, accuracy, resolve_device, train_local
+from fedlab.config.settings import load_simulation_config
+from fedlab.federation.setup import setup_for
+from fedlab.learn.training import LocalTrainSpec, accuracy, resolve_device, train_local
+from fedlab.metrics.group_effect import group_effect
+from fedlab.runs.simulate import simulate
 
 
 def plain_loop(cfg) -> float:

@@ -30,12 +30,12 @@ from _common import print_table
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from fedlab import comparison
-from fedlab.config import load_simulation_config
-from fedlab.federation import setup_for
-from fedlab.protocols import PROTOCOLS
-from fedlab.stats import describe, format_ratio
-from fedlab.sweep import run_sweep
+from fedlab.config.presets import PROTOCOLS
+from fedlab.config.settings import load_simulation_config
+from fedlab.federation.setup import setup_for
+from fedlab.metrics import comparison
+from fedlab.metrics.stats import describe, format_ratio
+from fedlab.runs.sweep import run_sweep
 
 # The paper's headline gains of FedKA over FedAvg (Sun, Chong & Ochiai 2022), mean over targets.
 PAPER_GAIN_PP = {"office-caltech10": 3.5, "digit-five": 8.8}

@@ -73,8 +73,8 @@ PHASES = (
 
 # -- one cell (child process) ---------------------------------------------------------
 def _config(cell: dict[str, Any]):
-    from fedlab.config import load_simulation_config
-    from fedlab.study import with_embedded_adult
+    from fedlab.config.settings import load_simulation_config
+    from fedlab.runs.study import with_embedded_adult
 
     n, k = cell["n"], cell["per_round"]
     over = {
@@ -127,9 +127,9 @@ def _instrument() -> _Timers:
     import flwr.serverapp.strategy.fedavg as fedavg_mod
 
     import clients.app as client_mod
-    import fedlab.fairness_eval as fair_mod
-    import server.domain_strategy as strategy_mod
-    from fedlab.engine import InProcessBackend
+    import fedlab.metrics.fairness as fair_mod
+    import server.strategies.domain as strategy_mod
+    from fedlab.runtime.backends import InProcessBackend
     from server.target import TargetDomain
     from server.weighted_average import WeightedAverage
 
@@ -152,7 +152,7 @@ def _instrument() -> _Timers:
 def _warm_imports() -> None:
     import clients.app  # noqa: F401
     import server.app  # noqa: F401
-    from fedlab.seeding import seed_everything
+    from fedlab.core.seeding import seed_everything
 
     seed_everything(0)
 
@@ -177,8 +177,8 @@ def _in_worker_thread(fn: Any, *args: Any) -> Any:
 
 
 def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    from fedlab.federation import setup_for
-    from fedlab.simulate import _threads_for, torch_threads
+    from fedlab.federation.setup import setup_for
+    from fedlab.runs.simulate import _threads_for, torch_threads
 
     cfg = _config(cell)
     setup = setup_for(cfg)  # data loaded before timing (both sides)
@@ -198,7 +198,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
             failed = int(phases.pop("failed clients", 0))
             phases["runtime"] = max(0.0, wall - sum(phases.values()))
         else:
-            from fedlab.simulate import simulate
+            from fedlab.runs.simulate import simulate
 
             timers = _instrument()
             with TemporaryDirectory() as tmp:
@@ -244,7 +244,7 @@ def link_state_cost(n_nodes: int, n_messages: int) -> float:
     from flwr.superlink.federation import NoOpFederationManager
     from flwr.superlink.grid import InMemoryGrid
 
-    from fedlab.flower_compat import set_task_identity
+    from fedlab.runtime.flower_compat import set_task_identity
 
     factory = LinkStateFactory(FLWR_IN_MEMORY_DB_NAME, NoOpFederationManager(), ObjectStoreFactory())
     state = factory.state()

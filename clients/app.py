@@ -3,7 +3,7 @@
 The server sends the full run config with every message, so a client needs nothing
 but its node config: in simulation ``partition-id`` selects its partition of the
 federation. The train handler runs the strategy's local objective (see
-`fedlab.training.train_local`); the evaluate handler scores the received global model
+`fedlab.learn.training.train_local`); the evaluate handler scores the received global model
 on the client's own held-out split.
 """
 
@@ -18,12 +18,11 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from clients.local_data import partition_for
-from fedlab.arrays import load_weights, record_state, state_record
-from fedlab.config import SimulationConfig
+from fedlab.config.settings import SimulationConfig
 from fedlab.data import ClientPartition
-from fedlab.federation import model_norm
-from fedlab.models import DomainDiscriminator, DomainModel, build_model
-from fedlab.training import (
+from fedlab.federation.setup import model_norm
+from fedlab.learn.models import DomainDiscriminator, DomainModel, build_model
+from fedlab.learn.training import (
     LocalTrainSpec,
     accuracy_of,
     capped_steps,
@@ -31,6 +30,7 @@ from fedlab.training import (
     resolve_device,
     train_local,
 )
+from fedlab.wire.arrays import load_weights, record_state, state_record
 
 CONFIG_KEY = "fedlab-config"
 EMBEDDINGS_KEY = "target-embeddings"
@@ -216,8 +216,8 @@ def _train_private(
     target_emb: np.ndarray | None,
     global_params: list | None,
 ) -> Message:
-    """DP-SGD round (see `fedlab.privacy`): Opacus optimizer, Poisson batches, ε accumulated in state."""
-    from fedlab.privacy import client_dp_round, save_history
+    """DP-SGD round (`fedlab.learn.privacy`): Opacus optimizer, Poisson batches, ε kept in state."""
+    from fedlab.learn.privacy import client_dp_round, save_history
 
     dp = client_dp_round(cfg, model, len(part.y_train), context.state, global_params)
     exhausted = dp.would_exceed_budget()
@@ -284,7 +284,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     )
     content = RecordDict({"metrics": metrics, "info": _info(part)})
     if fair:
-        from fedlab.fairness_eval import client_payload
+        from fedlab.metrics.fairness import client_payload
 
         payload = client_payload(part.y_test, y_pred, part.groups_test, protected)
         content[FAIRNESS_KEY] = ConfigRecord({"json": payload})
@@ -295,6 +295,6 @@ def _protected(cfg: SimulationConfig, target: str) -> dict[str, str]:
     """Protected attributes and privileged values of the run's (tabular) federation."""
     if cfg.federation.name != "tabular":
         return {}
-    from fedlab.federation import setup_for
+    from fedlab.federation.setup import setup_for
 
     return dict(setup_for(cfg, target).fed.protected)

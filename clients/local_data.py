@@ -1,7 +1,7 @@
 """Where a client's data comes from: the simulation's partition, or the node's own files.
 
 Simulation: Flower sets ``partition-id`` in the node config and the client takes that
-partition of the federation (`fedlab.federation.setup_for`). Deployment: a SuperNode is
+partition of the federation (`fedlab.federation.setup.setup_for`). Deployment: a SuperNode is
 started with ``--node-config "domain=NAME [data-path=FILE] [client-id=N]"``:
 
 * ``data-path`` to an ``.npz`` with ``x_train, y_train, x_test, y_test`` (what
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from fedlab.config import SimulationConfig
+from fedlab.config.settings import SimulationConfig
+from fedlab.core.errors import DataError
 from fedlab.data import ClientPartition, load_federation, prepare
-from fedlab.errors import DataError
-from fedlab.federation import setup_for
+from fedlab.federation.setup import setup_for
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -96,7 +96,7 @@ def export_domain(path: Path, partition: ClientPartition) -> None:
     """Write a partition as the .npz a deployed node reads via ``data-path``."""
     import io
 
-    from fedlab.rundir import write_bytes_atomic
+    from fedlab.core.rundir import write_bytes_atomic
 
     buf = io.BytesIO()
     np.savez_compressed(

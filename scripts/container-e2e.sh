@@ -171,7 +171,7 @@ import sys
 from pathlib import Path
 
 from clients.local_data import export_domain, partition_for
-from fedlab.config import SimulationConfig
+from fedlab.config.settings import SimulationConfig
 
 out, target, seed, domains = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 cfg = SimulationConfig.model_validate({"seed": seed, "training": {"target": target}})

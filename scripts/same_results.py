@@ -40,7 +40,9 @@ CELLS: dict[str, list[str]] = {
         f"digits-{s}": ["simulate", "--strategy", s, *FAST]
         for s in ("fedavg", "fedprox", "fdan", "fdann", "fedka", "fedka-novote")
     },
-    "digits-fedka-process": ["simulate", "--strategy", "fedka", "--engine", "process", "--workers", "2", *FAST],
+    "digits-fedka-process": [
+        "simulate", "--strategy", "fedka", "--engine", "process", "--workers", "2", *FAST,
+    ],
     "digits-fedka-flower": ["simulate", "--strategy", "fedka", "--engine", "flower", *FAST],
     "digits-sampled": [
         "simulate", "--strategy", "fedka", "--rounds", "3", "--local-steps", "3", "--seed", "1",
@@ -53,7 +55,9 @@ CELLS: dict[str, list[str]] = {
         "simulate", *TAB, "--strategy", "fedavg", "--dp", "--dp-mode", "central",
         "--noise-multiplier", "0.5", *FAST,
     ],
-    "sweep-digits": ["simulate", "--strategy", "fedavg,fedka", "--seeds", "0,1", "--rounds", "2", "--local-steps", "2"],
+    "sweep-digits": [
+        "simulate", "--strategy", "fedavg,fedka", "--seeds", "0,1", "--rounds", "2", "--local-steps", "2",
+    ],
     "study-adult": [
         "study", "--strategies", "fedavg", "--epsilons", "none,3", "--anonymize", "none,k=10",
         "--seeds", "0", "--rounds", "2", "--local-steps", "3", "--max-per-domain", "300",
@@ -75,7 +79,8 @@ def _digest(data: bytes) -> str:
 
 def _file_print(path: Path) -> str:
     if path.suffix == ".jsonl":
-        lines = [json.dumps(_strip(json.loads(x)), sort_keys=True) for x in path.read_text().splitlines() if x]
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x]
+        lines = [json.dumps(_strip(row), sort_keys=True) for row in rows]
         return _digest("\n".join(lines).encode())
     if path.suffix == ".json":
         return _digest(json.dumps(_strip(json.loads(path.read_text())), sort_keys=True).encode())
@@ -115,7 +120,8 @@ def adult_csv(tmp: Path) -> Path:
     for name in ("adult.data.gz", "adult.test.gz"):
         (gz,) = [p for p in (ROOT / "audits").rglob(name) if ".venv" not in p.parts]
         with gzip.open(gz, "rt", encoding="utf-8") as fh:
-            chunks.append("\n".join(ln for ln in fh.read().splitlines() if ln.strip() and not ln.startswith("|")))
+            rows = [ln for ln in fh.read().splitlines() if ln.strip() and not ln.startswith("|")]
+            chunks.append("\n".join(rows))
     path.write_text("\n".join(chunks) + "\n", encoding="utf-8")
     config = f'[federation]\nname = "tabular"\ncsv = "{path}"\nmax_per_domain = 400\n'
     (tmp / "tabular.toml").write_text(config, encoding="utf-8")
@@ -160,7 +166,8 @@ def main() -> int:
                     verdict = f"identical ({len(before)} files)"
                 else:
                     different += 1
-                    changed = sorted(k for k in set(before) | set(prints[name]) if before.get(k) != prints[name].get(k))
+                    now = prints[name]
+                    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
                     verdict = "DIFFERENT: " + ", ".join(changed[:6])
                 print(f"{name:24s} {verdict}", flush=True)
             else:

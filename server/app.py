@@ -23,9 +23,8 @@ from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid, ServerApp
 
 from fedlab import __version__
-from fedlab.config import SimulationConfig
-from fedlab.federation import setup_for
-from fedlab.rundir import (
+from fedlab.config.settings import SimulationConfig
+from fedlab.core.rundir import (
     append_jsonl,
     atomic_run_dir,
     default_run_name,
@@ -33,11 +32,12 @@ from fedlab.rundir import (
     write_json_atomic,
     write_text_atomic,
 )
-from fedlab.seeding import seed_everything
-from fedlab.training import resolve_device
-from server.domain_strategy import RoundCallback
+from fedlab.core.seeding import seed_everything
+from fedlab.federation.setup import setup_for
+from fedlab.learn.training import resolve_device
 from server.replies import ReplyTracker
-from server.strategies import build_strategy
+from server.strategies.domain import RoundCallback
+from server.strategies.registry import build_strategy
 from server.target import TargetDomain
 
 CONFIG_KEY = "fedlab-config"
@@ -92,13 +92,13 @@ def run_federation(
         strategy.fairness_target = (dom.groups_test, dict(setup.fed.protected))
     runner: Any = strategy
     if cfg.dp.enabled and cfg.dp.mode == "central":
-        from fedlab.privacy import central_dp_strategy
+        from fedlab.learn.privacy import central_dp_strategy
 
         runner = central_dp_strategy(strategy, cfg, n_clients)
     torch.manual_seed(cfg.seed)
     initial = setup.new_model()
     if cfg.dp.enabled:
-        from fedlab.privacy import validate_model
+        from fedlab.learn.privacy import validate_model
 
         validate_model(initial)
     shared = {CONFIG_KEY: cfg.model_dump_json(), "target": setup.target, "num-classes": setup.fed.num_classes}
@@ -215,7 +215,7 @@ def make_server_app(
 ) -> ServerApp:
     """A ServerApp bound to one config and output directory (used by `fedlab simulate`).
 
-    `grid_wrapper(grid)` wraps the runtime's grid (e.g. `fedlab.runtime.AbortableGrid`)."""
+    `grid_wrapper(grid)` wraps the runtime's grid (e.g. `fedlab.runtime.direct.AbortableGrid`)."""
     server_app = ServerApp()
     outcome: dict[str, Any] = {}
 

@@ -22,7 +22,7 @@ from typing import Any
 from flwr.app import Message
 from flwr.common.logger import log as flwr_log
 
-from server.domain_strategy import _client_name
+from server.strategies.domain import _client_name
 
 REASON_CHARS = 300
 

@@ -4,7 +4,7 @@ Why seeded sampling needs a handshake: the Grid addresses SuperNodes by node id,
 are random per run (Flower draws them), so sampling node ids would not repeat across runs. The
 server therefore asks every node once which client (partition) it holds — a tiny ``query``
 message — and samples *client ids* with ``rng([seed, round, 0x5A4D])``: the same seed gives
-the same clients in every round on every engine. fedlab's own runtime (`fedlab.runtime`) knows
+the same clients in every round on every engine. fedlab's own runtime (`fedlab.runtime.direct`) knows
 which partition each node serves, so there the server reads the mapping instead of asking
 (`server.app.run_federation`); the answer is the same. Without sampling (``clients_per_round`` 0 or
 ≥ N) no handshake is sent and every client trains every round, exactly as before.
@@ -28,7 +28,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from fedlab.grid_view import GridView
+from fedlab.runtime.grid_view import GridView
 
 SAMPLING_STREAM = 0x5A4D
 

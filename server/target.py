@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord
 
-from fedlab.arrays import load_weights, record_state, torch_state
-from fedlab.models import DomainModel
-from fedlab.seeding import seed_torch
-from fedlab.training import accuracy_of, adapt_batchnorm, embed, predict, predict_logits
+from fedlab.core.seeding import seed_torch
+from fedlab.learn.models import DomainModel
+from fedlab.learn.training import accuracy_of, adapt_batchnorm, embed, predict, predict_logits
+from fedlab.wire.arrays import load_weights, record_state, torch_state
 
 
 @dataclass
@@ -35,7 +35,7 @@ class TargetDomain:
     _scratch: DomainModel | None = field(default=None, init=False, repr=False)
 
     def model_from(self, arrays: ArrayRecord | Mapping[str, np.ndarray]) -> DomainModel:
-        """`arrays` (a record, or its arrays already decoded by `fedlab.arrays.record_numpy`)
+        """`arrays` (a record, or its arrays already decoded by `fedlab.wire.arrays.record_numpy`)
         loaded into the server's one scratch model: every parameter and buffer is overwritten,
         so it is reused instead of built and initialised per returned model (at 100s of clients
         a round that was a measurable share of it). The model is valid until the next call —

@@ -3,7 +3,7 @@
 Why not Flower's `aggregate_arrayrecords`: it decodes every reply's arrays itself
 (`Array.numpy()`, which parses each ``.npy`` header), while fedlab decodes every reply anyway to
 score the returned model on the target (Group Effect). `WeightedAverage` takes the arrays already
-decoded (`fedlab.arrays`), so a reply is decoded once and held decoded only for its turn. The
+decoded (`fedlab.wire.arrays`), so a reply is decoded once and held decoded only for its turn. The
 arithmetic is Flower's, step for step: factor = w / Σw as Python numbers, ``value * factor``
 summed in place in reply order (float32 weights stay float32, integer buffers become float64),
 encoded as `Array(np.asarray(sum))` does; the record is bitwise the one `aggregate_arrayrecords`
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord
 
-from fedlab.arrays import state_record
+from fedlab.wire.arrays import state_record
 
 
 class WeightedAverage:

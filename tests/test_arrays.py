@@ -1,6 +1,6 @@
 """The fast weights <-> ArrayRecord path gives exactly what Flower's own conversion gives.
 
-`fedlab.arrays` caches the ``.npy`` header work, `server.weighted_average` averages decoded
+`fedlab.wire.arrays` caches the ``.npy`` header work, `server.weighted_average` averages decoded
 replies: the bytes, arrays and averages must be bitwise the ones Flower produces, or the
 simulation's numbers would change with the speed-up.
 """
@@ -13,14 +13,14 @@ import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
-from fedlab.arrays import decode, encode, load_weights, record_numpy, record_state, state_record
-from fedlab.config import load_simulation_config
-from fedlab.federation import setup_for
-from fedlab.flower_compat import set_task_identity
-from fedlab.models import build_model
-from server.domain_strategy import DomainAwareMixin
-from server.fedavg import DomainFedAvg
-from server.fedprox import DomainFedProx
+from fedlab.config.settings import load_simulation_config
+from fedlab.federation.setup import setup_for
+from fedlab.learn.models import build_model
+from fedlab.runtime.flower_compat import set_task_identity
+from fedlab.wire.arrays import decode, encode, load_weights, record_numpy, record_state, state_record
+from server.strategies.domain import DomainAwareMixin
+from server.strategies.fedavg import DomainFedAvg
+from server.strategies.fedprox import DomainFedProx
 from server.weighted_average import WeightedAverage, consistent
 
 RNG = np.random.default_rng(0)

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audits.anonymize import ALGORITHMS, AnonymizationResult, PrivacyModel, anonymize
-from audits.anonymize.encoding import encode
-from audits.hierarchy import Hierarchy
-from audits.verify import k_anonymity, l_diversity, t_closeness
-from fedlab.errors import ConfigError, DataError, FedlabError
+from audits.anonymity import ALGORITHMS, AnonymizationResult, PrivacyModel, anonymize
+from audits.anonymity.encoding import encode
+from audits.anonymity.hierarchy import Hierarchy
+from audits.anonymity.verify import k_anonymity, l_diversity, t_closeness
+from fedlab.core.errors import ConfigError, DataError, FedlabError
 
 QIS = ["age", "city", "sex"]
 HIER = {
@@ -152,7 +152,7 @@ def test_transform_on_test_split(algorithm: str) -> None:
 
 
 def test_adult_optimal_end_to_end() -> None:
-    from audits.datasets import load_dataset
+    from audits.datasets.load import load_dataset
 
     ds = load_dataset("adult")
     qis = ds.schema.quasi_identifiers

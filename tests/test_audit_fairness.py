@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audits.fairness import FAIRNESS_KEYS, group_fairness
+from audits.measures.fairness import FAIRNESS_KEYS, group_fairness
 
 # Privileged "M": y = 1 0 1 0, ŷ = 1 1 1 0  -> SR 3/4, TPR 2/2, FPR 1/2, PPV 2/3, ACC 3/4
 # Unprivileged F,F,W,W: y = 1 1 0 0, ŷ = 0 1 0 0 -> SR 1/4, TPR 1/2, FPR 0/2, PPV 1/1, ACC 3/4

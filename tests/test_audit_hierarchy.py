@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import shared_file
 
-from audits.hierarchy import Hierarchy
-from fedlab.errors import DataError
+from audits.anonymity.hierarchy import Hierarchy
+from fedlab.core.errors import DataError
 
 
 def test_real_adult_age_csv() -> None:

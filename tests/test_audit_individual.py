@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audits.individual import INDIVIDUAL_KEYS, consistency, individual_fairness, ncf, neighbours
+from audits.measures.individual import INDIVIDUAL_KEYS, consistency, individual_fairness, ncf, neighbours
 
 # Points on a line: 0, 1, 2, 10, 11. With k=1 the nearest neighbours are
 # 0->1, 1->0 or 2 (tie, both distance 1), 2->1, 10->11, 11->10.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from audits.feasibility import check_privacy_feasible
-from fedlab.errors import DataError
+from audits.anonymity.feasibility import check_privacy_feasible
+from fedlab.core.errors import DataError
 from tests.test_audit_protocol import _tiny
 from tests.test_audit_run import ROWS, _main
 

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audits import paper_metrics as pm
-from audits.attribution import attribution_table
-from audits.compare import compare, read_published
-from audits.datasets import load_dataset
-from audits.hierarchy import Hierarchy
-from audits.paper_run import PaperGrid, prepare, run_grid
-from audits.protocol import ProtocolSettings, as_text, encode
-from audits.schema import load_schema
-from fedlab.errors import DataError
+from audits.anonymity.hierarchy import Hierarchy
+from audits.datasets.load import load_dataset
+from audits.datasets.schema import load_schema
+from audits.reproductions.arcolezi2025 import paper_metrics as pm
+from audits.reproductions.arcolezi2025.attribution import attribution_table
+from audits.reproductions.arcolezi2025.cells import ProtocolSettings, as_text, encode
+from audits.reproductions.arcolezi2025.compare import compare, read_published
+from audits.reproductions.arcolezi2025.grid_run import PaperGrid, prepare, run_grid
+from fedlab.core.errors import DataError
 from tests.conftest import shared_file
 
-SCHEMA = Path(__file__).resolve().parents[1] / "audits" / "data" / "compas_arcolezi2025.toml"
+SCHEMA = Path(__file__).resolve().parents[1] / "audits" / "datasets" / "data" / "compas_arcolezi2025.toml"
 
 
 def test_intervals_follow_the_paper_and_need_not_nest() -> None:
@@ -155,9 +155,9 @@ def test_compas_k1_equals_published_rows(shared_data: Path) -> None:
 
 
 def test_switches_and_report_of_a_protocol_run(tmp_path: Path) -> None:
-    from audits.switches import run_switches, switch_table
+    from audits.reproductions.arcolezi2025.switches import run_switches, switch_table
+    from fedlab.core.rundir import write_json_atomic
     from fedlab.report import write_report
-    from fedlab.rundir import write_json_atomic
 
     csv, schema = _tiny(tmp_path)
     st = ProtocolSettings(classifier="logreg")
@@ -188,7 +188,7 @@ def test_chained_hierarchy_follows_each_nodes_first_leaf() -> None:
 
 
 def test_anjana_l_step_generalizes_until_every_class_is_diverse() -> None:
-    from audits.anjana_steps import continue_greedy
+    from audits.reproductions.arcolezi2025.anjana_steps import continue_greedy
 
     rng = np.random.default_rng(3)
     train = pd.DataFrame({"a": rng.integers(0, 40, 400), "b": rng.choice(["u", "v"], 400)})

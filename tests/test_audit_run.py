@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import audits.run as audit_run
-from audits.grid import AuditGrid
-from audits.results import checkpoint_dir
-from audits.run import run_audit
-from fedlab.errors import FedlabError
+import audits.experiment.run as audit_run
+from audits.experiment.grid import AuditGrid
+from audits.experiment.results import checkpoint_dir
+from audits.experiment.run import run_audit
+from fedlab.core.errors import FedlabError
 
 ROWS = 1500  # Adult subsample: big enough for k=10 and 2-diversity, small enough for seconds
 
@@ -165,8 +165,8 @@ def test_resume_with_other_settings_is_refused(finished: Path, tmp_path: Path) -
 
 
 def test_per_client_mode_on_user_csv(tmp_path: Path) -> None:
-    from audits.datasets import load_dataset
-    from audits.schema import builtin_dir
+    from audits.datasets.load import load_dataset
+    from audits.datasets.schema import builtin_dir
 
     frame = load_dataset("adult").frame.sample(1600, random_state=0)
     frame["site"] = np.where(np.arange(len(frame)) % 2 == 0, "north", "south")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from audits.datasets import load_dataset
-from audits.schema import Schema, builtin_schema, load_schema
-from fedlab.errors import ConfigError, DataError
+from audits.datasets.load import load_dataset
+from audits.datasets.schema import Schema, builtin_schema, load_schema
+from fedlab.core.errors import ConfigError, DataError
 
 
 def test_builtin_schemas_are_valid() -> None:

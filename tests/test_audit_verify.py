@@ -9,9 +9,9 @@ import pandas as pd
 import pycanon.anonymity as pc
 import pytest
 
-from audits.hierarchy import Hierarchy
-from audits.verify import equivalence_classes, k_anonymity, l_diversity, t_closeness
-from fedlab.errors import ConfigError, DataError
+from audits.anonymity.hierarchy import Hierarchy
+from audits.anonymity.verify import equivalence_classes, k_anonymity, l_diversity, t_closeness
+from fedlab.core.errors import ConfigError, DataError
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_random_tables_agree_with_pycanon(seed: int) -> None:
 
 
 def test_adult_subsets_agree_with_pycanon(shared_data) -> None:  # type: ignore[no-untyped-def]
-    from audits.datasets import load_dataset
+    from audits.datasets.load import load_dataset
 
     ds = load_dataset("adult")
     qis = ["age", "education", "sex", "race"]
@@ -140,7 +140,7 @@ def test_adult_subsets_agree_with_pycanon(shared_data) -> None:  # type: ignore[
 def test_full_adult_verification_is_fast() -> None:
     import time
 
-    from audits.datasets import load_dataset
+    from audits.datasets.load import load_dataset
 
     ds = load_dataset("adult")
     qis = ds.schema.quasi_identifiers

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from fedlab.metrics import group_effect, mean_std
-from fedlab.mmd import gaussian_kernel_matrix, mk_mmd, ramp
-from fedlab.voting import confidence_of, majority_vote, select_class_balanced
+from fedlab.learn.mmd import gaussian_kernel_matrix, mk_mmd, ramp
+from fedlab.learn.voting import confidence_of, majority_vote, select_class_balanced
+from fedlab.metrics.group_effect import group_effect, mean_std
 
 
 def test_mmd_identical_samples_is_zero() -> None:

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from fedlab.models import DigitCNN, DomainDiscriminator, FeatureMLP, grad_reverse
-from fedlab.training import LocalTrainSpec, accuracy, adapt_batchnorm, embed, finetune_pseudo, train_local
+from fedlab.learn.models import DigitCNN, DomainDiscriminator, FeatureMLP, grad_reverse
+from fedlab.learn.training import (
+    LocalTrainSpec,
+    accuracy,
+    adapt_batchnorm,
+    embed,
+    finetune_pseudo,
+    train_local,
+)
 
 CPU = torch.device("cpu")
 

@@ -13,10 +13,10 @@ import pytest
 import scipy.io
 from conftest import shared_file
 
-from fedlab.config import FederationConfig
+from fedlab.config.settings import FederationConfig
+from fedlab.core.errors import DataError
 from fedlab.data import clear_cache, load_federation, make_clients, prepare
 from fedlab.data.base import FederationData
-from fedlab.errors import DataError
 
 # -- helpers --------------------------------------------------------------------------------
 

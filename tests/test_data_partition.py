@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedlab.config import FederationConfig
+from fedlab.config.settings import FederationConfig
+from fedlab.core.errors import DataError
 from fedlab.data import load_federation, make_clients
 from fedlab.data.partition import (
     dirichlet_label_split,
@@ -13,7 +14,6 @@ from fedlab.data.partition import (
     iid_split,
     split_by_proportions,
 )
-from fedlab.errors import DataError
 
 
 def _labels(n: int = 2000, classes: int = 10, seed: int = 0) -> np.ndarray:

@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from fedlab.core.errors import FedlabError
 from fedlab.deploy.certs import generate_certs, generate_node_keys, load_node_private_key
 from fedlab.deploy.local import LocalOptions, run_local
 from fedlab.deploy.network import HOST, check_tls, free_ports
 from fedlab.deploy.processes import Processes, tagged_pids
 from fedlab.deploy.rounds import NodeIdSink, RoundReport
-from fedlab.errors import FedlabError
 
 BIN = Path(sys.executable).parent
 FLWR_ENV = {

@@ -1,4 +1,4 @@
-"""DP settings, calibration and accounting (`fedlab.privacy`), without running a federation."""
+"""DP settings, calibration and accounting (`fedlab.learn.privacy`), without running a federation."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from flwr.app import RecordDict
 from opacus.accountants import RDPAccountant
 
-from fedlab.config import load_simulation_config
-from fedlab.errors import ConfigError
-from fedlab.models import build_model
-from fedlab.privacy import (
+from fedlab.config.settings import load_simulation_config
+from fedlab.core.errors import ConfigError
+from fedlab.learn.models import build_model
+from fedlab.learn.privacy import (
     ProxSGD,
     central_epsilon,
     check_dp,
@@ -23,7 +23,7 @@ from fedlab.privacy import (
     sample_rate,
     save_history,
 )
-from fedlab.training import LocalTrainSpec, train_local
+from fedlab.learn.training import LocalTrainSpec, train_local
 
 ON = {"dp.enabled": True}
 
@@ -163,7 +163,7 @@ def test_prox_term_added_after_privatization() -> None:
 
 
 def test_group_norm_model_builds_for_every_kind_and_validates() -> None:
-    from fedlab.privacy import validate_model
+    from fedlab.learn.privacy import validate_model
 
     for kind, shape in [("vector", (95,)), ("image", (3, 28, 28))]:
         validate_model(build_model(kind, shape, 2, norm="group"))

@@ -1,4 +1,4 @@
-"""The count-based fairness fast path gives exactly fairlearn's numbers (`audits.fairness`)."""
+"""The count-based fairness fast path gives exactly fairlearn's numbers (`audits.measures.fairness`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audits.fairness import group_fairness
-from fedlab import fairness_eval
-from fedlab.group_rates import group_fairness_fast
+from audits.measures.fairness import group_fairness
+from fedlab.metrics import fairness as fairness_eval
+from fedlab.metrics.group_rates import group_fairness_fast
 
 
 def _same(a: float | None, b: float | None) -> bool:
@@ -53,9 +53,9 @@ def _reference_client(y, p, groups, protected):
 @pytest.mark.slow
 def test_adult_clients_same_numbers_as_fairlearn(tmp_path) -> None:
     """Real Adult partitions (100 clients) and a model's predictions: per client and pooled."""
-    from fedlab.config import load_simulation_config
-    from fedlab.federation import setup_for
-    from fedlab.study import with_embedded_adult
+    from fedlab.config.settings import load_simulation_config
+    from fedlab.federation.setup import setup_for
+    from fedlab.runs.study import with_embedded_adult
 
     cfg = with_embedded_adult(
         load_simulation_config(None, {"federation.clients_per_domain": 25}), tmp_path / "cache"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fedlab.rundir import OWNER_LOCK, atomic_run_dir, remove_stale_partials
+from fedlab.core.rundir import OWNER_LOCK, atomic_run_dir, remove_stale_partials
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "PYTHONPATH": str(ROOT)}
@@ -111,7 +111,7 @@ def test_stale_partial_removed_live_one_kept(tmp_path) -> None:
 
 def test_sigkilled_run_is_cleaned_at_next_start(tmp_path) -> None:
     code = (
-        "import os,signal,sys;from pathlib import Path;from fedlab.rundir import atomic_run_dir\n"
+        "import os,signal,sys;from pathlib import Path;from fedlab.core.rundir import atomic_run_dir\n"
         "with atomic_run_dir(Path(sys.argv[1])) as w:\n"
         "    (w/'half.txt').write_text('x'); print('in',flush=True); os.kill(os.getpid(), signal.SIGKILL)\n"
     )

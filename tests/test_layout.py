@@ -152,13 +152,13 @@ def test_every_module_says_what_it_holds(package: str) -> None:
 # Layers (ARCHITECTURE.md): entry points above the Flower apps above the core library.
 ENTRY_POINTS = (
     "fedlab.cli",
-    "fedlab.simulate",
-    "fedlab.sweep",
-    "fedlab.study",
+    "fedlab.runs.simulate",
+    "fedlab.runs.sweep",
+    "fedlab.runs.study",
     "fedlab.deploy",
     "fedlab.report",
 )
-AUDITS_MAY_USE = {"fedlab", "fedlab.errors", "fedlab.rundir"}
+AUDITS_MAY_USE = {"fedlab", "fedlab.core.errors", "fedlab.core.rundir"}
 
 
 def _under(module: str, prefixes: tuple[str, ...]) -> bool:

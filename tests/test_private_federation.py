@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from fedlab.config import load_simulation_config
-from fedlab.privacy import epsilon, sample_rate
-from fedlab.simulate import simulate
+from fedlab.config.settings import load_simulation_config
+from fedlab.learn.privacy import epsilon, sample_rate
+from fedlab.runs.simulate import simulate
 
 SMALL_DIGITS = {
     "training.strategy": "fedavg",
@@ -27,7 +27,7 @@ SMALL_DIGITS = {
 
 @pytest.mark.slow
 def test_dp_run_accumulates_epsilon_and_stops_exhausted_clients(tmp_path) -> None:
-    from fedlab.federation import setup_for
+    from fedlab.federation.setup import setup_for
 
     cfg = load_simulation_config(None, SMALL_DIGITS)
     sizes = {len(c.y_train) for c in setup_for(cfg).clients}
@@ -55,7 +55,7 @@ def test_dp_run_accumulates_epsilon_and_stops_exhausted_clients(tmp_path) -> Non
 
 def test_private_anonymized_tabular_run_with_fairness_and_budget(tmp_path) -> None:
     """One short Adult run: local k=10, DP-SGD until the budget is spent, fairness every round."""
-    from fedlab.study import embedded_adult_csv
+    from fedlab.runs.study import embedded_adult_csv
 
     sigma, delta = 1.0, 1e-3
     two_rounds = epsilon([(sigma, 1.0, 4)], delta)  # batch >= rows: every client samples at q = 1
@@ -95,7 +95,7 @@ def test_private_anonymized_tabular_run_with_fairness_and_budget(tmp_path) -> No
 
 def _adult_raw(tmp_path, max_rows: int = 300):
     from fedlab.data import load_federation
-    from fedlab.study import embedded_adult_csv
+    from fedlab.runs.study import embedded_adult_csv
 
     csv = embedded_adult_csv(tmp_path)
     cfg = load_simulation_config(
@@ -111,8 +111,8 @@ def _adult_raw(tmp_path, max_rows: int = 300):
 
 
 def test_anonymizing_clients_are_k_anonymous_and_share_one_encoding(tmp_path) -> None:
-    from audits.verify import k_anonymity
-    from fedlab.anonymize_clients import anonymize_federation, build_hierarchies
+    from audits.anonymity.verify import k_anonymity
+    from fedlab.federation.anonymize import anonymize_federation, build_hierarchies
 
     cfg, raw = _adult_raw(tmp_path)
     anon = anonymize_federation(raw, "", cfg)
@@ -132,7 +132,7 @@ def test_anonymizing_clients_are_k_anonymous_and_share_one_encoding(tmp_path) ->
 
 
 def test_generalized_values_encode_as_leaf_distributions(tmp_path) -> None:
-    from fedlab.anonymize_clients import GeneralizedEncoder, build_hierarchies
+    from fedlab.federation.anonymize import GeneralizedEncoder, build_hierarchies
 
     _, raw = _adult_raw(tmp_path)
     qis = ["age", "marital-status"]
@@ -154,8 +154,8 @@ def test_generalized_values_encode_as_leaf_distributions(tmp_path) -> None:
 
 
 def test_pooled_fairness_from_counts_equals_fairlearn_on_pooled_rows() -> None:
-    from audits.fairness import group_fairness
-    from fedlab.fairness_eval import group_counts, pooled_fairness
+    from audits.measures.fairness import group_fairness
+    from fedlab.metrics.fairness import group_counts, pooled_fairness
 
     rng = np.random.default_rng(0)
     parts = []
@@ -178,7 +178,7 @@ def test_pooled_fairness_from_counts_equals_fairlearn_on_pooled_rows() -> None:
 
 @pytest.mark.slow
 def test_central_dp_reports_user_level_epsilon(tmp_path) -> None:
-    from fedlab.privacy import central_epsilon
+    from fedlab.learn.privacy import central_epsilon
 
     cfg = load_simulation_config(
         None,

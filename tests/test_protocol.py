@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedlab.config import load_simulation_config
-from fedlab.errors import ConfigError
-from fedlab.protocols import PROTOCOLS
-from fedlab.training import LocalTrainSpec, capped_steps, make_optimizer
+from fedlab.config.presets import PROTOCOLS
+from fedlab.config.settings import load_simulation_config
+from fedlab.core.errors import ConfigError
+from fedlab.learn.training import LocalTrainSpec, capped_steps, make_optimizer
 
 
 def test_fedka2022_preset_values() -> None:
@@ -46,7 +46,7 @@ def test_adam_and_step_cap() -> None:
 
 
 def test_vote_rule_reaches_the_strategy() -> None:
-    from server.strategies import build_strategy
+    from server.strategies.registry import build_strategy
 
     cfg = load_simulation_config(None, {"training": {"strategy": "fedka", "vote_rule": "plurality"}})
     assert build_strategy(cfg, num_clients=3, target=None).vote_rule == "plurality"

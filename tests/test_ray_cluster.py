@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from fedlab.config import load_simulation_config
-from fedlab.simulate import simulate
+from fedlab.config.settings import load_simulation_config
+from fedlab.runs.simulate import simulate
 
 
 @pytest.mark.slow

@@ -19,9 +19,9 @@ import pytest
 import tomli_w
 
 from fedlab.report import build_report, render, write_report
+from fedlab.report.audit.risk import stats_from_sizes
 from fedlab.report.content import Report
 from fedlab.report.fmt import cell
-from fedlab.report.risk import stats_from_sizes
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = {"0:original": "original", "1:rotated": "rotated", "2:colour": "colour"}
@@ -113,7 +113,7 @@ def make_sim(
 
 
 def make_sweep(path: Path) -> Path:
-    from fedlab.sweep import aggregate_table, run_row
+    from fedlab.runs.sweep import aggregate_table, run_row
 
     path.mkdir(parents=True)
     rows = []

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from audits.results import _summarise
+from audits.experiment.results import _summarise
 from fedlab.cli.audit import _fmt
-from fedlab.report.model import build_report
+from fedlab.report.build import build_report
 from tests.test_report import make_audit
 
 

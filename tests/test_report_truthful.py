@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fedlab.report import audit_findings as fnd
+from fedlab.report.audit import findings as fnd
 from fedlab.report.content import Finding, Report, Section
-from fedlab.report.render_md import render_md
+from fedlab.report.render.markdown import render_md
 
 
 class _Cell:
@@ -85,7 +85,7 @@ def test_markdown_escapes_html_in_names() -> None:
 
 def test_dollar_and_backslash_names_do_not_crash_plots() -> None:
     from fedlab.report.content import Panel, PlotSpec, Series
-    from fedlab.report.plots import render_svg
+    from fedlab.report.render.plots import render_svg
 
     panel = Panel("SPD for $income\\ \\frac", "k", "$x$", [Series("a$b\\c", [1, 10], [0.1, 0.2])])
     svg = render_svg(PlotSpec("p", "title $", [panel]))

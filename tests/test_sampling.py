@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from fedlab.config import load_simulation_config
-from fedlab.errors import ConfigError
-from fedlab.flower_compat import check_flower_internals
-from fedlab.simulate import simulate
+from fedlab.config.settings import load_simulation_config
+from fedlab.core.errors import ConfigError
+from fedlab.runs.simulate import simulate
+from fedlab.runtime.flower_compat import check_flower_internals
 from server.sampling import is_eval_round, sample_clients
 
 SMALL = {
@@ -28,7 +28,7 @@ def _lines(run) -> list[dict]:
 
 
 def test_flower_internals_fedlab_relies_on_are_unchanged() -> None:
-    """Fails loudly when a Flower upgrade moves a name `fedlab.flower_compat` touches."""
+    """Fails loudly when a Flower upgrade moves a name `fedlab.runtime.flower_compat` touches."""
     assert check_flower_internals() == []
 
 
@@ -124,10 +124,10 @@ def test_direct_runtime_maps_nodes_to_clients_without_the_handshake(tmp_path, mo
 
     import server.sampling
     from clients.app import app
-    from fedlab.engine import InProcessBackend
-    from fedlab.federation import setup_for
-    from fedlab.flower_compat import set_task_identity
-    from fedlab.runtime import DirectGrid
+    from fedlab.federation.setup import setup_for
+    from fedlab.runtime.backends import InProcessBackend
+    from fedlab.runtime.direct import DirectGrid
+    from fedlab.runtime.flower_compat import set_task_identity
 
     cfg = load_simulation_config(None, SMALL)
     setup = setup_for(cfg)
@@ -172,7 +172,7 @@ def test_sampled_rounds_build_messages_only_for_the_sample(tmp_path, monkeypatch
 def test_fedka_numbers_do_not_depend_on_client_order(tmp_path, monkeypatch) -> None:
     """Clients run one after another in-process and in any order on a pool: the server's steps
     that draw random numbers (FedKA's target embeddings, dropout on) must not see the order."""
-    from fedlab.runtime import DirectGrid
+    from fedlab.runtime.direct import DirectGrid
 
     over = {"training.strategy": "fedka", "training.rounds": 2, "federation.clients_per_domain": 1}
     cfg = load_simulation_config(None, {**SMALL, **over})

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from fedlab.config import load_simulation_config
-from fedlab.federation import setup_for
-from fedlab.models import FeatureMLP
-from fedlab.study import embedded_adult_csv
-from fedlab.training import LocalTrainSpec, train_local
+from fedlab.config.settings import load_simulation_config
+from fedlab.federation.setup import setup_for
+from fedlab.learn.models import FeatureMLP
+from fedlab.learn.training import LocalTrainSpec, train_local
+from fedlab.runs.study import embedded_adult_csv
 
 SPEC = LocalTrainSpec(mode="ce", steps=2, batch_size=8, lr=0.1)
 

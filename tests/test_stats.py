@@ -1,4 +1,4 @@
-"""Paired statistics (fedlab.stats, fedlab.comparison): exact values on known inputs."""
+"""Paired statistics (fedlab.metrics.stats, fedlab.metrics.comparison): exact values on known inputs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import math
 import pandas as pd
 import pytest
 
-from fedlab import comparison
-from fedlab.stats import bootstrap_ratio, format_ratio, paired_difference, t_critical, t_interval, verdict
+from fedlab.metrics import comparison
+from fedlab.metrics.stats import (
+    bootstrap_ratio,
+    format_ratio,
+    paired_difference,
+    t_critical,
+    t_interval,
+    verdict,
+)
 
 
 def test_t_interval_exact_on_known_values() -> None:
@@ -109,7 +116,7 @@ def test_compare_without_baseline_is_empty() -> None:
 
 
 def test_describe_formats_interval_and_wins() -> None:
-    from fedlab.stats import describe
+    from fedlab.metrics.stats import describe
 
     iv = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
     assert describe(iv) == "+3.0 pp [+1.0, +5.0], 5/5 wins"
@@ -118,8 +125,8 @@ def test_describe_formats_interval_and_wins() -> None:
 
 
 def test_sweep_summary_rows_are_strict_json_with_unbounded_ratios() -> None:
-    from fedlab.rundir import dumps
-    from fedlab.sweep import json_records
+    from fedlab.core.rundir import dumps
+    from fedlab.runs.sweep import json_records
 
     cells = comparison.compare(_runs())
     frame = comparison.comparison_frame(cells)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from fedlab.cli.study import parse_anonymizations, parse_epsilons
-from fedlab.config import load_simulation_config
-from fedlab.errors import ConfigError
-from fedlab.study import COLUMNS, Cell, grid, run_study, with_embedded_adult
+from fedlab.config.settings import load_simulation_config
+from fedlab.core.errors import ConfigError
+from fedlab.runs.study import COLUMNS, Cell, grid, run_study, with_embedded_adult
 
 TINY = {
     "training.strategy": "fedavg",
@@ -61,7 +61,7 @@ def test_one_cell_study_writes_tidy_table_with_fairness_and_epsilon(tmp_path) ->
 
 
 def test_row_reads_a_run_summary(tmp_path) -> None:
-    from fedlab.study import aggregate, row
+    from fedlab.runs.study import aggregate, row
 
     summary = {
         "target": "Black",

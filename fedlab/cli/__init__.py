@@ -13,7 +13,7 @@ import sys
 import typer
 
 from fedlab import __version__
-from fedlab.errors import FedlabError
+from fedlab.core.errors import FedlabError
 
 app = typer.Typer(
     name="fedlab",
@@ -69,7 +69,7 @@ class _WarningLines(logging.Handler):
 
 
 def main() -> None:
-    from fedlab.interrupts import exit_code, exit_interrupted, install_signal_handlers
+    from fedlab.runtime.interrupts import exit_code, exit_interrupted, install_signal_handlers
 
     install_signal_handlers()  # SIGTERM behaves like Ctrl-C (exit 143)
     library_log = logging.getLogger("fedlab")

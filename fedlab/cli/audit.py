@@ -1,9 +1,9 @@
 """`fedlab audit`: run the privacy-vs-fairness grid from the command line.
 
-A thin layer: `audits.grid_options` forms the grid from the options (``--k`` alone runs
-k-anonymity cells only, ...) and `audits.run.run_audit` runs it; ``--protocol`` runs a published
-protocol through `audits.protocol_audit`. A run in which any cell fails is still written, but the
-command lists the failed cells and exits 1.
+A thin layer: `audits.experiment.options` forms the grid from the options (``--k`` alone runs
+k-anonymity cells only, ...) and `audits.experiment.run.run_audit` runs it; ``--protocol`` runs a published
+protocol through `audits.reproductions.arcolezi2025.audit`. A run in which any cell fails is
+still written, but the command lists the failed cells and exits 1.
 
 With no options it runs a small grid on the embedded Adult table (baseline, k=10, k=100,
 2-diversity, 0.5-closeness; optimal algorithm; HistGradientBoosting; 2 seeds) that takes
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from fedlab.errors import ConfigError
+from fedlab.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audits.protocol_audit import ProtocolRun
+    from audits.reproductions.arcolezi2025.audit import ProtocolRun
 
 
 def audit(
@@ -86,12 +86,12 @@ def audit(
     # FedlabError propagates: `fedlab.cli.main` prints it as one "error: ..." line and exits 2
     opts = locals()
     if protocol is None and config is not None:
-        from audits.grid import read_grid_file
-        from audits.protocol_audit import from_toml
+        from audits.experiment.grid import read_grid_file
+        from audits.reproductions.arcolezi2025.audit import from_toml
 
         opts = from_toml(opts, read_grid_file(config))
     if opts["protocol"] is not None:
-        from audits.protocol_audit import run_protocol
+        from audits.reproductions.arcolezi2025.audit import run_protocol
 
         typer.echo(f"run directory: {_report_protocol(run_protocol(opts))}")
         return
@@ -104,9 +104,9 @@ def audit(
 
 
 def _run(opts: dict[str, Any]) -> Path:
-    from audits.grid_options import grid_from_options
-    from audits.run import run_audit
-    from fedlab.rundir import default_run_name
+    from audits.experiment.options import grid_from_options
+    from audits.experiment.run import run_audit
+    from fedlab.core.rundir import default_run_name
 
     grid = grid_from_options(opts)
     if opts["resume"] and opts["out"] is None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
+from fedlab.core.errors import FedlabError
 from fedlab.deploy.certs import generate_certs, generate_node_keys
-from fedlab.errors import FedlabError
 
 deploy_app = typer.Typer(
     name="deploy",

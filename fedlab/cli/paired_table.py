@@ -1,4 +1,4 @@
-"""Console table of a sweep's paired comparison with FedAvg (see `fedlab.comparison`)."""
+"""Console table of a sweep's paired comparison with FedAvg (see `fedlab.metrics.comparison`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.table import Table
 
-from fedlab.comparison import METHODS
-from fedlab.stats import Interval, Ratio, describe, format_ratio, verdict
+from fedlab.metrics.comparison import METHODS
+from fedlab.metrics.stats import Interval, Ratio, describe, format_ratio, verdict
 
 
 def _ratio(r: Ratio) -> str:

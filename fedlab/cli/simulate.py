@@ -1,4 +1,4 @@
-"""`fedlab simulate`: thin CLI over `fedlab.simulate` (one run) and `fedlab.sweep` (several)."""
+"""`fedlab simulate`: thin CLI over `fedlab.runs.simulate` (one run) and `fedlab.runs.sweep` (several)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fedlab.cli.progress import console, progress_bar
-from fedlab.config import STRATEGIES, load_simulation_config
-from fedlab.errors import ConfigError
-from fedlab.rundir import default_run_name
+from fedlab.config.settings import STRATEGIES, load_simulation_config
+from fedlab.core.errors import ConfigError
+from fedlab.core.rundir import default_run_name
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -123,8 +123,8 @@ def simulate(
 
     started = time.monotonic()
     with console.status(f"loading {cfg.federation.name} and building clients…"):  # transient
-        from fedlab.federation import setup_for  # torch: imported only when a simulation runs
-        from fedlab.simulate import check_scale
+        from fedlab.federation.setup import setup_for  # torch: imported only when a simulation runs
+        from fedlab.runs.simulate import check_scale
 
         setup = setup_for(cfg)  # fail fast on data / target problems
     check_scale(cfg, len(setup.clients), flag=clients_per_round is not None)
@@ -134,7 +134,7 @@ def simulate(
         console.print(f"loaded {name}: {n} clients ({took:.1f} s)", markup=False)
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
-    from fedlab.sweep import run_seeds  # after setup_for, which loaded torch already
+    from fedlab.runs.sweep import run_seeds  # after setup_for, which loaded torch already
 
     cells = len(targets) * len(strategies)
     seed_list = run_seeds(seed_list, cfg.seed, cells)
@@ -231,7 +231,7 @@ def _round_status(record: dict[str, Any]) -> str:
 
 
 def _single(cfg, out: Path | None, verbose: bool) -> None:
-    from fedlab.simulate import simulate as run
+    from fedlab.runs.simulate import simulate as run
 
     with progress_bar() as progress:
         task = progress.add_task(
@@ -269,7 +269,7 @@ def _single(cfg, out: Path | None, verbose: bool) -> None:
 
 
 def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out: Path | None) -> None:
-    from fedlab.sweep import run_sweep
+    from fedlab.runs.sweep import run_sweep
 
     out = out or Path(cfg.out) / default_run_name("sweep")
     total = len(targets) * len(strategies) * len(seeds)
@@ -311,7 +311,7 @@ def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out
         )
     Console().print(t)
     from fedlab.cli.paired_table import paired_table, verdict_lines
-    from fedlab.comparison import compare
+    from fedlab.metrics.comparison import compare
 
     cells = compare(pd_runs)
     if cells:

@@ -1,4 +1,4 @@
-"""`fedlab study`: thin CLI over `fedlab.study` (privacy × anonymization × strategy × seeds)."""
+"""`fedlab study`: thin CLI over `fedlab.runs.study` (privacy × anonymization × strategy × seeds)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fedlab.cli.progress import progress_bar
-from fedlab.config import parse_anonymize_spec
-from fedlab.errors import ConfigError
-from fedlab.rundir import default_run_name
+from fedlab.config.settings import parse_anonymize_spec
+from fedlab.core.errors import ConfigError
+from fedlab.core.rundir import default_run_name
 
 NONE = {"none", "no", "off", "-", ""}
 
@@ -80,7 +80,7 @@ def study(
     out: Path | None = typer.Option(None, help="Study directory (default: runs/study-<time>)."),
 ) -> None:
     """Grid over DP ε × local k-anonymity × strategy × seeds on a tabular federation; one tidy table."""
-    from fedlab.study import grid, run_study, study_config
+    from fedlab.runs.study import grid, run_study, study_config
 
     overrides: dict[str, Any] = {
         "federation.name": "tabular",

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fedlab.config import FederationConfig
+from fedlab.config.settings import FederationConfig
+from fedlab.core.errors import DataError
 from fedlab.data.base import RawDomain, Source
 from fedlab.data.features import find_pairs, read_arrays
-from fedlab.errors import DataError
 
 SIZE = 28
 DOMAINS = ("mnist", "mnistm", "usps", "svhn", "syn")

@@ -19,8 +19,8 @@ import dataclasses
 
 import numpy as np
 
+from fedlab.core.errors import DataError
 from fedlab.data.base import Domain, FederationData
-from fedlab.errors import DataError
 
 TRANSFORMS = ("none", "log1p", "tfidf", "zscore")
 

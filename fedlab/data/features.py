@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from fedlab.config import FederationConfig
+from fedlab.config.settings import FederationConfig
+from fedlab.core.errors import DataError
 from fedlab.data.base import FederationData, RawDomain, Source
-from fedlab.errors import DataError
 
 log = logging.getLogger("fedlab.data.features")
 SVMLIGHT_SUFFIXES = (".svmlight", ".libsvm", ".txt")

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fedlab.config import FederationConfig
+from fedlab.config.settings import FederationConfig
+from fedlab.core.errors import DataError
 from fedlab.data.base import RawDomain, Source
 from fedlab.data.features import find_pairs, read_arrays
-from fedlab.errors import DataError
 
 DOMAINS = ("amazon", "caltech", "dslr", "webcam")
 DEFAULT_TARGET = "caltech"

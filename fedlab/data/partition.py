@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedlab.errors import DataError
+from fedlab.core.errors import DataError
 
 
 def iid_split(n: int, parts: int, rng: np.random.Generator) -> list[np.ndarray]:

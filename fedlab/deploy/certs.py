@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fedlab.errors import FedlabError
+from fedlab.core.errors import FedlabError
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"

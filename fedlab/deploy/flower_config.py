@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fedlab.core.errors import FedlabError
 from fedlab.deploy.certs import CertPaths, NodeKeys, ensure_private_dir
 from fedlab.deploy.network import HOST
-from fedlab.errors import FedlabError
 
 CONNECTION = "fedlab-local"
 FLWR_ENV = {

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedlab.core.errors import FedlabError
 from fedlab.deploy.certs import CertPaths, NodeKeys, generate_certs, generate_node_keys
 from fedlab.deploy.flower_config import (
     app_config,
@@ -49,7 +50,6 @@ from fedlab.deploy.processes import (
     signals_raise_interrupt,
     wait_port,
 )
-from fedlab.errors import FedlabError
 
 
 @dataclass

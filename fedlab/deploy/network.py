@@ -10,7 +10,7 @@ import socket
 import ssl
 from pathlib import Path
 
-from fedlab.errors import FedlabError
+from fedlab.core.errors import FedlabError
 
 HOST = "127.0.0.1"
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedlab.errors import FedlabError
+from fedlab.core.errors import FedlabError
 
 TAG_VAR = "FEDLAB_DEPLOY_TAG"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

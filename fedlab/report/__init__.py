@@ -1,6 +1,6 @@
 """`fedlab report`: readable audit and federation reports from a run directory.
 
-`build_report` computes the content once (`fedlab.report.model`); `render` turns it into
+`build_report` computes the content once (`fedlab.report.build`); `render` turns it into
 HTML, Markdown or JSON, so the three formats cannot disagree; `write_report` does both
 and writes the file atomically.
 """
@@ -9,32 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedlab.errors import ConfigError
+from fedlab.core.errors import ConfigError
+from fedlab.core.rundir import write_text_atomic
+from fedlab.report.audit.risk import THRESHOLD
+from fedlab.report.build import build_report
 from fedlab.report.content import Report
-from fedlab.report.model import build_report
-from fedlab.report.risk import THRESHOLD
-from fedlab.rundir import write_text_atomic
-
-FORMATS = {"html": "html", "md": "md", "markdown": "md", "json": "json"}
+from fedlab.report.render import FORMATS, render
 
 __all__ = ["FORMATS", "Report", "build_report", "render", "write_report"]
-
-
-def render(report: Report, fmt: str) -> str:
-    fmt = FORMATS.get(fmt.lower(), "")
-    if fmt == "html":
-        from fedlab.report.render_html import render_html
-
-        return render_html(report)
-    if fmt == "md":
-        from fedlab.report.render_md import render_md
-
-        return render_md(report)
-    if fmt == "json":
-        from fedlab.report.render_json import render_json
-
-        return render_json(report)
-    raise ConfigError(f"unknown report format {fmt!r}; expected html, md or json")
 
 
 def write_report(

@@ -1,0 +1,326 @@
+"""Validated run configuration (pydantic), loaded from TOML and overridden from the CLI.
+
+Everything is checked up front so a bad value fails before any data is loaded or any
+directory is created. `SimulationConfig.to_flat()` / `from_flat()` map the nested model
+to the flat ``key=value`` run-config Flower passes to ServerApp/ClientApp.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fedlab.core.errors import ConfigError
+
+FEDERATIONS = ("digits", "digit-five", "office-caltech10", "features", "tabular")
+# federation options that only one federation reads; a saved config keeps only its own
+OWN_OPTIONS = {
+    "office-caltech10": ("features",),
+    "features": ("pattern", "files", "transform"),
+    "tabular": ("csv", "domain_column", "label_column", "positive_label", "protected", "drop_columns"),
+}
+STRATEGIES = ("fedavg", "fedprox", "fdan", "fdann", "fedka", "fedka-novote")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FederationConfig(_Strict):
+    """Which domains exist, where their files are, and how they become clients."""
+
+    name: str = "digits"
+    data_dir: str = ""  # folder with the federation's files (file-based federations)
+    domains: list[str] = Field(default_factory=list)  # subset to use; empty = all found
+    clients_per_domain: int = Field(1, ge=1, le=1000)
+    split: Literal["iid", "dirichlet"] = "iid"
+    dirichlet_alpha: float = Field(0.5, gt=0)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    max_per_domain: int = Field(0, ge=0)  # 0 = keep all samples of a domain
+    # official test splits (digit-five files, features <domain>_test files, digits): cap, 0 = all
+    max_test_per_domain: int = Field(0, ge=0)
+    # seeds the subsample and train/test split: fixed across run seeds, so every run is scored
+    # on the same target test rows
+    split_seed: int = Field(0, ge=0)
+    # office-caltech10
+    features: Literal["surf", "decaf"] = "surf"
+    # features: glob of per-domain files inside data_dir (one file = one domain; <d>_train.* +
+    # <d>_test.* = one domain with its official test file), or an explicit mapping
+    # {domain = {train = "file", test = "file"}} (paths relative to data_dir; test optional)
+    pattern: str = "*"
+    files: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # features: input transform fitted on the source clients' training rows only
+    transform: Literal["none", "log1p", "tfidf", "zscore"] = "none"
+    # tabular
+    csv: str = ""
+    domain_column: str = ""
+    label_column: str = ""
+    positive_label: str = ""
+    protected: list[str] = Field(default_factory=list)
+    drop_columns: list[str] = Field(default_factory=list)
+
+    @field_validator("files")
+    @classmethod
+    def _pairs(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for domain, split in v.items():
+            bad = set(split) - {"train", "test"}
+            if "train" not in split or bad:
+                raise ValueError(
+                    f"files.{domain}: expected keys train (and optionally test), got {sorted(split)}"
+                )
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in FEDERATIONS:
+            raise ValueError(f"unknown federation {v!r}; expected one of {', '.join(FEDERATIONS)}")
+        return v
+
+
+class TrainingConfig(_Strict):
+    """Strategy and optimisation settings shared by server and clients."""
+
+    strategy: str = "fedka"
+    target: str = ""  # domain held out as the unlabeled target; "" = federation default
+    rounds: int = Field(10, ge=1, le=10_000)
+    local_steps: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    proximal_mu: float = Field(0.01, ge=0)
+    mmd_weight: float = Field(1.0, ge=0)
+    target_sample: int = Field(256, ge=2)  # target embeddings sent to clients each round
+    finetune_steps: int = Field(20, ge=0)  # server fine-tuning steps on voted pseudo-labels
+    vote_agreement: float = Field(0.5, gt=0, le=1)  # share of voters that must agree (1 = unanimous)
+    # which voted samples FedKA may adopt: "majority" (winner has > half the votes; fedlab) or
+    # "plurality" (every sample, as the reference notebook does)
+    vote_rule: Literal["majority", "plurality"] = "majority"
+    # FedKA voting starts after this share of the rounds: pseudo-labels from barely trained
+    # clients are mostly wrong, and fine-tuning on them locks the errors in (confirmation bias).
+    vote_warmup: float = Field(0.5, ge=0, lt=1)
+    finetune_lr: float | None = Field(None, gt=0)  # server fine-tuning learning rate (default: lr)
+    # FedKA adopts, per voted class, only this share of the majority-voted samples: the most
+    # confident ones (class-balanced self-training). 1 = the reference rule (every majority vote).
+    vote_select: float = Field(0.5, gt=0, le=1)
+    # voters predict with BatchNorm statistics of the target pool (AdaBN) instead of their own
+    vote_target_batchnorm: bool = True
+    min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"  # clients and server fine-tuning (adam: no momentum)
+    # > 0: a client's local steps and FedKA's fine-tuning steps stop after this many passes over
+    # their data (the reference's "up to 32 / 128 batches" on small domains); 0 = no cap
+    max_epochs_per_round: float = Field(0.0, ge=0)
+    # Cross-device scale (see `server.sampling`): clients trained per round, drawn with a seeded RNG
+    # (0 = every client every round); evaluation every `eval_every` rounds (and the last); which
+    # clients score the global model on their own split in those rounds.
+    clients_per_round: int = Field(0, ge=0)
+    eval_every: int = Field(1, ge=1)
+    client_eval: Literal["none", "sampled", "all"] = "sampled"
+
+    @field_validator("strategy")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy {v!r}; expected one of {', '.join(STRATEGIES)}")
+        return v
+
+
+class DPConfig(_Strict):
+    """Differential privacy (see `fedlab.learn.privacy`): client DP-SGD (Opacus) or central DP (Flower).
+
+    Exactly one of ``target_epsilon`` (noise calibrated over the planned rounds × local steps)
+    and ``noise_multiplier`` must be set when enabled. ``delta`` unset = 1/n: the client's training
+    set size (client mode) or the number of clients (central mode, user-level DP).
+    ``epsilon_budget`` caps what a client may spend (noise-multiplier mode; with a target ε the
+    budget is the target): a client whose next round would exceed it stops training.
+    """
+
+    enabled: bool = False
+    mode: Literal["client", "central"] = "client"
+    target_epsilon: float | None = Field(None, gt=0)
+    noise_multiplier: float | None = Field(None, gt=0)
+    delta: float | None = Field(None, gt=0, lt=1)  # None = 1/n
+    max_grad_norm: float = Field(1.0, gt=0)
+    poisson: bool = True
+    epsilon_budget: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_noise_source(self) -> DPConfig:
+        if not self.enabled:
+            return self
+        if (self.target_epsilon is None) == (self.noise_multiplier is None):
+            raise ValueError("set exactly one of target_epsilon and noise_multiplier")
+        if self.mode == "central" and self.target_epsilon is not None:
+            raise ValueError("central DP takes a noise_multiplier (its epsilon is reported, not targeted)")
+        if self.mode == "client" and not self.poisson:
+            raise ValueError("client DP-SGD accounting assumes Poisson sampling; keep poisson = true")
+        return self
+
+
+class AnonymizeConfig(_Strict):
+    """Local anonymization of each tabular client's partition (see `fedlab.federation.anonymize`).
+
+    ``spec`` is e.g. ``"k=10"``, ``"k=10,l=2"`` or ``"k=5,t=0.5"`` ("" = off); l and t protect
+    the label column. ``qis`` empty = the audits Adult quasi-identifiers present as features.
+    """
+
+    spec: str = ""
+    algorithm: Literal["optimal", "greedy", "mondrian"] = "optimal"
+    suppression_limit: float = Field(0.05, ge=0, le=1)
+    qis: list[str] = Field(default_factory=list)
+
+    @field_validator("spec")
+    @classmethod
+    def _parse(cls, v: str) -> str:
+        parse_anonymize_spec(v)
+        return v.strip()
+
+
+def parse_anonymize_spec(spec: str) -> dict[str, float]:
+    """``"k=10,l=2"`` -> ``{"k": 10, "l": 2}``; ValueError naming the bad part otherwise."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in spec.replace(";", ",").split(",")):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("k", "l", "t"):
+            raise ValueError(f"anonymize spec part {part!r}: expected k=INT, l=INT or t=FLOAT")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"anonymize spec part {part!r}: {value.strip()!r} is not a number") from None
+        if key in ("k", "l") and (number != int(number) or number < 1):
+            raise ValueError(f"anonymize spec part {part!r}: {key} must be an integer >= 1")
+        if key == "t" and not 0 < number <= 1:
+            raise ValueError(f"anonymize spec part {part!r}: t must be in (0, 1]")
+        out[key] = int(number) if key in ("k", "l") else number
+    return out
+
+
+class SimulationConfig(_Strict):
+    # a named preset (fedlab.config.presets), filled in under explicit TOML / CLI values
+    protocol: Literal["", "fedka2022"] = ""
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Simulation engine: "inprocess" (default on CPU: no Ray cluster, deterministic)
+    # or "ray" (parallel clients in actors, fractional GPUs). "auto": ray when gpus_per_client > 0
+    # or ray_address is set.
+    # "process": W worker processes (`workers`); "flower": Flower's own simulation runtime (link
+    # state + VCE loop) with the in-process backend; "ray": Flower's Ray backend, joining the
+    # cluster at `ray_address` when set (see `fedlab.runtime.direct`).
+    engine: Literal["auto", "inprocess", "process", "flower", "ray"] = "auto"
+    workers: int = Field(2, ge=1, le=256)
+    # torch intra-op threads in the simulation process (0 = auto: 1 for vector/MLP federations,
+    # whose tiny matrices run slower with several threads, torch's default for image models)
+    torch_threads: int = Field(0, ge=0, le=1024)
+    ray_address: str = ""
+    gpus_per_client: float = Field(0.0, ge=0, le=1)
+    cpus_per_client: float = Field(1.0, gt=0)
+    out: str = "runs"
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    dp: DPConfig = Field(default_factory=DPConfig)
+    anonymize: AnonymizeConfig = Field(default_factory=AnonymizeConfig)
+
+    def saved_dict(self) -> dict[str, Any]:
+        """The config as written to a run's config.toml: without options of other federations
+        (nor the tabular-only anonymization when unused) and without unset values (TOML has no null)."""
+        data = self.model_dump(exclude_none=True)
+        for name, keys in OWN_OPTIONS.items():
+            if name != self.federation.name:
+                for key in keys:
+                    data["federation"].pop(key, None)
+        if self.federation.name != "tabular" and not self.anonymize.spec:
+            data.pop("anonymize", None)
+        return data
+
+    # -- flat run-config round trip (Flower passes only scalars) ---------------------
+    def to_flat(self) -> dict[str, Any]:
+        import json
+
+        return {"fedlab-config": json.dumps(self.model_dump(), sort_keys=True)}
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any]) -> SimulationConfig:
+        import json
+
+        if "fedlab-config" in flat:
+            return cls.model_validate(json.loads(str(flat["fedlab-config"])))
+        # `flwr run .` path: keys from [tool.flwr.app.config]
+        data: dict[str, Any] = {"federation": {}, "training": {}}
+        mapping = {
+            "federation": ("federation", "name"),
+            "data-dir": ("federation", "data_dir"),
+            "strategy": ("training", "strategy"),
+            "target": ("training", "target"),
+            "num-server-rounds": ("training", "rounds"),
+            "local-steps": ("training", "local_steps"),
+            "clients-per-round": ("training", "clients_per_round"),
+            "eval-every": ("training", "eval_every"),
+            "client-eval": ("training", "client_eval"),
+            "seed": (None, "seed"),
+            "out": (None, "out"),
+            "device": (None, "device"),
+        }
+        for key, value in flat.items():
+            if key in mapping:
+                section, field = mapping[key]
+                (data if section is None else data[section])[field] = value
+        return cls.model_validate(data)
+
+
+def format_validation_error(exc: ValidationError, source: str, flags: dict[str, str] | None = None) -> str:
+    """One line: where, which field, what was wrong (a CLI value is named by its flag)."""
+    parts, by_flag = [], []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        flag = next((f for key, f in (flags or {}).items() if loc == key or loc.startswith(key + ".")), None)
+        if flag:
+            by_flag.append(f"{flag}: {msg} (got {err.get('input')!r})")
+        else:
+            parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
+    text = "; ".join(by_flag)
+    if parts:
+        text += ("; " if text else "") + f"{source}: invalid config: " + "; ".join(parts)
+    return text
+
+
+def load_simulation_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
+) -> SimulationConfig:
+    """Read TOML (if given), apply dotted overrides like ``{"training.rounds": 3}``, validate.
+
+    `flags` maps override keys to the CLI flags that set them, so errors name the flag."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    from fedlab.config.presets import apply_protocol
+
+    data = apply_protocol(data)
+    try:
+        return SimulationConfig.model_validate(data)
+    except ValidationError as exc:
+        given = {k: f for k, f in (flags or {}).items() if (overrides or {}).get(k) is not None}
+        raise ConfigError(format_validation_error(exc, source, given)) from exc

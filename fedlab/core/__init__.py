@@ -1,0 +1,1 @@
+"""Shared leaves every layer may use: user errors, atomic run directories, seeding, log progress."""

@@ -1,0 +1,173 @@
+"""Run directories written atomically.
+
+Every fedlab command writes its results into a run directory. It is built under a hidden
+temporary name next to the final location and renamed into place only when the run
+succeeds, so a failed or interrupted run never leaves a half-written directory behind.
+Single files are written the same way (temp file + ``os.replace``).
+
+A process killed with SIGKILL (or a crash of the machine) cannot clean up, so a working
+directory holds an exclusive `flock` on ``.owner.lock`` for as long as its process lives; the
+next `atomic_run_dir` in the same parent folder removes every ``.NAME.partial-*`` folder whose
+lock is free (its owner is gone). Folders from older fedlab versions, which have no lock file,
+are removed once they are older than `LEGACY_PARTIAL_AGE` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any, indent: int | None = 2) -> str:
+    """JSON with NumPy scalars/arrays and Paths converted; NaN written as null."""
+    return json.dumps(_nan_to_none(obj), indent=indent, default=_json_default, allow_nan=False)
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:  # NaN
+        return None
+    if isinstance(obj, np.floating) and np.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same directory and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, dumps(obj) + "\n")
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line (used for per-round metrics while a run is in progress)."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(dumps(record, indent=None) + "\n")
+
+
+OWNER_LOCK = ".owner.lock"
+LEGACY_PARTIAL_AGE = 3600.0
+
+
+def _lock_owner(work: Path) -> Any:
+    """Hold an exclusive lock on `work`/.owner.lock while this process lives (None without fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: stale folders are then only removed by age
+        return None
+    fh = open(work / OWNER_LOCK, "w")  # noqa: SIM115 - kept open: the lock lives as long as the fd
+    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fh
+
+
+def _is_stale(folder: Path) -> bool:
+    lock = folder / OWNER_LOCK
+    if not lock.exists():
+        return time.time() - folder.stat().st_mtime > LEGACY_PARTIAL_AGE
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # its owner is alive
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return True
+
+
+def remove_stale_partials(parent: Path) -> list[Path]:
+    """Remove ``.*.partial-*`` folders in `parent` left by killed runs; returns what was removed."""
+    removed = []
+    if not Path(parent).is_dir():
+        return removed
+    for folder in Path(parent).glob(".*.partial-*"):
+        try:
+            if folder.is_dir() and _is_stale(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        except OSError:  # raced with its owner publishing or removing it
+            continue
+    return removed
+
+
+def default_run_name(prefix: str) -> str:
+    return f"{prefix}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}"
+
+
+@contextmanager
+def atomic_run_dir(final: Path, *, resume: bool = False) -> Iterator[Path]:
+    """Yield a working directory that becomes `final` only if the block succeeds.
+
+    With ``resume=True`` an existing `final` is copied into the working directory first,
+    so resumable commands (``fedlab audit``) can skip finished work and still publish
+    atomically. Without it, an existing non-empty `final` is an error.
+    """
+    from fedlab.core.errors import FedlabError
+
+    final = Path(final)
+    if final.exists() and any(final.iterdir()) and not resume:
+        raise FedlabError(f"run directory {final} already exists and is not empty; choose another --out")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(final.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    owner = None
+    try:
+        owner = _lock_owner(work)
+        if resume and final.exists():
+            shutil.copytree(final, work, dirs_exist_ok=True)
+        yield work
+    except BaseException:
+        if owner is not None:
+            owner.close()
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if owner is not None:
+        owner.close()
+    (work / OWNER_LOCK).unlink(missing_ok=True)
+    if final.exists():
+        backup = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, backup)
+        os.replace(work, final)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(work, final)

@@ -1,0 +1,1 @@
+"""What a run needs before training: data, target split, clients, model factory, local anonymization."""

@@ -1,0 +1,213 @@
+"""Simulation and sweep findings in words, computed from the numbers the report shows.
+
+They take plain data - a run's summary dict and its per-round metrics.jsonl records - not the
+loaded `SimRun`: the section modules import this one, and it imports nothing that reads runs.
+Every sentence formats its numbers with `fedlab.report.fmt`, the formatter the tables use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fedlab.report.content import Finding
+from fedlab.report.fmt import cell, number, pct, pp
+
+Rounds = list[dict[str, Any]]  # metrics.jsonl records, oldest round first
+NEGATIVE_TOL = 1e-9  # a Group Effect of -1e-17 is float noise from averaging, not negative transfer
+
+
+def negative(x: Any) -> bool:
+    v = number(x)
+    return v is not None and v < -NEGATIVE_TOL
+
+
+# ----------------------------------------------------------------------------- simulation
+def accuracy_findings(summary: dict[str, Any], rounds: Rounds) -> list[Finding]:
+    s = summary
+    final, init = number(s.get("final_target_acc")), number(s.get("initial_target_acc"))
+    best, best_round = number(s.get("best_target_acc")), s.get("best_round")
+    out: list[Finding] = []
+    if final is None:
+        return [Finding("No round finished: there is no final accuracy to report.", "warn", "accuracy")]
+    text = f"Final accuracy of the global model on target {s.get('target')}: {pct(final)}"
+    text += f" after {len(rounds)} round(s)"
+    text += f" (initial model: {pct(init)})." if init is not None else "."
+    out.append(
+        Finding(
+            text,
+            "good" if init is not None and final > init else "info",
+            "accuracy",
+            values={"final_target_acc": final, "initial_target_acc": init},
+        )
+    )
+    if best is not None and best_round is not None and best > final:
+        out.append(
+            Finding(
+                f"The best round was round {best_round} with {pct(best)}; it is chosen on the target test "
+                "set, so quote the final round as the honest number.",
+                "info",
+                "accuracy",
+                values={"best_target_acc": best, "best_round": best_round},
+            )
+        )
+    last = rounds[-1] if rounds else {}
+    clients = {c: number(v) for c, v in (last.get("client_target_acc") or {}).items()}
+    clients = {c: v for c, v in clients.items() if v is not None}
+    if clients:
+        top = max(clients, key=lambda c: clients[c])
+        if clients[top] > final:
+            out.append(
+                Finding(
+                    f"In the last round client {top}'s own model ({pct(clients[top])}) beat the global "
+                    f"model ({pct(final)}) on the target.",
+                    "warn",
+                    "accuracy",
+                    values={"client": top, "client_target_acc": clients[top]},
+                )
+            )
+    return out
+
+
+def group_effect_findings(rounds: Rounds) -> list[Finding]:
+    ge = [(r.get("round"), number(r.get("group_effect"))) for r in rounds]
+    ge = [(rnd, g) for rnd, g in ge if g is not None]
+    if not ge:
+        return [Finding("No Group Effect was recorded.", "warn", "group_effect")]
+    negative = [(rnd, g) for rnd, g in ge if g < -NEGATIVE_TOL]
+    final = ge[-1][1]
+    out = []
+    if negative:
+        worst = min(negative, key=lambda x: x[1])
+        rounds = ", ".join(str(r) for r, _ in negative)
+        out.append(
+            Finding(
+                f"Negative transfer in {len(negative)} of {len(ge)} round(s) (round {rounds}): aggregation "
+                f"did worse on the target than the average client; worst {pp(worst[1])} in round {worst[0]}.",
+                "flag",
+                "group_effect",
+                values={"negative_rounds": [r for r, _ in negative], "worst": worst[1]},
+            )
+        )
+    else:
+        out.append(
+            Finding(
+                f"No negative transfer: the Group Effect was ≥ 0 in all {len(ge)} round(s).",
+                "good",
+                "group_effect",
+            )
+        )
+    out.append(
+        Finding(
+            f"Final Group Effect {pp(final)} (mean over rounds {pp(sum(g for _, g in ge) / len(ge))}).",
+            "flag" if final < -NEGATIVE_TOL else "info",
+            "group_effect",
+            values={"final_group_effect": final},
+        )
+    )
+    return out
+
+
+def voting_findings(rounds: Rounds) -> list[Finding]:
+    last = next((r for r in reversed(rounds) if r.get("voting_acc") is not None), None)
+    if last is None:
+        return []
+    adopt, acc, acc_all = (number(last.get(k)) for k in ("adoption_rate", "voting_acc", "voting_acc_all"))
+    majority, majority_acc = number(last.get("majority_rate")), number(last.get("majority_acc"))
+    if majority is None:  # runs from before confidence selection: every majority vote was adopted
+        text = (
+            f"Round {last.get('round')}: {pct(adopt)} of the target pool reached a strict-majority vote; "
+            f"those pseudo-labels were {pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
+        )
+    else:
+        text = (
+            f"Round {last.get('round')}: {pct(majority)} of the target pool reached a strict-majority vote "
+            f"({pct(majority_acc)} correct); the most confident {pct(adopt)} of the pool were adopted, "
+            f"{pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
+        )
+    low = acc is not None and acc < 0.5
+    return [
+        Finding(text, "warn" if low else "info", "voting", values={"adoption_rate": adopt, "voting_acc": acc})
+    ]
+
+
+def client_findings(rounds: Rounds) -> list[Finding]:
+    last = rounds[-1] if rounds else {}
+    own = {c: number(v) for c, v in (last.get("client_own_acc") or {}).items()}
+    own = {c: v for c, v in own.items() if v is not None}
+    out = []
+    if own:
+        lo = min(own, key=lambda c: own[c])
+        hi = max(own, key=lambda c: own[c])
+        out.append(
+            Finding(
+                f"On the clients' own test data the global model ranges from {pct(own[lo])} (client {lo}) "
+                f"to {pct(own[hi])} (client {hi}).",
+                "info",
+                "clients",
+            )
+        )
+    failed = sum(int(number(r.get("clients_failed")) or 0) for r in rounds)
+    if failed:
+        out.append(Finding(f"{failed} client update(s) failed during the run.", "warn", "clients"))
+    return out
+
+
+def epsilon_findings(rounds: Rounds) -> list[Finding]:
+    last = next((r for r in reversed(rounds) if r.get("epsilon")), {})
+    eps = {c: number(v) for c, v in (last.get("epsilon") or {}).items()}
+    eps = {c: v for c, v in eps.items() if v is not None}
+    if not eps:
+        return []
+    worst = max(eps, key=lambda c: eps[c])
+    return [
+        Finding(
+            f"Largest privacy budget after round {last.get('round')}: ε = {cell(eps[worst], 'num3')} "
+            f"(client {worst}); smallest ε = {cell(min(eps.values()), 'num3')}.",
+            "warn" if eps[worst] > 10 else "info",
+            "privacy",
+            values={"epsilon": eps},
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------- sweep
+def sweep_findings(rows: list[dict[str, Any]]) -> list[Finding]:
+    """Per target: the ranking by mean final accuracy. Whether a gap is real is said only by the
+    paired comparison (`fedlab.report.sim.paired`): means and spreads of unpaired runs cannot."""
+    out = []
+    for target in dict.fromkeys(r["target"] for r in rows):
+        cand = [
+            r for r in rows if r["target"] == target and number(r["final_target_acc"]["mean"]) is not None
+        ]
+        if len(cand) < 2:
+            continue
+        cand.sort(key=lambda r: r["final_target_acc"]["mean"], reverse=True)
+        a, b = cand[0], cand[1]
+        gap = a["final_target_acc"]["mean"] - b["final_target_acc"]["mean"]
+        out.append(
+            Finding(
+                f"Target {target}: highest mean final accuracy {a['strategy']} "
+                f"({pct(a['final_target_acc']['mean'])}), {pp(gap)} ahead of {b['strategy']}; "
+                "the paired comparison says whether this is beyond noise.",
+                "info",
+                "comparison",
+                values={"target": target, "best": a["strategy"], "runner_up": b["strategy"], "gap": gap},
+            )
+        )
+    return out
+
+
+def sweep_negative_transfer(runs: list[tuple[str, Rounds]]) -> list[Finding]:
+    """Runs (label, rounds) with negative transfer in most rounds: a warning about one run each."""
+    out = []
+    for label, rounds in runs:
+        neg = [r.get("round") for r in rounds if negative(r.get("group_effect"))]
+        if neg and len(neg) * 2 > len(rounds):
+            out.append(
+                Finding(
+                    f"{label}: Group Effect below 0 in {len(neg)} of {len(rounds)} rounds (one run).",
+                    "warn",
+                    "group_effect",
+                )
+            )
+    return out

@@ -1,0 +1,1 @@
+"""How ClientApps are run: fedlab's direct Grid, its backends, Flower internals, interrupts."""

@@ -1,0 +1,1 @@
+"""The contract between server/ and clients/: message keys, weights as Flower records."""
