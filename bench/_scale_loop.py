@@ -16,8 +16,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from fedlab.core.seeding import client_seed
 from fedlab.federation.setup import setup_for
-from fedlab.learn.training import LocalTrainSpec, accuracy, accuracy_of, predict, resolve_device, train_local
+from fedlab.learn.spec import local_spec
+from fedlab.learn.training import accuracy, accuracy_of, predict, resolve_device, train_local
 from fedlab.metrics.fairness import client_payload, fairness_by_attribute, pooled_fairness, read_payload
 from fedlab.metrics.group_effect import group_effect
 from server.sampling import is_eval_round, sample_clients
@@ -45,17 +47,8 @@ def plain_loop(cfg) -> dict[str, float]:
             start = time.perf_counter()
             model = setup.new_model()
             model.load_state_dict(global_state)
-            spec = LocalTrainSpec(
-                mode="ce",
-                steps=t.local_steps,
-                batch_size=t.batch_size,
-                lr=t.lr,
-                momentum=t.momentum,
-                weight_decay=t.weight_decay,
-                progress_start=(rnd - 1) / t.rounds,
-                progress_end=rnd / t.rounds,
-            )
-            seed = int(np.random.SeedSequence([cfg.seed, rnd, part.client_id]).generate_state(1)[0])
+            spec = local_spec(t, "ce", len(part.y_train), rnd)
+            seed = client_seed(cfg.seed, rnd, part.client_id)
             try:
                 res = train_local(model, part.x_train, part.y_train, spec, device, seed=seed)
             except ValueError:  # e.g. BatchNorm on a 1-row client: the simulation gets an error reply

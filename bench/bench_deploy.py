@@ -61,7 +61,7 @@ def _row(mode: str, wall: float, run_s: float, rounds: list[dict[str, Any]]) -> 
 
 
 def run_simulation(rounds: int, local_steps: int, out: Path, strategy: str = "fedavg") -> list[str]:
-    from fedlab.config.settings import SimulationConfig
+    from fedlab.config import SimulationConfig
     from fedlab.runs.simulate import simulate
 
     cfg = SimulationConfig.model_validate(

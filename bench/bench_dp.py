@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.federation.setup import setup_for
 from fedlab.learn.models import build_model
 from fedlab.learn.privacy import ClientDPRound, plan_client
@@ -52,7 +52,8 @@ def dp_cost(steps: int, repeats: int = 3) -> tuple[float, float, float]:
         train_local(model, part.x_train, part.y_train, spec, dev, seed=r)
         plain.append(time.perf_counter() - t)
         model = build_model("image", setup.input_shape, setup.fed.num_classes, norm="group")
-        dp = ClientDPRound(plan_client(cfg, len(part.y_train)), model, [], len(part.y_train), spec.batch_size,
+        plan = plan_client(cfg.dp, cfg.training, len(part.y_train))
+        dp = ClientDPRound(plan, model, [], len(part.y_train), spec.batch_size,
                            spec.lr, spec.momentum, spec.weight_decay)  # fmt: skip
         t = time.perf_counter()
         train_local(

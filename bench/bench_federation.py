@@ -25,7 +25,7 @@ from _common import print_table
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.federation.setup import setup_for
 from fedlab.runs.sweep import run_sweep
 

@@ -32,7 +32,7 @@ from bench_federation import PRESETS, pct, preset_overrides
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.federation.setup import setup_for
 from fedlab.metrics import comparison
 from fedlab.metrics.stats import describe

@@ -26,9 +26,11 @@ from _common import median, print_table, timed
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
+from fedlab.core.seeding import client_seed
 from fedlab.federation.setup import setup_for
-from fedlab.learn.training import LocalTrainSpec, accuracy, resolve_device, train_local
+from fedlab.learn.spec import local_spec
+from fedlab.learn.training import accuracy, resolve_device, train_local
 from fedlab.metrics.group_effect import group_effect
 from fedlab.runs.simulate import simulate
 
@@ -47,17 +49,8 @@ def plain_loop(cfg) -> float:
         for part in setup.clients:
             model = setup.new_model()
             model.load_state_dict(global_state)
-            spec = LocalTrainSpec(
-                mode="ce",
-                steps=t.local_steps,
-                batch_size=t.batch_size,
-                lr=t.lr,
-                momentum=t.momentum,
-                weight_decay=t.weight_decay,
-                progress_start=(rnd - 1) / t.rounds,
-                progress_end=rnd / t.rounds,
-            )
-            seed = int(np.random.SeedSequence([cfg.seed, rnd, part.client_id]).generate_state(1)[0])
+            spec = local_spec(t, "ce", len(part.y_train), rnd)
+            seed = client_seed(cfg.seed, rnd, part.client_id)
             res = train_local(model, part.x_train, part.y_train, spec, device, seed=seed)
             states.append({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
             weights.append(res.num_examples)

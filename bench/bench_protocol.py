@@ -30,8 +30,7 @@ from _common import print_table
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from fedlab.config.presets import PROTOCOLS
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import PROTOCOLS, load_simulation_config
 from fedlab.federation.setup import setup_for
 from fedlab.metrics import comparison
 from fedlab.metrics.stats import describe, format_ratio

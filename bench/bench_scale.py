@@ -73,7 +73,7 @@ PHASES = (
 
 # -- one cell (child process) ---------------------------------------------------------
 def _config(cell: dict[str, Any]):
-    from fedlab.config.settings import load_simulation_config
+    from fedlab.config import load_simulation_config
     from fedlab.runs.study import with_embedded_adult
 
     n, k = cell["n"], cell["per_round"]

@@ -1,63 +1,62 @@
 """fedlab's Flower ClientApp: one client = one (part of a) data domain.
 
-The server sends the full run config with every message, so a client needs nothing
-but its node config: in simulation ``partition-id`` selects its partition of the
-federation. The train handler runs the strategy's local objective (see
-`fedlab.learn.training.train_local`); the evaluate handler scores the received global model
-on the client's own held-out split.
+The run's configuration arrives once, in the run config (`fedlab.wire.keys.RUN_CONFIG`, or
+the flat ``[tool.flwr.app.config]`` keys of a deployment); each message carries only what
+changes (round, target, the strategy's client mode). In simulation ``partition-id`` in the node
+config selects the client's partition of the federation; a deployed SuperNode names its own
+data (`clients.local_data`). The train handler runs the strategy's local objective
+(`fedlab.learn.training.train_local`); the evaluate handler scores the received global model on
+the client's own held-out split.
 """
 
 from __future__ import annotations
 
-import json
+import contextvars
+import functools
 import warnings
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from clients.local_data import partition_for
-from fedlab.config.settings import SimulationConfig
+from fedlab.config import SimulationConfig
+from fedlab.core.seeding import client_seed
 from fedlab.data import ClientPartition
 from fedlab.federation.setup import model_norm
 from fedlab.learn.models import DomainDiscriminator, DomainModel, build_model
-from fedlab.learn.training import (
-    LocalTrainSpec,
-    accuracy_of,
-    capped_steps,
-    predict,
-    resolve_device,
-    train_local,
-)
+from fedlab.learn.spec import local_spec
+from fedlab.learn.training import LocalTrainSpec, accuracy_of, mean_loss, predict, resolve_device, train_local
+from fedlab.wire import keys
 from fedlab.wire.arrays import load_weights, record_state, state_record
 
-CONFIG_KEY = "fedlab-config"
-EMBEDDINGS_KEY = "target-embeddings"
-FAIRNESS_KEY = "fairness"
-DISCRIMINATOR_STATE = "fdann-discriminator"
-MODE_BY_STRATEGY = {
-    "fedavg": "ce",
-    "fedprox": "prox",
-    "fdan": "mmd",
-    "fdann": "dann",
-    "fedka": "mmd",
-    "fedka-novote": "mmd",
-}
-
-app = ClientApp()
+DISCRIMINATOR_STATE = "fdann-discriminator"  # f-DANN's discriminator, kept in the node's state
 
 
 def _context(msg: Message, context: Context) -> tuple[SimulationConfig, ClientPartition]:
-    config = msg.content["config"]
-    cfg = _parse_config(str(config[CONFIG_KEY]))
-    return cfg, partition_for(cfg, str(config["target"]), dict(context.node_config))
+    cfg = run_settings(context.run_config)
+    target = str(msg.content[keys.CONFIG][keys.TARGET])
+    return cfg, partition_for(cfg, target, dict(context.node_config))
+
+
+def run_settings(run_config: Any) -> SimulationConfig:
+    """The run's `SimulationConfig` from the run config (validated once per process and run)."""
+    flat = {**(_GIVEN_RUN_CONFIG.get() or {}), **dict(run_config)}
+    if keys.RUN_CONFIG in flat:
+        return _parse_config(str(flat[keys.RUN_CONFIG]))
+    return _parse_flat(tuple(sorted((str(k), str(v)) for k, v in flat.items())))
 
 
 @lru_cache(maxsize=8)
 def _parse_config(text: str) -> SimulationConfig:
-    """Every message of a run carries the same config: validate it once per process, not per message."""
-    return SimulationConfig.model_validate(json.loads(text))
+    return SimulationConfig.from_flat({keys.RUN_CONFIG: text})
+
+
+@lru_cache(maxsize=8)
+def _parse_flat(items: tuple[tuple[str, str], ...]) -> SimulationConfig:
+    return SimulationConfig.from_flat(dict(items))
 
 
 def _model_for(
@@ -74,13 +73,13 @@ def _model_for(
     evaluation of the same record skips reloading them. Under DP a fresh model is built
     (Opacus attaches hooks to it)."""
     kind = "image" if part.x_train.ndim == 4 else "vector"
-    key = (kind, tuple(part.x_train.shape[1:]), int(cfg_num_classes(msg)), model_norm(cfg))
+    key = (kind, tuple(part.x_train.shape[1:]), int(cfg_num_classes(msg)), model_norm(cfg.dp.enabled))
     model = None if cfg.dp.enabled else _MODELS.get(key)
     if model is None:
         model = build_model(kind, key[1], key[2], norm=key[3])
         if not cfg.dp.enabled:
             _MODELS[key] = model
-    record = msg.content["arrays"]
+    record = msg.content[keys.ARRAYS]
     if trains or _HOLDS.get(key) is not record:
         load_weights(model, _global_state(record))
         for param in model.parameters():
@@ -101,14 +100,19 @@ def _global_state(record: ArrayRecord) -> dict:
 
 
 def cfg_num_classes(msg: Message) -> int:
-    return int(msg.content["config"]["num-classes"])
+    return int(msg.content[keys.CONFIG][keys.NUM_CLASSES])
 
 
 def _info(part: ClientPartition) -> ConfigRecord:
-    info = {"client": f"{part.client_id}:{part.domain}", "domain": part.domain}
+    """Who answered: identity travels here, never among the metrics a strategy averages."""
+    info: dict[str, Any] = {
+        keys.CLIENT_ID: part.client_id,
+        keys.CLIENT: f"{part.client_id}:{part.domain}",
+        keys.DOMAIN: part.domain,
+    }
     worker = _ray_node()
     if worker:
-        info["worker"] = worker
+        info[keys.WORKER] = worker
     return ConfigRecord(info)
 
 
@@ -122,39 +126,31 @@ def _ray_node() -> str:
     return str(ray.get_runtime_context().get_node_id())
 
 
-@app.train()
 def train(msg: Message, context: Context) -> Message:
+    """One round of local training with the strategy's objective (`keys.CLIENT_MODE`)."""
     cfg, part = _context(msg, context)
-    config = msg.content["config"]
+    config = msg.content[keys.CONFIG]
     device = resolve_device(cfg.device)
     model = _model_for(cfg, part, msg)
-    server_round = int(config["server-round"])
-    rounds = cfg.training.rounds
-    t = cfg.training
-    mode = MODE_BY_STRATEGY[t.strategy]
-    spec = LocalTrainSpec(
-        mode=mode,  # type: ignore[arg-type]
-        steps=capped_steps(t.local_steps, len(part.y_train), t.batch_size, t.max_epochs_per_round),
-        batch_size=t.batch_size,
-        lr=t.lr,
-        momentum=t.momentum,
-        weight_decay=t.weight_decay,
-        proximal_mu=float(config.get("proximal-mu", t.proximal_mu)),
-        mmd_weight=t.mmd_weight,
-        optimizer=t.optimizer,
-        progress_start=(server_round - 1) / rounds,
-        progress_end=server_round / rounds,
+    server_round = int(config[keys.SERVER_ROUND])
+    mode = str(config.get(keys.CLIENT_MODE, "ce"))
+    mu = config.get(keys.PROXIMAL_MU)
+    spec = local_spec(
+        cfg.training, mode, len(part.y_train), server_round, None if mu is None else float(mu)  # type: ignore[arg-type]
     )
+    extra: dict[str, float] = {}
+    if config.get(keys.REPORT_INITIAL_LOSS):
+        extra[keys.INITIAL_LOSS] = mean_loss(model, part.x_train, part.y_train, device)
     target_emb = None
-    if EMBEDDINGS_KEY in msg.content:
-        target_emb = msg.content[EMBEDDINGS_KEY].to_numpy_ndarrays()[0]
+    if keys.EMBEDDINGS in msg.content:
+        target_emb = msg.content[keys.EMBEDDINGS].to_numpy_ndarrays()[0]
     discriminator = None
     if mode == "dann":
         discriminator = DomainDiscriminator(model.embedding_dim)
         if DISCRIMINATOR_STATE in context.state:
             discriminator.load_state_dict(record_state(context.state[DISCRIMINATOR_STATE]))
     global_params = [p.detach().clone() for p in model.parameters()] if mode == "prox" else None
-    seed = int(np.random.SeedSequence([cfg.seed, server_round, part.client_id]).generate_state(1)[0])
+    seed = client_seed(cfg.seed, server_round, part.client_id)
     if cfg.dp.enabled and cfg.dp.mode == "client":
         return _train_private(msg, context, cfg, part, model, spec, device, seed, target_emb, global_params)
     result = train_local(
@@ -171,7 +167,7 @@ def train(msg: Message, context: Context) -> Message:
     if discriminator is not None:
         context.state[DISCRIMINATOR_STATE] = state_record(discriminator.cpu().state_dict())
     return _train_reply(
-        msg, model, part, result.num_examples, result.loss, result.ce, result.align, result.alpha
+        msg, model, part, result.num_examples, result.loss, result.ce, result.align, result.alpha, **extra
     )
 
 
@@ -189,17 +185,16 @@ def _train_reply(
     """The train reply every strategy aggregates: weights, one MetricRecord, client info."""
     metrics = MetricRecord(
         {
-            "num-examples": num_examples,
-            "train-loss": loss,
-            "train-ce": ce,
-            "train-align": align,
-            "alpha": alpha,
-            "client-id": part.client_id,
+            keys.NUM_EXAMPLES: num_examples,
+            keys.TRAIN_LOSS: loss,
+            keys.TRAIN_CE: ce,
+            keys.TRAIN_ALIGN: align,
+            keys.ALPHA: alpha,
             **extra,
         }
     )
     content = RecordDict(
-        {"arrays": state_record(model.state_dict()), "metrics": metrics, "info": _info(part)}
+        {keys.ARRAYS: state_record(model.state_dict()), keys.METRICS: metrics, keys.INFO: _info(part)}
     )
     return Message(content=content, reply_to=msg)
 
@@ -219,7 +214,7 @@ def _train_private(
     """DP-SGD round (`fedlab.learn.privacy`): Opacus optimizer, Poisson batches, ε kept in state."""
     from fedlab.learn.privacy import client_dp_round, save_history
 
-    dp = client_dp_round(cfg, model, len(part.y_train), context.state, global_params)
+    dp = client_dp_round(cfg.dp, cfg.training, model, len(part.y_train), context.state, global_params)
     exhausted = dp.would_exceed_budget()
     nan = float("nan")
     loss = ce = align = alpha = nan
@@ -251,43 +246,39 @@ def _train_private(
         ce,
         align,
         alpha,
-        epsilon=dp.spent,
-        delta=dp.plan.delta,
         **{
-            "noise-multiplier": dp.plan.noise_multiplier,
-            "sample-rate": dp.plan.sample_rate,
-            "dp-steps": sum(n for _, _, n in dp.history),
-            "budget-exhausted": int(exhausted),
+            keys.EPSILON: dp.spent,
+            keys.DELTA: dp.plan.delta,
+            keys.NOISE_MULTIPLIER: dp.plan.noise_multiplier,
+            keys.SAMPLE_RATE: dp.plan.sample_rate,
+            keys.DP_STEPS: sum(n for _, _, n in dp.history),
+            keys.BUDGET_EXHAUSTED: int(exhausted),
         },
     )
 
 
-@app.query()
 def query(msg: Message, context: Context) -> Message:
     """Which client this node holds (the server's sampling handshake, `server.sampling`)."""
     _, part = _context(msg, context)
-    info = ConfigRecord({"client-id": part.client_id, "client": f"{part.client_id}:{part.domain}"})
-    return Message(content=RecordDict({"info": info}), reply_to=msg)
+    return Message(content=RecordDict({keys.INFO: _info(part)}), reply_to=msg)
 
 
-@app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
+    """The received global model on this client's own held-out split (+ group fairness counts)."""
     cfg, part = _context(msg, context)
     device = resolve_device(cfg.device)
     model = _model_for(cfg, part, msg, trains=False)
-    protected = _protected(cfg, str(msg.content["config"]["target"]))
+    protected = _protected(cfg, str(msg.content[keys.CONFIG][keys.TARGET]))
     fair = part.groups_test is not None and protected and cfg_num_classes(msg) == 2
     y_pred = predict(model, part.x_test, device)  # one pass for accuracy and fairness
     acc = accuracy_of(y_pred, part.y_test)
-    metrics = MetricRecord(
-        {"num-examples": len(part.y_test), "own-accuracy": acc, "client-id": part.client_id}
-    )
-    content = RecordDict({"metrics": metrics, "info": _info(part)})
+    metrics = MetricRecord({keys.NUM_EXAMPLES: len(part.y_test), keys.OWN_ACCURACY: acc})
+    content = RecordDict({keys.METRICS: metrics, keys.INFO: _info(part)})
     if fair:
         from fedlab.metrics.fairness import client_payload
 
         payload = client_payload(part.y_test, y_pred, part.groups_test, protected)
-        content[FAIRNESS_KEY] = ConfigRecord({"json": payload})
+        content[keys.FAIRNESS] = ConfigRecord({keys.FAIRNESS_JSON: payload})
     return Message(content=content, reply_to=msg)
 
 
@@ -298,3 +289,34 @@ def _protected(cfg: SimulationConfig, target: str) -> dict[str, str]:
     from fedlab.federation.setup import setup_for
 
     return dict(setup_for(cfg, target).fed.protected)
+
+
+# The run config given to `make_client_app`, for the handler being called (see `_with_run_config`).
+_GIVEN_RUN_CONFIG: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "run_config", default=None
+)
+
+
+def _with_run_config(run_config: dict[str, Any], msg: Message, context: Context, call_next: Any) -> Message:
+    """Flower mod: the run config for a runtime whose contexts come without one (Flower's own
+    simulation runtime builds them from a FAB's pyproject, which a Python call has not, and
+    a ClientApp may not modify ``context.run_config``)."""
+    token = _GIVEN_RUN_CONFIG.set(run_config)
+    try:
+        return call_next(msg, context)
+    finally:
+        _GIVEN_RUN_CONFIG.reset(token)
+
+
+def make_client_app(run_config: dict[str, Any] | None = None) -> ClientApp:
+    """A ClientApp with fedlab's handlers; `run_config` (if given) fills contexts that lack it."""
+    mods = [functools.partial(_with_run_config, dict(run_config))] if run_config else []
+    client_app = ClientApp(mods=mods)
+    client_app.train()(train)
+    client_app.evaluate()(evaluate)
+    client_app.query()(query)
+    return client_app
+
+
+# `flwr run` / deployments and fedlab's own runtime (whose contexts carry the run config)
+app = make_client_app()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from fedlab.config.settings import SimulationConfig
+from fedlab.config import SimulationConfig
 from fedlab.core.errors import DataError
 from fedlab.data import ClientPartition, load_federation, prepare
 from fedlab.federation.setup import setup_for

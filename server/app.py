@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tomli_w
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
@@ -23,7 +22,7 @@ from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid, ServerApp
 
 from fedlab import __version__
-from fedlab.config.settings import SimulationConfig
+from fedlab.config import SimulationConfig
 from fedlab.core.rundir import (
     append_jsonl,
     atomic_run_dir,
@@ -35,14 +34,14 @@ from fedlab.core.rundir import (
 from fedlab.core.seeding import seed_everything
 from fedlab.federation.setup import setup_for
 from fedlab.learn.training import resolve_device
+from fedlab.metrics.run_record import dp_summary, summarize_rounds
+from fedlab.wire import keys
 from server.replies import ReplyTracker
+from server.strategies import StrategySettings, build_strategy, check_dp, resolve_strategy
 from server.strategies.domain import RoundCallback
-from server.strategies.registry import build_strategy
 from server.target import TargetDomain
 
-CONFIG_KEY = "fedlab-config"
 log = logging.getLogger("fedlab.server")
-BEST_NOTE = "best = max over rounds of target test accuracy (optimistic); final = last round (honest)"
 
 
 def run_federation(
@@ -84,7 +83,10 @@ def run_federation(
             on_round(record)
 
     n_clients = len(setup.clients) if num_clients is None else num_clients
-    strategy = build_strategy(cfg, n_clients, target, record_round)
+    plan = resolve_strategy(cfg.training.strategy)
+    check_dp(plan, cfg.dp)
+    settings = StrategySettings(cfg.training, cfg.seed, n_clients, dict(cfg.training.strategy_options))
+    strategy = build_strategy(plan, settings, target, record_round)
     partitions = getattr(grid, "node_partitions", None)
     if callable(partitions):  # fedlab's runtime knows which client each node holds: no handshake
         strategy.node_clients = {node: setup.clients[p].client_id for node, p in partitions().items()}
@@ -94,15 +96,18 @@ def run_federation(
     if cfg.dp.enabled and cfg.dp.mode == "central":
         from fedlab.learn.privacy import central_dp_strategy
 
-        runner = central_dp_strategy(strategy, cfg, n_clients)
+        runner = central_dp_strategy(strategy, cfg.dp, n_clients)
     torch.manual_seed(cfg.seed)
     initial = setup.new_model()
     if cfg.dp.enabled:
         from fedlab.learn.privacy import validate_model
 
         validate_model(initial)
-    shared = {CONFIG_KEY: cfg.model_dump_json(), "target": setup.target, "num-classes": setup.fed.num_classes}
-    train_config = ConfigRecord(dict(shared))
+    # the config itself travels once, in the run config (`fedlab.wire.keys.RUN_CONFIG`)
+    shared = {keys.TARGET: setup.target, keys.NUM_CLASSES: setup.fed.num_classes}
+    train_config = ConfigRecord({**shared, keys.CLIENT_MODE: plan.client_mode})
+    if plan.cls.needs_initial_loss:
+        train_config[keys.REPORT_INITIAL_LOSS] = 1
     started = time.perf_counter()
     result = runner.start(
         grid=grid,
@@ -118,9 +123,14 @@ def run_federation(
     buf = io.BytesIO()
     torch.save(final.to_torch_state_dict(), buf)
     write_bytes_atomic(workdir / "model.pt", buf.getvalue())
-    summary = summarize(
-        cfg, setup.target, strategy.history, getattr(strategy, "initial_accuracy", float("nan"))
-    )
+    summary = {
+        "strategy": cfg.training.strategy,
+        "target": setup.target,
+        "seed": cfg.seed,
+        "rounds": cfg.training.rounds,
+        "initial_target_acc": getattr(strategy, "initial_accuracy", float("nan")),
+        **summarize_rounds(strategy.history),
+    }
     summary.update(
         {
             "federation": cfg.federation.name,
@@ -129,7 +139,7 @@ def run_federation(
                 {"id": c.client_id, "domain": c.domain, "train": len(c.y_train), "test": len(c.y_test)}
                 for c in setup.clients
             ],
-            "dp": _dp_summary(cfg, strategy.history),
+            "dp": dp_summary(cfg.dp, strategy.history),
             "anonymization": list(setup.anonymization),
             "target_pool": len(dom.y_train),
             "target_test": len(dom.y_test),
@@ -139,70 +149,6 @@ def run_federation(
     )
     write_json_atomic(workdir / "summary.json", summary)
     return summary
-
-
-def summarize(
-    cfg: SimulationConfig, target: str, history: list[dict[str, Any]], initial_acc: float
-) -> dict[str, Any]:
-    """Final vs best round, said explicitly (the best round is chosen on the target test set)."""
-    history = [h for h in history if "target_acc" in h]  # evaluation rounds only (`eval_every`)
-    accs = [h["target_acc"] for h in history]
-    best = int(np.argmax(accs)) if accs else -1
-    last = history[-1] if history else {}
-    return {
-        "strategy": cfg.training.strategy,
-        "target": target,
-        "seed": cfg.seed,
-        "rounds": cfg.training.rounds,
-        "initial_target_acc": initial_acc,
-        "final_target_acc": last.get("target_acc", float("nan")),
-        "final_group_effect": last.get("group_effect", float("nan")),
-        "final_mean_client_target_acc": last.get("mean_client_target_acc", float("nan")),
-        "best_round": history[best]["round"] if history else None,
-        "best_target_acc": accs[best] if accs else float("nan"),
-        "best_round_note": BEST_NOTE,
-        "mean_group_effect": float(np.mean([h["group_effect"] for h in history]))
-        if history
-        else float("nan"),
-        "final_voting_acc": last.get("voting_acc"),
-        "final_adoption_rate": last.get("adoption_rate"),
-        "final_client_target_acc": last.get("client_target_acc", {}),
-        "final_client_own_acc": last.get("client_own_acc", {}),
-        "final_pooled_fairness": last.get("pooled_fairness"),
-        "final_target_fairness": last.get("target_fairness"),
-    }
-
-
-def _dp_summary(cfg: SimulationConfig, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """ε spent per client at the end of the run (client mode), or the central ε (central mode)."""
-    dp = cfg.dp
-    if not dp.enabled:
-        return {"enabled": False}
-    out: dict[str, Any] = {"enabled": True, "mode": dp.mode, "max_grad_norm": dp.max_grad_norm}
-    last = history[-1] if history else {}
-    if dp.mode == "client":
-        eps: dict[str, float] = {}
-        exhausted: dict[str, bool] = {}
-        for h in history:  # a client missing from the last round keeps its latest ε
-            eps.update(h.get("client_epsilon", {}))
-            exhausted.update(h.get("client_budget_exhausted", {}))
-        out.update(
-            epsilon=eps,
-            budget_exhausted=exhausted,
-            max_epsilon=max(eps.values()) if eps else 0.0,
-            target_epsilon=dp.target_epsilon,
-            noise_multiplier=dp.noise_multiplier,
-            delta="1/n per client" if dp.delta is None else dp.delta,
-        )
-    else:
-        out.update(
-            epsilon=last.get("central_epsilon", 0.0),
-            delta=last.get("central_delta"),
-            noise_multiplier=dp.noise_multiplier,
-            level="user (per client), all clients every round, no sampling amplification",
-        )
-        out["max_epsilon"] = out["epsilon"]
-    return out
 
 
 def write_resolved_config(workdir: Path, cfg: SimulationConfig) -> None:

@@ -13,7 +13,7 @@ import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.federation.setup import setup_for
 from fedlab.learn.models import build_model
 from fedlab.runtime.flower_compat import set_task_identity

@@ -185,7 +185,7 @@ def test_node_config_is_what_the_clientapp_reads(compose: dict, tmp_path: Path) 
     from flwr.common.config import parse_config_args
 
     from clients.local_data import export_domain, partition_for
-    from fedlab.config.settings import SimulationConfig
+    from fedlab.config import SimulationConfig
 
     cfg = SimulationConfig.model_validate({"training": {"target": "colour"}})
     domains = []

@@ -13,7 +13,7 @@ import pytest
 import scipy.io
 from conftest import shared_file
 
-from fedlab.config.settings import FederationConfig
+from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
 from fedlab.data import clear_cache, load_federation, make_clients, prepare
 from fedlab.data.base import FederationData

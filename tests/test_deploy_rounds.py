@@ -242,7 +242,7 @@ def test_run_config_keys_reach_the_simulation_config() -> None:
     """`flwr run --run-config` keys ([tool.flwr.app.config] in pyproject.toml) for sampling."""
     import tomllib
 
-    from fedlab.config.settings import SimulationConfig
+    from fedlab.config import SimulationConfig
 
     root = Path(__file__).resolve().parents[1]
     app_config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]

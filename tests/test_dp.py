@@ -10,13 +10,12 @@ import torch
 from flwr.app import RecordDict
 from opacus.accountants import RDPAccountant
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.learn.models import build_model
 from fedlab.learn.privacy import (
     ProxSGD,
     central_epsilon,
-    check_dp,
     client_dp_round,
     epsilon,
     noise_for_target,
@@ -24,6 +23,7 @@ from fedlab.learn.privacy import (
     save_history,
 )
 from fedlab.learn.training import LocalTrainSpec, train_local
+from server.strategies import check_dp, resolve_strategy
 
 ON = {"dp.enabled": True}
 
@@ -52,12 +52,18 @@ def test_bad_dp_settings_are_one_line_config_errors(overrides, needle) -> None:
 def test_unsupported_strategy_rejected_before_data() -> None:
     cfg = load_simulation_config(None, {**ON, "dp.target_epsilon": 3.0, "training.strategy": "fdann"})
     with pytest.raises(ConfigError, match="fdann"):
-        check_dp(cfg)
+        check_dp(resolve_strategy(cfg.training.strategy), cfg.dp)
     central = load_simulation_config(
         None, {**ON, "dp.mode": "central", "dp.noise_multiplier": 1.0, "training.strategy": "fedka"}
     )
     with pytest.raises(ConfigError, match="un-noised"):
-        check_dp(central)
+        check_dp(resolve_strategy(central.training.strategy), central.dp)
+    # declared on the strategies: FedAvg-family averages keep central DP, robust or loss-weighted
+    # aggregations do not, and q-FFL keeps neither (its weights read un-noised client losses)
+    assert resolve_strategy("fedavg").dp_modes == ("client", "central")
+    assert resolve_strategy("fedadam").dp_modes == ("client",)
+    assert resolve_strategy("qfedavg").dp_modes == ()
+    assert resolve_strategy("fedavg+fedka").dp_modes == ("client",)
 
 
 def test_cli_dp_flags_without_dp_are_rejected() -> None:
@@ -83,7 +89,7 @@ def test_noise_calibration_reaches_but_never_exceeds_the_target() -> None:
 
 
 def _round(cfg, model, x, y, state, seed):
-    dp = client_dp_round(cfg, model, len(y), state, None)
+    dp = client_dp_round(cfg.dp, cfg.training, model, len(y), state, None)
     spec = LocalTrainSpec(steps=cfg.training.local_steps, batch_size=cfg.training.batch_size)
     exhausted = dp.would_exceed_budget()
     if not exhausted:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tomli_w
 
-from fedlab.config.settings import FederationConfig, SimulationConfig, load_simulation_config
+from fedlab.config import FederationConfig, SimulationConfig, load_simulation_config
 from fedlab.core.errors import DataError
 from fedlab.data import clear_cache, load_federation, make_clients, prepare
 from fedlab.data.feature_transform import fit_transform

@@ -53,7 +53,7 @@ def _reference_client(y, p, groups, protected):
 @pytest.mark.slow
 def test_adult_clients_same_numbers_as_fairlearn(tmp_path) -> None:
     """Real Adult partitions (100 clients) and a model's predictions: per client and pooled."""
-    from fedlab.config.settings import load_simulation_config
+    from fedlab.config import load_simulation_config
     from fedlab.federation.setup import setup_for
     from fedlab.runs.study import with_embedded_adult
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.learn.privacy import epsilon, sample_rate
 from fedlab.runs.simulate import simulate
 

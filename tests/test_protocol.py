@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedlab.config.presets import PROTOCOLS
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import PROTOCOLS, load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.learn.training import LocalTrainSpec, capped_steps, make_optimizer
 
@@ -46,9 +45,11 @@ def test_adam_and_step_cap() -> None:
 
 
 def test_vote_rule_reaches_the_strategy() -> None:
-    from server.strategies.registry import build_strategy
+    from server.strategies import StrategySettings, build_strategy, resolve_strategy
 
     cfg = load_simulation_config(None, {"training": {"strategy": "fedka", "vote_rule": "plurality"}})
-    assert build_strategy(cfg, num_clients=3, target=None).vote_rule == "plurality"
+    settings = StrategySettings(cfg.training, cfg.seed, num_clients=3)
+    strategy = build_strategy(resolve_strategy("fedka"), settings, target=None)  # type: ignore[arg-type]
+    assert strategy.server_step.rule == "plurality"
     with pytest.raises(ConfigError, match="vote_rule"):
         load_simulation_config(None, {"training": {"vote_rule": "unanimous"}})

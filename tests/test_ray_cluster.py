@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.runs.simulate import simulate
 
 

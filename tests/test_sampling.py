@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.runs.simulate import simulate
 from fedlab.runtime.flower_compat import check_flower_internals
@@ -134,8 +134,8 @@ def test_direct_runtime_maps_nodes_to_clients_without_the_handshake(tmp_path, mo
     set_task_identity(1)
     backend = InProcessBackend({})
     backend.build(lambda: app)
-    grid = DirectGrid(backend, len(setup.clients), Run.create_empty(run_id=1))
-    config = ConfigRecord({"fedlab-config": cfg.model_dump_json(), "target": setup.target, "num-classes": 2})
+    grid = DirectGrid(backend, len(setup.clients), Run.create_empty(run_id=1), run_config=cfg.to_flat())
+    config = ConfigRecord({"target": setup.target, "num-classes": 2})
     asked = server.sampling.discover_clients(grid, config, 60)
     known = {node: setup.clients[p].client_id for node, p in grid.node_partitions().items()}
     assert known == asked and len(known) == len(setup.clients)

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.federation.setup import setup_for
 from fedlab.learn.models import FeatureMLP
 from fedlab.learn.training import LocalTrainSpec, train_local

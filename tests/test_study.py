@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fedlab.cli.study import parse_anonymizations, parse_epsilons
-from fedlab.config.settings import load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.runs.study import COLUMNS, Cell, grid, run_study, with_embedded_adult
 

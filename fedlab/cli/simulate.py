@@ -10,9 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fedlab.cli.progress import console, progress_bar
-from fedlab.config.settings import STRATEGIES, load_simulation_config
+from fedlab.config import load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import default_run_name
+from fedlab.runs.simulate import check_strategy
+from server.strategies import available
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -38,7 +40,14 @@ def simulate(
         None, "--pattern", help="features: glob of the domain files in --data-dir, e.g. '*.svmlight'."
     ),
     strategy: str | None = typer.Option(
-        None, help=f"One or more (comma-separated) of {', '.join(STRATEGIES)}."
+        None,
+        help=f"One or more (comma-separated) of {', '.join(available())}; Flower's and your own by "
+        "import path (package.module:Class); BASE+fedka adds FedKA's matching and voting to BASE.",
+    ),
+    strategy_options: str | None = typer.Option(
+        None,
+        "--strategy-options",
+        help="Strategy constructor keywords, e.g. 'eta=0.01,tau=0.001' (FedAdam) or 'q=0.5' (qfedavg).",
     ),
     target: str | None = typer.Option(None, help="Target domain held out from the clients, or 'all'."),
     rounds: int | None = typer.Option(None, min=1),
@@ -113,10 +122,13 @@ def simulate(
     overrides.update(
         _privacy_overrides(dp, dp_mode, epsilon, noise_multiplier, max_grad_norm, delta, anonymize)
     )
-    for s in strategies or []:
-        if s not in STRATEGIES:
-            raise ConfigError(f"--strategy: unknown strategy {s!r}; expected one of {', '.join(STRATEGIES)}")
+    if strategy_options is not None:
+        overrides["training.strategy_options"] = parse_options(strategy_options)
     cfg = load_simulation_config(config, overrides, FLAGS)
+    try:
+        check_strategy(cfg, strategies or None)
+    except ConfigError as exc:
+        raise ConfigError(f"--strategy: {exc}" if strategies else str(exc)) from None
     if pattern is not None and cfg.federation.name != "features":
         raise ConfigError(f"--pattern applies to --federation features only (got {cfg.federation.name})")
     import time
@@ -171,6 +183,31 @@ FLAGS = {
     "dp.delta": "--delta",
     "anonymize.spec": "--anonymize",
 }
+
+
+def parse_options(text: str) -> dict[str, float | int | bool | str]:
+    """``--strategy-options "eta=0.01,q=2,flag=true"`` -> typed values (one error line otherwise)."""
+    out: dict[str, float | int | bool | str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, sep, raw = part.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--strategy-options {text!r}: {part!r} is not KEY=VALUE")
+        raw = raw.strip()
+        value: float | int | bool | str
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = raw
+        out[key.strip()] = value
+    return out
 
 
 def parse_seeds(text: str) -> list[int]:

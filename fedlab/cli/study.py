@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedlab.cli.progress import progress_bar
-from fedlab.config.settings import parse_anonymize_spec
+from fedlab.config import parse_anonymize_spec
 from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import default_run_name
 

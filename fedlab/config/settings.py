@@ -1,19 +1,16 @@
-"""Validated run configuration (pydantic), loaded from TOML and overridden from the CLI.
+"""The run configuration's settings (pydantic): what each part of a run may be told.
 
 Everything is checked up front so a bad value fails before any data is loaded or any
-directory is created. `SimulationConfig.to_flat()` / `from_flat()` map the nested model
-to the flat ``key=value`` run-config Flower passes to ServerApp/ClientApp.
+directory is created (`fedlab.config.load` reads TOML and CLI overrides into it).
+`SimulationConfig.to_flat()` / `from_flat()` map the nested model to the flat ``key=value``
+run config Flower hands to the ServerApp and every ClientApp (`fedlab.wire.keys.RUN_CONFIG`).
 """
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from fedlab.core.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FEDERATIONS = ("digits", "digit-five", "office-caltech10", "features", "tabular")
 # federation options that only one federation reads; a saved config keeps only its own
@@ -22,7 +19,6 @@ OWN_OPTIONS = {
     "features": ("pattern", "files", "transform"),
     "tabular": ("csv", "domain_column", "label_column", "positive_label", "protected", "drop_columns"),
 }
-STRATEGIES = ("fedavg", "fedprox", "fdan", "fdann", "fedka", "fedka-novote")
 
 
 class _Strict(BaseModel):
@@ -84,7 +80,11 @@ class FederationConfig(_Strict):
 class TrainingConfig(_Strict):
     """Strategy and optimisation settings shared by server and clients."""
 
+    # a name `server.strategies.resolve_strategy` knows: fedlab's, Flower's built-ins (fedadam,
+    # qfedavg, ...), package.module:Class, or BASE+fedka
     strategy: str = "fedka"
+    # constructor keywords of the strategy (e.g. FedAdam's eta, Krum's num_malicious_nodes)
+    strategy_options: dict[str, float | int | bool | str] = Field(default_factory=dict)
     target: str = ""  # domain held out as the unlabeled target; "" = federation default
     rounds: int = Field(10, ge=1, le=10_000)
     local_steps: int = Field(20, ge=1)
@@ -123,10 +123,12 @@ class TrainingConfig(_Strict):
 
     @field_validator("strategy")
     @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in STRATEGIES:
-            raise ValueError(f"unknown strategy {v!r}; expected one of {', '.join(STRATEGIES)}")
-        return v
+    def _named(cls, v: str) -> str:
+        # which names exist is the strategy registry's to say (`server.strategies`), checked
+        # before any run; here only that there is one
+        if not v.strip():
+            raise ValueError("strategy is empty; expected a name such as fedavg or fedka")
+        return v.strip()
 
 
 class DPConfig(_Strict):
@@ -158,6 +160,10 @@ class DPConfig(_Strict):
             raise ValueError("central DP takes a noise_multiplier (its epsilon is reported, not targeted)")
         if self.mode == "client" and not self.poisson:
             raise ValueError("client DP-SGD accounting assumes Poisson sampling; keep poisson = true")
+        if self.epsilon_budget is not None and self.target_epsilon is not None:
+            raise ValueError(
+                "epsilon_budget goes with noise_multiplier; with target_epsilon the target is the budget"
+            )
         return self
 
 
@@ -272,55 +278,3 @@ class SimulationConfig(_Strict):
                 section, field = mapping[key]
                 (data if section is None else data[section])[field] = value
         return cls.model_validate(data)
-
-
-def format_validation_error(exc: ValidationError, source: str, flags: dict[str, str] | None = None) -> str:
-    """One line: where, which field, what was wrong (a CLI value is named by its flag)."""
-    parts, by_flag = [], []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        flag = next((f for key, f in (flags or {}).items() if loc == key or loc.startswith(key + ".")), None)
-        if flag:
-            by_flag.append(f"{flag}: {msg} (got {err.get('input')!r})")
-        else:
-            parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
-    text = "; ".join(by_flag)
-    if parts:
-        text += ("; " if text else "") + f"{source}: invalid config: " + "; ".join(parts)
-    return text
-
-
-def load_simulation_config(
-    path: str | Path | None, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
-) -> SimulationConfig:
-    """Read TOML (if given), apply dotted overrides like ``{"training.rounds": 3}``, validate.
-
-    `flags` maps override keys to the CLI flags that set them, so errors name the flag."""
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        p = Path(path)
-        source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} not found")
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    from fedlab.config.presets import apply_protocol
-
-    data = apply_protocol(data)
-    try:
-        return SimulationConfig.model_validate(data)
-    except ValidationError as exc:
-        given = {k: f for k, f in (flags or {}).items() if (overrides or {}).get(k) is not None}
-        raise ConfigError(format_validation_error(exc, source, given)) from exc

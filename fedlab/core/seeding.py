@@ -32,3 +32,12 @@ def seed_torch(seed: int) -> None:
     torch.random.default_generator.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+def client_seed(seed: int, server_round: int, client_id: int) -> int:
+    """The seed of one client's update in one round: the ONE formula every trainer uses.
+
+    A client's randomness (batch order, dropout) depends on the run seed, the round and the
+    client's identity — never on the order in which clients happen to run — so every engine,
+    the deployment and the benchmarks' plain loops train the same client the same way."""
+    return int(np.random.SeedSequence([seed, server_round, client_id]).generate_state(1)[0])

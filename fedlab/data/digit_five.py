@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fedlab.config.settings import FederationConfig
+from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
 from fedlab.data.base import RawDomain, Source
 from fedlab.data.features import find_pairs, read_arrays

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from fedlab.config.settings import FederationConfig
+from fedlab.config import FederationConfig
 from fedlab.data.base import RawDomain, Source
 
 DOMAINS = ("original", "rotated", "inverted", "colour", "noisy")

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from fedlab.config.settings import FederationConfig
+from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
 from fedlab.data.base import FederationData, RawDomain, Source
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedlab.config.settings import FederationConfig
+from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
 from fedlab.data.base import RawDomain, Source
 from fedlab.data.features import find_pairs, read_arrays

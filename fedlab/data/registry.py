@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fedlab.config.settings import FederationConfig
+from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
 from fedlab.data.base import Domain, FederationData, RawDomain, Source
 from fedlab.data.partition import dirichlet_proportions, iid_split, split_by_proportions

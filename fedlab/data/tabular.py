@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedlab.config.settings import FederationConfig
+from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
 from fedlab.data.base import Domain, FederationData, RawDomain, Source
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedlab.config.settings import SimulationConfig, parse_anonymize_spec
+from fedlab.config import SimulationConfig, parse_anonymize_spec
 from fedlab.core.errors import ConfigError, FedlabError
 from fedlab.data.base import Domain, FederationData
 from fedlab.data.registry import ClientPartition, make_clients, resolve_target

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fedlab.config.settings import SimulationConfig
+from fedlab.config import SimulationConfig
 from fedlab.data import (
     ClientPartition,
     Domain,
@@ -24,12 +24,12 @@ from fedlab.learn.models import DomainModel, build_model
 from fedlab.learn.training import rows_needed_to_train
 
 
-def model_norm(cfg: SimulationConfig) -> str:
+def model_norm(dp_enabled: bool) -> str:
     """Normalization layers of the run's model, decided in ONE place for server and clients.
 
     Under DP the model uses GroupNorm: BatchNorm mixes samples of a batch (Opacus rejects it) and
     its running statistics would be unclipped, unnoised functions of the data."""
-    return "group" if cfg.dp.enabled else "batch"
+    return "group" if dp_enabled else "batch"
 
 
 @dataclass(frozen=True)
@@ -76,19 +76,16 @@ def _setup_cached(config_json: str, target: str) -> FederationSetup:
             fed=anon.ready,
             target=target,
             clients=tuple(anon.clients),
-            norm=model_norm(cfg),
+            norm=model_norm(cfg.dp.enabled),
             anonymization=tuple(a.report for a in anon.anonymized),
         )
     ready = prepare(fed, target)
     clients = tuple(make_clients(fed, target, cfg.federation, cfg.seed))
-    return FederationSetup(fed=ready, target=target, clients=clients, norm=model_norm(cfg))
+    return FederationSetup(fed=ready, target=target, clients=clients, norm=model_norm(cfg.dp.enabled))
 
 
 def setup_for(cfg: SimulationConfig, target: str | None = None) -> FederationSetup:
     """Data and clients for `cfg` (target defaults to the config's, then the federation's)."""
-    from fedlab.learn.privacy import check_dp
-
-    check_dp(cfg)  # unsupported DP combinations fail before any data is loaded
     return _setup_for_json(cfg.model_dump_json(), target if target is not None else cfg.training.target)
 
 

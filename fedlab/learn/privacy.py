@@ -54,34 +54,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedlab.config.settings import SimulationConfig
+from fedlab.config import DPConfig, TrainingConfig
 from fedlab.core.errors import ConfigError
 
 ACCOUNTANT_STATE = "dp-accountant"
-CLIENT_DP_STRATEGIES = ("fedavg", "fedprox", "fdan", "fedka", "fedka-novote")
-CENTRAL_DP_STRATEGIES = ("fedavg", "fedprox", "fdan", "fedka-novote")
-
-
-def check_dp(cfg: SimulationConfig) -> None:
-    """Reject DP settings this module cannot honour, in one line, before any data is loaded."""
-    dp = cfg.dp
-    if not dp.enabled:
-        return
-    allowed = CLIENT_DP_STRATEGIES if dp.mode == "client" else CENTRAL_DP_STRATEGIES
-    if cfg.training.strategy not in allowed:
-        why = (
-            "its client-side discriminator mixes target rows into the per-sample gradients"
-            if dp.mode == "client"
-            else "its votes come from the individual, un-noised client models"
-        )
-        raise ConfigError(
-            f"dp: strategy {cfg.training.strategy!r} is not supported in {dp.mode} DP mode ({why}); "
-            f"use one of {', '.join(allowed)}"
-        )
-    if dp.epsilon_budget is not None and dp.target_epsilon is not None:
-        raise ConfigError(
-            "dp: epsilon_budget goes with noise_multiplier; with target_epsilon the target is the budget"
-        )
 
 
 def sample_rate(n: int, batch_size: int) -> float:
@@ -168,8 +144,9 @@ class ClientPlan:
     budget: float | None  # ε a client may spend (None: unlimited)
 
 
-def plan_client(cfg: SimulationConfig, n_train: int) -> ClientPlan:
-    dp, t = cfg.dp, cfg.training
+def plan_client(dp: DPConfig, training: TrainingConfig, n_train: int) -> ClientPlan:
+    """A client's σ, sampling rate, δ and budget for the run, from the DP and training settings."""
+    t = training
     rate = sample_rate(n_train, t.batch_size)
     delta = dp.delta if dp.delta is not None else default_delta(n_train)
     planned = t.rounds * t.local_steps
@@ -304,10 +281,16 @@ class ClientDPRound:
 
 
 def client_dp_round(
-    cfg: SimulationConfig, model: nn.Module, n_train: int, state: Any, anchors: list[torch.Tensor] | None
+    dp: DPConfig,
+    training: TrainingConfig,
+    model: nn.Module,
+    n_train: int,
+    state: Any,
+    anchors: list[torch.Tensor] | None,
 ) -> ClientDPRound:
-    t = cfg.training
-    plan = plan_client(cfg, n_train)
+    """This round's DP-SGD for one client; FedProx's term (ProxSGD) when `anchors` are given."""
+    t = training
+    plan = plan_client(dp, t, n_train)
     return ClientDPRound(
         plan=plan,
         model=model,
@@ -317,16 +300,15 @@ def client_dp_round(
         lr=t.lr,
         momentum=t.momentum,
         weight_decay=t.weight_decay,
-        prox_mu=t.proximal_mu if t.strategy == "fedprox" else 0.0,
+        prox_mu=t.proximal_mu if anchors is not None else 0.0,
         anchors=anchors,
     )
 
 
-def central_dp_strategy(inner: Any, cfg: SimulationConfig, num_clients: int) -> Any:
+def central_dp_strategy(inner: Any, dp: DPConfig, num_clients: int) -> Any:
     """Flower's server-side fixed-clipping DP wrapped around a fedlab strategy (central mode)."""
     from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping
 
-    dp = cfg.dp
     delta = dp.delta if dp.delta is not None else default_delta(num_clients)
     sigma = float(dp.noise_multiplier)  # type: ignore[arg-type]
 

@@ -194,6 +194,18 @@ def predict_logits(model: DomainModel, x: np.ndarray, device: torch.device, batc
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
+@torch.no_grad()
+def mean_loss(
+    model: DomainModel, x: np.ndarray, y: np.ndarray, device: torch.device, batch: int = 512
+) -> float:
+    """Mean cross-entropy of `model` in eval mode on (x, y): a client's loss F_k(w) at the received
+    global weights, which q-FFL's aggregation weighs updates by (Li et al. 2020)."""
+    if len(y) == 0:
+        return float("nan")
+    logits = torch.as_tensor(predict_logits(model, x, device, batch))
+    return float(F.cross_entropy(logits, torch.as_tensor(y, dtype=torch.long), reduction="mean"))
+
+
 def predict(model: DomainModel, x: np.ndarray, device: torch.device) -> np.ndarray:
     if len(x) == 0:
         return np.zeros(0, dtype=np.int64)

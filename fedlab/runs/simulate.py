@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedlab.config.settings import SimulationConfig
+from fedlab.config import SimulationConfig
 from fedlab.runtime.backends import CLIENT_APP_REF, simulation_backend
 from fedlab.core.errors import ConfigError
 from fedlab.federation.setup import setup_for
@@ -129,6 +129,15 @@ def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> 
         raise ConfigError(f'ray_address is set but engine = {cfg.engine!r}; use engine = "ray"')
 
 
+def check_strategy(cfg: SimulationConfig, names: list[str] | None = None) -> None:
+    """Each strategy name (default: the config's) resolves and keeps the run's DP mode (one-line
+    ConfigError otherwise), checked before any data is loaded or directory written."""
+    from server.strategies import check_dp, resolve_strategy
+
+    for name in names or [cfg.training.strategy]:
+        check_dp(resolve_strategy(name), cfg.dp)
+
+
 def _warn_small_clients(small: dict[str, tuple[int, int]]) -> None:
     if not small:
         return
@@ -157,6 +166,7 @@ def simulate(
     from server.app import make_server_app, write_resolved_config
 
     _quiet_flower(verbose)
+    check_strategy(cfg)
     setup = setup_for(cfg)  # validates data + target before any directory exists
     check_scale(cfg, len(setup.clients))
     _warn_small_clients(setup.clients_too_small())
@@ -179,7 +189,7 @@ def simulate(
 
             server_app = make_server_app(cfg, work, on_round)
             backend = backend_for(engine, cfg.workers, CLIENT_APP_REF)
-            run_direct(server_app, lambda: client_app, len(setup.clients), backend, on_status)
+            run_direct(server_app, lambda: client_app, len(setup.clients), backend, on_status, cfg.to_flat())
         else:
             server_app = _run_flower(cfg, work, on_round, engine, len(setup.clients), verbose)
         summary = server_app.outcome.get("summary")  # type: ignore[attr-defined]
@@ -192,7 +202,7 @@ def _run_flower(cfg: SimulationConfig, work: Path, on_round, engine: str, n: int
     """Flower's `run_simulation` (ServerApp in its own thread, made interruptible)."""
     from flwr.simulation import run_simulation
 
-    from clients.app import app as client_app
+    from clients.app import make_client_app
     from fedlab.runtime.interrupts import ABORT
     from fedlab.runtime.direct import AbortableGrid
     from server.app import make_server_app
@@ -203,7 +213,7 @@ def _run_flower(cfg: SimulationConfig, work: Path, on_round, engine: str, n: int
         with simulation_backend(engine):
             run_simulation(
                 server_app=server_app,
-                client_app=client_app,
+                client_app=make_client_app(cfg.to_flat()),
                 num_supernodes=n,
                 backend_config=backend_config(cfg),
                 verbose_logging=verbose,

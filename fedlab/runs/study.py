@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from fedlab.config.settings import SimulationConfig, load_simulation_config
+from fedlab.config import SimulationConfig, load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import atomic_run_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fedlab.metrics import comparison
-from fedlab.config.settings import SimulationConfig
+from fedlab.config import SimulationConfig
 from fedlab.core.rundir import atomic_run_dir, write_json_atomic, write_text_atomic
 from fedlab.runs.simulate import SimulationResult, simulate
 

@@ -43,7 +43,12 @@ class DirectGrid(Grid):
     """A Grid whose SuperNodes are `num_nodes` virtual clients served by one `Backend`."""
 
     def __init__(
-        self, backend: Backend, num_nodes: int, run: Run, on_status: StatusCallback | None = None
+        self,
+        backend: Backend,
+        num_nodes: int,
+        run: Run,
+        on_status: StatusCallback | None = None,
+        run_config: dict | None = None,
     ) -> None:
         self.backend = backend
         self._run = run
@@ -54,7 +59,7 @@ class DirectGrid(Grid):
                 node_id=node,
                 node_config=UserConfig({PARTITION_ID_KEY: node - 1, NUM_PARTITIONS_KEY: num_nodes}),
                 state=RecordDict(),
-                run_config=UserConfig(),
+                run_config=UserConfig(dict(run_config or {})),
             )
             for node in range(1, num_nodes + 1)
         }
@@ -164,13 +169,17 @@ def run_direct(
     num_nodes: int,
     backend: Backend,
     on_status: StatusCallback | None = None,
+    run_config: dict | None = None,
 ) -> DirectGrid:
-    """Run `server_app` to completion against `num_nodes` virtual clients on `backend`."""
+    """Run `server_app` to completion against `num_nodes` virtual clients on `backend`.
+
+    `run_config` is every node's (and the ServerApp's) ``Context.run_config``: what a deployment
+    gets from ``flwr run --run-config``, given here once for the whole run."""
     run_id = random.SystemRandom().getrandbits(63)
     set_task_identity(run_id)
     run = Run.create_empty(run_id=run_id)
     backend.build(app_fn)
-    grid = DirectGrid(backend, num_nodes, run, on_status)
+    grid = DirectGrid(backend, num_nodes, run, on_status, run_config)
     # The ServerApp and in-process clients run on the calling thread, which loaded the data too.
     # libgomp (torch's OpenMP) keeps one worker pool per thread that drives it, and once it
     # manages more threads than there are CPUs it cuts its spin-wait to 100 iterations, so its
@@ -178,7 +187,8 @@ def run_direct(
     # train 1.3-2.5x slower on an idle 2-core machine (bench_scale.py, `loop` vs `loop:thread`).
     # Ctrl-C / SIGTERM raise here directly; the caller removes the partial run directory.
     try:
-        server_app(grid=grid, context=Context(run_id, 0, UserConfig(), RecordDict(), UserConfig()))
+        context = Context(run_id, 0, UserConfig(), RecordDict(), UserConfig(dict(run_config or {})))
+        server_app(grid=grid, context=context)
     finally:
         backend.terminate()
     return grid

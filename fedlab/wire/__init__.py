@@ -1,1 +1,1 @@
-"""The contract between server/ and clients/: message keys, weights as Flower records."""
+"""The contract between `server/` and `clients/`: message keys (`keys`), weights as records (`arrays`)."""

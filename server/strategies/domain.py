@@ -1,10 +1,16 @@
-"""Domain-aware extension shared by every fedlab strategy.
+"""Domain-aware extension shared by every fedlab strategy (fedlab's own, Flower's, and yours).
 
 Flower's strategies aggregate; fedlab additionally needs, every round, each client's
 *returned* model scored on the target domain (for Group Effect), the clients' accuracy
 on their own held-out split, and one metrics line per round. This mixin wraps
 `aggregate_train`/`aggregate_evaluate` of any message-API strategy to collect that,
 and `round_evaluate` (passed to `Strategy.start` as `evaluate_fn`) closes the round.
+
+What a strategy declares (class attributes, read by `server.strategies.registry`):
+`client_mode` — the clients' local objective ("ce", "prox", "mmd", "dann"; sent to them in
+every train message), `dp_modes` — the DP modes under which it keeps its guarantee, and
+`settings_kwargs` — which run settings its constructor takes. A `server_step`
+(`server.steps`, e.g. FedKA's voting) runs after any aggregation.
 
 Under client DP (`fedlab.learn.privacy`) each reply carries the client's spent ε; a client whose
 budget is exhausted returns the weights it received and is left out of the average (and of the
@@ -21,32 +27,71 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from logging import INFO
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from fedlab.config import TrainingConfig
 from fedlab.learn.training import accuracy_of
 from fedlab.metrics.group_effect import group_effect
+from fedlab.wire import keys
 from fedlab.wire.arrays import record_numpy
+from server.steps import ServerStep
 from server.target import TargetDomain
 from server.weighted_average import WeightedAverage, consistent
 
 RoundCallback = Callable[[dict[str, Any]], None]
-EMBEDDINGS_KEY = "target-embeddings"
-FAIRNESS_KEY = "fairness"
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """What a strategy's constructor may read: the training section, the run seed, the number of
+    clients, and the user's `strategy_options` (constructor keywords, e.g. FedAdam's ``eta``)."""
+
+    training: TrainingConfig
+    seed: int
+    num_clients: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def min_train(self) -> int:
+        """Clients that must train for a round to count (`min_fit_clients_fraction` of them)."""
+        return max(1, round(self.num_clients * self.training.min_fit_clients_fraction))
+
+    def node_minimums(self) -> dict[str, Any]:
+        """Flower's sampling keywords: every node trains and evaluates, `min_train` must be there."""
+        n = self.min_train
+        return {
+            "fraction_train": 1.0,
+            "fraction_evaluate": 1.0,
+            "min_train_nodes": n,
+            "min_evaluate_nodes": n,
+            "min_available_nodes": n,
+        }
 
 
 class DomainAwareMixin:
     """Mixin for a Flower message-API strategy (put it first in the bases)."""
 
+    client_mode: ClassVar[str] = "ce"
+    # DP modes that keep their guarantee with this aggregation: client DP-SGD makes each update
+    # private, and whatever the server computes from private updates stays private, unless it
+    # also reads un-noised client numbers (q-FFL's losses). Central DP noises an AVERAGE of
+    # clipped updates: only averaging aggregations keep its sensitivity (fedlab's FedAvg family).
+    dp_modes: ClassVar[tuple[str, ...]] = ("client",)
+    # clients report the loss of the received global model on their rows (q-FFL needs it)
+    needs_initial_loss: ClassVar[bool] = False
+    # the strategy brings its own server step (FedKA's voting): no second one can be added
+    has_server_step: ClassVar[bool] = False
     target: TargetDomain
     embeddings_per_round: int = 0  # >0: send target embeddings with each train message
-    pool_target_batchnorm: bool = False  # score the target pool with target BatchNorm statistics
+    server_step: ServerStep | None = None  # runs after aggregation (FedKA's voting)
     on_round: RoundCallback | None = None
     # (target test groups, protected -> privileged value): fairness of the global model on the target
     fairness_target: tuple[Any, dict[str, str]] | None = None
@@ -59,6 +104,17 @@ class DomainAwareMixin:
     handshake_timeout: float = 600.0
     # node id -> client id; None: asked from the nodes when sampling first needs it
     node_clients: dict[int, int] | None = None
+
+    @classmethod
+    def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
+        """Constructor keywords this strategy takes from the run settings (beyond Flower's node
+        minimums and the user's `strategy_options`). Override to read more; default none."""
+        return {}
+
+    @property
+    def pool_target_batchnorm(self) -> bool:
+        """Score the target pool with target BatchNorm statistics (the step asks for it)."""
+        return self.server_step is not None and self.server_step.target_batchnorm
 
     def setup_sampling(
         self, clients_per_round: int, eval_every: int, client_eval: str, seed: int, rounds: int
@@ -94,7 +150,7 @@ class DomainAwareMixin:
             emb = self.target.embeddings(arrays, self.embeddings_per_round, server_round)
             record = ArrayRecord(numpy_ndarrays=[emb])
             for msg in messages:
-                msg.content[EMBEDDINGS_KEY] = record
+                msg.content[keys.EMBEDDINGS] = record
         return messages
 
     def _sample(self, server_round: int, config: ConfigRecord, grid: Grid) -> list[int] | None:
@@ -169,13 +225,14 @@ class DomainAwareMixin:
         if not ok:
             reason = self._round["failures"][0] if failed else "no replies before the timeout"
             raise RuntimeError(f"round {server_round}: every client failed; first error: {reason}")
-        exhausted = [m for m in ok if _only_metrics(m.content).get("budget-exhausted", 0)]
-        if any("epsilon" in _only_metrics(m.content) for m in ok):
+        exhausted = [m for m in ok if _only_metrics(m.content).get(keys.BUDGET_EXHAUSTED, 0)]
+        if any(keys.EPSILON in _only_metrics(m.content) for m in ok):
             self._round["client_epsilon"] = {
-                _client_name(m.content): float(_only_metrics(m.content)["epsilon"]) for m in ok
+                _client_name(m.content): float(_only_metrics(m.content)[keys.EPSILON]) for m in ok
             }
             self._round["client_budget_exhausted"] = {
-                _client_name(m.content): bool(_only_metrics(m.content).get("budget-exhausted", 0)) for m in ok
+                _client_name(m.content): bool(_only_metrics(m.content).get(keys.BUDGET_EXHAUSTED, 0))
+                for m in ok
             }
         if exhausted:
             out = {id(m) for m in exhausted}
@@ -187,21 +244,25 @@ class DomainAwareMixin:
         # FedAvg's own average (FedAvg, FedProx and the FedAvg-based strategies) is computed here,
         # from the same decoded arrays the target scoring below uses: one decode per reply.
         average = self._fedavg_average(ok)
+        evaluates = self.evaluates(server_round)
+        scores_pool = self.scores_pool(server_round)
+        decoded_before: dict[int, Any] = {}
         if average is None:
+            if evaluates or scores_pool:  # some aggregations consume the replies' arrays (QFedAvg)
+                decoded_before = {id(m): record_numpy(_only_arrays(m.content)) for m in ok}
             arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
+            arrays = self._like_global(arrays)
         client_acc: dict[str, float] = {}
         client_probs: list[np.ndarray] = []
         train_stats: dict[str, dict[str, float]] = {}
         self._round.setdefault("sampled_clients", sorted(_client_id(m.content) for m in ok))
-        evaluates = self.evaluates(server_round)
-        scores_pool = self.scores_pool(server_round)
         for msg in ok:
             cid = _client_name(msg.content)
             reported = _only_metrics(msg.content)
-            train_stats[cid] = {k: float(v) for k, v in reported.items() if k != "client-id"}
+            train_stats[cid] = {k: float(v) for k, v in reported.items()}
             if average is None and not (evaluates or scores_pool):
                 continue
-            decoded = record_numpy(_only_arrays(msg.content))
+            decoded = decoded_before.get(id(msg)) or record_numpy(_only_arrays(msg.content))
             if average is not None:
                 average.add(decoded)
             if not (evaluates or scores_pool):
@@ -223,6 +284,24 @@ class DomainAwareMixin:
             arrays = self.after_aggregation(server_round, arrays, np.stack(client_probs))
         return arrays, metrics
 
+    def _like_global(self, arrays: ArrayRecord | None) -> ArrayRecord | None:
+        """`arrays` with the global model's names and dtypes. Some of Flower's aggregations
+        (FedMedian, FedTrimmedAvg, Bulyan) return unnamed float64 arrays; the model is loaded by
+        name and its integer buffers (BatchNorm's batch counter) must stay integers."""
+        current = getattr(self, "_current_arrays", None)
+        if arrays is None or current is None:
+            return arrays
+        if list(arrays.keys()) == list(current.keys()):
+            return arrays
+        given = arrays.to_numpy_ndarrays()
+        if len(given) != len(current):
+            raise RuntimeError(f"the aggregation returned {len(given)} arrays for a model of {len(current)}")
+        names = list(current.keys())
+        reference = current.to_numpy_ndarrays()
+        return ArrayRecord(
+            {n: Array(a.astype(r.dtype, copy=False)) for n, a, r in zip(names, given, reference, strict=True)}
+        )
+
     def _fedavg_average(self, ok: list[Message]) -> WeightedAverage | None:
         """A `WeightedAverage` over `ok` when the strategy averages as Flower's FedAvg does (its
         `aggregate_train` is FedAvg's, not overridden) and the replies pass FedAvg's checks; else
@@ -236,18 +315,19 @@ class DomainAwareMixin:
         return WeightedAverage([_only_metrics(m.content)[key] for m in ok])  # type: ignore[misc]
 
     def scores_pool(self, server_round: int) -> bool:
-        """Whether this round needs the returned models' outputs on the target pool. Default: no."""
-        return False
+        """Whether this round needs the returned models' outputs on the target pool: when the
+        `server_step` runs this round."""
+        return self.server_step is not None and self.server_step.active(server_round)
 
     def after_aggregation(
         self, server_round: int, arrays: ArrayRecord, client_pool_probs: np.ndarray
     ) -> ArrayRecord:
-        """Hook for server-side steps after averaging (FedKA's voting), called in the rounds
-        where `scores_pool` is true. Default: none.
-
-        `client_pool_probs` is (clients, pool size, classes): each returned model's softmax
-        outputs on the target pool."""
-        return arrays
+        """The `server_step` after averaging (FedKA's voting), in the rounds where `scores_pool`
+        is true. `client_pool_probs` is (clients, pool size, classes): each returned model's
+        softmax outputs on the target pool."""
+        if self.server_step is None:
+            return arrays
+        return self.server_step.apply(server_round, arrays, client_pool_probs, self.target, self._round)
 
     # -- client-side evaluation on their own held-out split --------------------------
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
@@ -258,12 +338,12 @@ class DomainAwareMixin:
         protected: dict[str, str] = {}
         for msg in replies:
             if not msg.has_error():
-                own[_client_name(msg.content)] = float(_only_metrics(msg.content)["own-accuracy"])
-                fair = msg.content.get(FAIRNESS_KEY)
-                if isinstance(fair, ConfigRecord) and "json" in fair:
+                own[_client_name(msg.content)] = float(_only_metrics(msg.content)[keys.OWN_ACCURACY])
+                fair = msg.content.get(keys.FAIRNESS)
+                if isinstance(fair, ConfigRecord) and keys.FAIRNESS_JSON in fair:
                     from fedlab.metrics.fairness import read_payload
 
-                    payload = read_payload(str(fair["json"]))
+                    payload = read_payload(str(fair[keys.FAIRNESS_JSON]))
                     fairness[_client_name(msg.content)] = payload["metrics"]
                     counts += payload["counts"]
                     protected = payload["protected"]
@@ -315,20 +395,26 @@ def _reply_order(msg: Message) -> tuple[bool, str]:
     return (msg.has_error(), "" if msg.has_error() else _client_name(msg.content))
 
 
+def _info(content: RecordDict) -> ConfigRecord | None:
+    info = content.get(keys.INFO)
+    return info if isinstance(info, ConfigRecord) else None
+
+
 def _worker(content: RecordDict) -> str:
-    info = content.get("info")
-    return str(info["worker"]) if isinstance(info, ConfigRecord) and "worker" in info else ""
+    info = _info(content)
+    return str(info[keys.WORKER]) if info is not None and keys.WORKER in info else ""
 
 
 def _client_id(content: RecordDict) -> int:
-    return int(_only_metrics(content).get("client-id", -1))
+    info = _info(content)
+    return int(info[keys.CLIENT_ID]) if info is not None and keys.CLIENT_ID in info else -1  # type: ignore[arg-type]
 
 
 def _client_name(content: RecordDict) -> str:
-    info = content.get("info")
-    if isinstance(info, ConfigRecord) and "client" in info:
-        return str(info["client"])
-    return str(int(_only_metrics(content).get("client-id", -1)))
+    info = _info(content)
+    if info is not None and keys.CLIENT in info:
+        return str(info[keys.CLIENT])
+    return str(_client_id(content))
 
 
 # The first record of a type, found by scanning the values: `RecordDict.array_records` /

@@ -7,14 +7,23 @@ multi-kernel MMD between their source features and those embeddings. No voting.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flwr.serverapp.strategy import FedAvg
 
-from server.strategies.domain import DomainAwareMixin
+from server.strategies.domain import DomainAwareMixin, StrategySettings
 
 
 class FDAN(DomainAwareMixin, FedAvg):
-    client_mode = "mmd"
+    """FedAvg whose clients align their features with the target's (client mode "mmd")."""
 
-    def __init__(self, *args, embeddings_per_round: int = 256, **kwargs) -> None:
+    client_mode = "mmd"
+    dp_modes = ("client", "central")
+
+    def __init__(self, *args: Any, embeddings_per_round: int = 256, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.embeddings_per_round = embeddings_per_round
+
+    @classmethod
+    def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
+        return {"embeddings_per_round": settings.training.target_sample}

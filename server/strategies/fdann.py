@@ -11,4 +11,8 @@ from server.strategies.fdan import FDAN
 
 
 class FDANN(FDAN):
+    """f-DAN with a client-side domain discriminator (client mode "dann"). No DP mode: the
+    discriminator's batches mix target rows into the per-sample gradients."""
+
     client_mode = "dann"
+    dp_modes = ()

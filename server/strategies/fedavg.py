@@ -8,6 +8,7 @@ from server.strategies.domain import DomainAwareMixin
 
 
 class DomainFedAvg(DomainAwareMixin, FedAvg):
-    """Flower's FedAvg; clients train with plain cross-entropy (client mode "ce")."""
+    """Flower's FedAvg; clients train with plain cross-entropy. Central DP noises its average."""
 
     client_mode = "ce"
+    dp_modes = ("client", "central")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flwr.serverapp.strategy import FedProx
 
-from server.strategies.domain import DomainAwareMixin
+from server.strategies.domain import DomainAwareMixin, StrategySettings
 
 
 class DomainFedProx(DomainAwareMixin, FedProx):
+    """Flower's FedProx (an average; the proximal term is the clients'): μ from `proximal_mu`."""
+
     client_mode = "prox"
+    dp_modes = ("client", "central")
+
+    @classmethod
+    def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
+        return {"proximal_mu": settings.training.proximal_mu}
