@@ -12,8 +12,9 @@ compares with a saved set and prints one line per cell; exit 1 on any difference
 
 Cells: every built-in strategy on the embedded `digits` federation (in-process engine), FedKA on
 the process and Flower engines, per-round sampling with evaluation every 2 rounds, the embedded
-Adult federation raw / anonymized (k=10) / client DP-SGD / central DP, a two-strategy sweep and a
-tiny study. `--only NAME[,NAME]` runs a subset.
+Adult federation raw / anonymized (k=10) / client DP-SGD / central DP, a two-strategy
+sweep, a tiny study, and two audits (Adult k / ℓ; German by sex with t-closeness, logistic
+regression). `--only NAME[,NAME]` runs a subset.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING_KEYS = {"seconds", "elapsed", "elapsed_s", "wall_s", "started", "finished", "created"}
+TIMING_KEYS = {
+    "seconds", "elapsed", "elapsed_s", "wall_s", "started", "finished", "created", "timings", "command",
+}
+
+
+def _timing(key: str) -> bool:
+    """Keys that hold timings, dates or the command line, not results."""
+    return key in TIMING_KEYS or key.endswith("_seconds")
 FAST = ["--rounds", "2", "--local-steps", "3", "--seed", "3"]
 TAB = ["--config", "{tabular}"]  # the embedded Adult by race, 400 rows per domain (`adult_csv`)
 
@@ -58,6 +66,11 @@ CELLS: dict[str, list[str]] = {
     "sweep-digits": [
         "simulate", "--strategy", "fedavg,fedka", "--seeds", "0,1", "--rounds", "2", "--local-steps", "2",
     ],
+    "audit-adult": ["audit", "--k", "1,10,100", "--l-with-k", "2", "--seeds", "2"],
+    "audit-german-split": [
+        "audit", "--dataset", "german", "--k", "5", "--t", "0.5", "--split-by", "sex", "--seeds", "1",
+        "--classifier", "logreg",
+    ],
     "study-adult": [
         "study", "--strategies", "fedavg", "--epsilons", "none,3", "--anonymize", "none,k=10",
         "--seeds", "0", "--rounds", "2", "--local-steps", "3", "--max-per-domain", "300",
@@ -67,7 +80,7 @@ CELLS: dict[str, list[str]] = {
 
 def _strip(obj):
     if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in sorted(obj.items()) if k not in TIMING_KEYS}
+        return {k: _strip(v) for k, v in sorted(obj.items()) if not _timing(k)}
     if isinstance(obj, list):
         return [_strip(v) for v in obj]
     return obj
@@ -86,7 +99,7 @@ def _file_print(path: Path) -> str:
         return _digest(json.dumps(_strip(json.loads(path.read_text())), sort_keys=True).encode())
     if path.suffix == ".csv":
         frame = pd.read_csv(path)
-        frame = frame[[c for c in frame.columns if c not in TIMING_KEYS]]
+        frame = frame[[c for c in frame.columns if not _timing(c)]]
         return _digest(frame.to_csv(index=False).encode())
     if path.suffix == ".pt":
         import torch
@@ -106,7 +119,7 @@ def fingerprint(run_dir: Path) -> dict[str, str]:
     return {
         str(p.relative_to(run_dir)): _file_print(p)
         for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and p.suffix in wanted and p.name != "config.json"
+        if p.is_file() and p.suffix in wanted and p.name != "config.json" and "cells" not in p.parts
     }
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from audits.experiment.grid import Task
 from audits.experiment.results import ANON_COLUMNS
+from audits.experiment.splits import positives, train_test
 from audits.experiment.table import AuditData
 from fedlab.core.errors import DataError, FedlabError
 from fedlab.core.rundir import write_json_atomic
@@ -37,12 +38,8 @@ def init_worker(data: AuditData, settings: dict[str, Any], cache: str, threads: 
 
 
 def _split(data: AuditData, client: str, seed: int, test_size: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from sklearn.model_selection import train_test_split
-
     part = data.frame.loc[data.clients[client]]
-    y = part[data.target].astype(str) == data.positive_label
-    train, test = train_test_split(part, test_size=test_size, stratify=y, random_state=seed)
-    return train, test
+    return train_test(part, positives(part, data.target, data.positive_label), test_size, seed)
 
 
 def _anonymize(task: Task, data: AuditData, train: pd.DataFrame, test: pd.DataFrame, settings: dict):

@@ -15,6 +15,7 @@ import pandas as pd
 
 from audits.anonymity.feasibility import check_privacy_feasible
 from audits.experiment.grid import AuditGrid
+from audits.experiment.splits import subsample
 from fedlab.core.errors import ConfigError, DataError
 from fedlab.core.rundir import dumps
 
@@ -111,11 +112,7 @@ def load_audit_data(grid: AuditGrid) -> AuditData:
             f"{source}: target {schema.target!r} must contain both {positive!r} and another value "
             f"(found {', '.join(sorted(y.unique())[:5])})"
         )
-    if grid.max_rows and len(frame) > grid.max_rows:
-        from sklearn.model_selection import train_test_split
-
-        frame, _ = train_test_split(frame, train_size=grid.max_rows, stratify=y, random_state=0)
-        frame = frame.sort_index()
+    frame = subsample(frame, schema.target, grid.max_rows)
     dropped = set(getattr(schema, "drop", []) or []) | {schema.target}
     if grid.split_by:
         need(grid.split_by, "--split-by")

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audits.experiment.grid import AuditGrid
+from audits.experiment.splits import positives, subsample, train_test
 from fedlab.report.read import Notes
 
 THRESHOLD = 0.2
@@ -153,27 +155,18 @@ def _load_frame(grid: dict[str, Any]) -> tuple[pd.DataFrame, Any, dict[str, Any]
     else:
         ds = load_dataset(grid.get("dataset", "adult"))
     frame, schema = ds.frame, ds.schema
-    y = frame[schema.target].astype(str) == str(schema.positive_label)
-    max_rows = int(grid.get("max_rows") or 0)
-    if max_rows and len(frame) > max_rows:
-        from sklearn.model_selection import train_test_split
-
-        frame, _ = train_test_split(frame, train_size=max_rows, stratify=y, random_state=0)
-        frame = frame.sort_index()
+    frame = subsample(frame, schema.target, int(grid.get("max_rows") or 0))
     return frame, schema, dict(ds.hierarchies)
 
 
 def _train_split(
     frame: pd.DataFrame, schema: Any, grid: dict[str, Any], client: str, seed: int
 ) -> pd.DataFrame:
-    from sklearn.model_selection import train_test_split
-
     split_by = grid.get("split_by") or ""
     part = frame if not split_by else frame[frame[split_by].astype(str) == client]
-    y = part[schema.target].astype(str) == str(schema.positive_label)
-    train, _ = train_test_split(
-        part, test_size=float(grid.get("test_size", 0.3)), stratify=y, random_state=seed
-    )
+    y = positives(part, schema.target, schema.positive_label)
+    test_size = float(grid.get("test_size", AuditGrid.model_fields["test_size"].default))
+    train, _ = train_test(part, y, test_size, seed)
     return train
 
 
@@ -194,7 +187,7 @@ def _anon_sizes(train: pd.DataFrame, cell: Any, schema: Any, hier: dict, grid: d
 
     qis = list(schema.quasi_identifiers)
     model = _privacy_model(cell, grid)
-    limit = float(grid.get("suppression_limit", 0.2))
+    limit = float(grid.get("suppression_limit", AuditGrid.model_fields["suppression_limit"].default))
     levels = json.loads(cell["anon_levels"]) if isinstance(cell.get("anon_levels"), str) else {}
     if levels and all(q in levels for q in qis):
         from audits.anonymity.encoding import encode
