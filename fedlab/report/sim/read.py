@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from fedlab.metrics.run_record import summarize_rounds
 from fedlab.report.fmt import number
 from fedlab.report.read import Notes, read_csv, read_json, read_jsonl, read_toml
 
@@ -84,7 +84,8 @@ def load_run(path: Path, notes: Notes, prefix: str = "") -> SimRun:
 
 
 def _fill_summary(summary: dict[str, Any], rounds: list[dict[str, Any]], config: dict | None) -> None:
-    """Take what summary.json lacks from the last round / config (same rules as server.app.summarize)."""
+    """Take what summary.json lacks from the rounds (`fedlab.metrics.run_record.summarize_rounds`,
+    the same function the ServerApp wrote it with) and from the config."""
     last = rounds[-1] if rounds else {}
     training = (config or {}).get("training", {})
     defaults = {
@@ -93,25 +94,11 @@ def _fill_summary(summary: dict[str, Any], rounds: list[dict[str, Any]], config:
         "seed": last.get("seed", (config or {}).get("seed")),
         "rounds": training.get("rounds"),
         "federation": (config or {}).get("federation", {}).get("name"),
-        "final_target_acc": last.get("target_acc"),
-        "final_group_effect": last.get("group_effect"),
-        "final_mean_client_target_acc": last.get("mean_client_target_acc"),
-        "final_voting_acc": last.get("voting_acc"),
-        "final_adoption_rate": last.get("adoption_rate"),
-        "final_client_target_acc": last.get("client_target_acc", {}),
-        "final_client_own_acc": last.get("client_own_acc", {}),
     }
-    accs = [number(r.get("target_acc")) for r in rounds]
-    if any(a is not None for a in accs):
-        best = int(np.nanargmax([a if a is not None else np.nan for a in accs]))
-        defaults["best_round"] = rounds[best].get("round")
-        defaults["best_target_acc"] = accs[best]
-    ges = [number(r.get("group_effect")) for r in rounds]
-    ges = [g for g in ges if g is not None]
-    if ges:
-        defaults["mean_group_effect"] = float(np.mean(ges))
+    if rounds:
+        defaults.update(summarize_rounds(rounds))
     for key, value in defaults.items():
-        if summary.get(key) is None and value is not None:
+        if summary.get(key) is None and value is not None and value == value:
             summary[key] = value
 
 
