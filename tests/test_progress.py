@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from fedlab.core.progress import PlainProgress
+from fedlab.cli.plain_progress import PlainProgress
 
 
 def test_plain_progress_prints_lines_on_advance_and_throttles_status() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from audits.experiment.cell import init_worker, run_task
 from audits.experiment.grid import AuditGrid, Task
-from audits.experiment.progress import ProgressBar
+from audits.experiment.progress_bar import ProgressBar
 from audits.experiment.results import (
     checkpoint_dir,
     publish_cells,

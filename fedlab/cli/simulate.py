@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedlab.cli.progress import console, progress_bar
+from fedlab.cli.console import console, progress_bar
 from fedlab.config import load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import default_run_name

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedlab.cli.progress import progress_bar
+from fedlab.cli.console import progress_bar
 from fedlab.config import parse_anonymize_spec
 from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import default_run_name

@@ -120,7 +120,7 @@ def paper_grid(ks: list[int], ls: list[int], ts: list[float], families: list[str
     return specs
 
 
-def make_classifier(name: str, seed: int, threads: int) -> Any:
+def paper_classifier(name: str, seed: int, threads: int) -> Any:
     """XGBoost with the paper's settings, or one of fedlab's classifiers (clear error if missing)."""
     if name == "xgboost":
         try:
@@ -263,7 +263,7 @@ def predict(
     features = [c for c in gen_train.columns if c != data.target]
     X_train, X_test = encode(gen_train[features], gen_test[features], settings.encoding)
     y_train = gen_train[data.target].astype(int).to_numpy()
-    model = make_classifier(settings.classifier, seed, settings.threads)
+    model = paper_classifier(settings.classifier, seed, settings.threads)
     model.fit(X_train, y_train)
     pred = np.asarray(model.predict(X_test)).round().astype(int).reshape(-1)
     return pred, model.predict_proba(X_test), X_test

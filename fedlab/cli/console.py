@@ -10,9 +10,9 @@ console = Console(stderr=True)
 
 def progress_bar() -> Progress:
     """The runs/rounds progress bar shared by `fedlab simulate` and `fedlab study`
-    (plain-text lines when stderr is not a terminal, `fedlab.core.progress`)."""
+    (plain-text lines when stderr is not a terminal, `fedlab.cli.plain_progress`)."""
     if not console.is_terminal:
-        from fedlab.core.progress import PlainProgress
+        from fedlab.cli.plain_progress import PlainProgress
 
         return PlainProgress(console)  # type: ignore[return-value]
     return Progress(
