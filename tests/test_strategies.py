@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -113,34 +113,29 @@ def test_fedka_voting_composes_with_fedadam(tmp_path) -> None:
     assert s["final_voting_acc"] is not None and 0 < s["final_adoption_rate"] <= 1
 
 
+def _readme_strategy() -> str:
+    """The code block of README.md's "Add your own strategy"."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    after = readme[readme.index("**Add your own strategy**") :]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start : after.index("```", start)]
+
+
 def test_own_strategy_from_a_file_outside_the_project(tmp_path, monkeypatch) -> None:
+    """README's example, as a user writes it: under 30 lines, in a folder outside the project."""
+    code = _readme_strategy()
+    assert len(code.strip().splitlines()) < 30
     pkg = tmp_path / "plugins" / "mystrats"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    (pkg / "half.py").write_text(
-        textwrap.dedent(
-            '''
-            """FedAvg that moves the global model only halfway to the clients' average."""
-            import numpy as np
-            from flwr.app import Array, ArrayRecord
-            from flwr.serverapp.strategy import FedAvg
-
-
-            class HalfStep(FedAvg):
-                def configure_train(self, server_round, arrays, config, grid):
-                    self.before = arrays
-                    return super().configure_train(server_round, arrays, config, grid)
-
-                def aggregate_train(self, server_round, replies):
-                    arrays, metrics = super().aggregate_train(server_round, replies)
-                    mixed = {k: Array(np.asarray((a.numpy() + self.before[k].numpy()) / 2, a.numpy().dtype))
-                             for k, a in arrays.items()}
-                    return ArrayRecord(mixed), metrics
-            '''
-        )
-    )
+    (pkg / "half.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
-    s = _summary(tmp_path, "own", "mystrats.half:HalfStep")
-    assert s["strategy"] == "mystrats.half:HalfStep" and s["final_group_effect"] == s["final_group_effect"]
-    sys.modules.pop("mystrats.half", None)
-    sys.modules.pop("mystrats", None)
+    try:
+        s = _summary(tmp_path, "own", "mystrats.half:HalfStep")
+    finally:
+        sys.modules.pop("mystrats.half", None)
+        sys.modules.pop("mystrats", None)
+    assert s["strategy"] == "mystrats.half:HalfStep"
+    assert s["final_group_effect"] == pytest.approx(
+        s["final_target_acc"] - sum(s["final_client_target_acc"].values()) / 4
+    )
