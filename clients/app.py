@@ -100,6 +100,7 @@ def _global_state(record: ArrayRecord) -> dict:
 
 
 def cfg_num_classes(msg: Message) -> int:
+    """Number of classes of the run's federation, as the server sent it."""
     return int(msg.content[keys.CONFIG][keys.NUM_CLASSES])
 
 

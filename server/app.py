@@ -153,6 +153,7 @@ def run_federation(
 
 def write_resolved_config(workdir: Path, cfg: SimulationConfig) -> None:
     # TOML has no null: unset optional values (e.g. dp.delta) are left out and read back as unset.
+    """The run's full config as config.toml (re-runnable with --config)."""
     write_text_atomic(workdir / "config.toml", tomli_w.dumps(cfg.saved_dict()))
 
 

@@ -34,6 +34,7 @@ SAMPLING_STREAM = 0x5A4D
 
 
 def is_eval_round(server_round: int, eval_every: int, num_rounds: int) -> bool:
+    """Whether a round evaluates: every `eval_every`-th round and always the last."""
     return server_round % max(1, eval_every) == 0 or server_round >= num_rounds
 
 
@@ -79,4 +80,5 @@ class NodeSubsetGrid(GridView):
         self.nodes = list(nodes)
 
     def get_node_ids(self) -> Iterable[int]:
+        """Only the round's sampled nodes: what the parent strategy configures."""
         return list(self.nodes)

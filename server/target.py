@@ -23,6 +23,8 @@ from fedlab.wire.arrays import load_weights, record_state, torch_state
 
 @dataclass
 class TargetDomain:
+    """The server's view of the held-out target domain: an unlabeled pool it may use, a test split it only
+    scores on."""
     name: str
     x_pool: np.ndarray
     y_pool_hidden: np.ndarray  # never used for training: only to report voting accuracy
@@ -67,6 +69,7 @@ class TargetDomain:
         )
 
     def test_accuracy(self, model: DomainModel) -> float:
+        """Accuracy on the fixed target test split (eval mode): what every strategy is judged by."""
         return accuracy_of(self.test_predictions(model), self.y_test)
 
     def test_predictions(self, model: DomainModel) -> np.ndarray:

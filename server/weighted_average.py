@@ -30,6 +30,7 @@ class WeightedAverage:
         self._added = 0
 
     def add(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Add one decoded reply's weights, scaled by its example count."""
         factor = self.factors[self._added]
         self._added += 1
         for key, value in arrays.items():
@@ -39,6 +40,7 @@ class WeightedAverage:
                 self._sum[key] += value * factor
 
     def record(self) -> ArrayRecord:
+        """The average as an ArrayRecord (the global model's dtypes and names)."""
         if self._added != len(self.factors):
             raise RuntimeError(f"weighted average: {self._added} of {len(self.factors)} replies added")
         return state_record({key: np.asarray(value) for key, value in self._sum.items()})

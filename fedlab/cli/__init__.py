@@ -69,6 +69,8 @@ class _WarningLines(logging.Handler):
 
 
 def main() -> None:
+    """The `fedlab` command: one-line errors (exit 2), interrupts (130 / 143), everything else from the
+    library."""
     from fedlab.runtime.interrupts import exit_code, exit_interrupted, install_signal_handlers
 
     install_signal_handlers()  # SIGTERM behaves like Ctrl-C (exit 143)

@@ -23,6 +23,7 @@ class _Task:
 
 
 class PlainProgress:
+    """rich.progress.Progress's subset fedlab uses, printing plain timestamped lines for logs."""
     def __init__(self, console: Any, every: float = 5.0) -> None:
         self.console = console
         self.every = every
@@ -37,6 +38,7 @@ class PlainProgress:
         return None
 
     def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
+        """A new task; prints its first line."""
         self.tasks.append(_Task(description, total, 0, dict(fields)))
         self._line(self.tasks[-1])
         return len(self.tasks) - 1
@@ -51,6 +53,7 @@ class PlainProgress:
         description: str | None = None,
         **fields: Any,
     ) -> None:
+        """Update a task (completed / total / description); prints at most every `every` seconds."""
         task = self.tasks[task_id]
         if total is not None:
             task.total = total
@@ -66,9 +69,11 @@ class PlainProgress:
             self._line(task)
 
     def advance(self, task_id: int, advance: float = 1) -> None:
+        """Advance a task; prints a line."""
         self.update(task_id, advance=advance)
 
     def reset(self, task_id: int, *, total: float | None = None, **fields: Any) -> None:
+        """Restart a task from 0 (a new run of a sweep)."""
         task = self.tasks[task_id]
         task.completed = 0
         if total is not None:

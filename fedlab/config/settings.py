@@ -210,6 +210,8 @@ def parse_anonymize_spec(spec: str) -> dict[str, float]:
 
 class SimulationConfig(_Strict):
     # a named preset (fedlab.config.presets), filled in under explicit TOML / CLI values
+    """The whole run: seed, device, engine, and the federation / training / DP / anonymization sections each
+    layer reads."""
     protocol: Literal["", "fedka2022"] = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -247,12 +249,16 @@ class SimulationConfig(_Strict):
 
     # -- flat run-config round trip (Flower passes only scalars) ---------------------
     def to_flat(self) -> dict[str, Any]:
+        """The run config as Flower carries it: the whole config as JSON under `keys.RUN_CONFIG` (set once per
+        run)."""
         import json
 
         return {"fedlab-config": json.dumps(self.model_dump(), sort_keys=True)}
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> SimulationConfig:
+        """The config back from a run config: the JSON of a simulation, or the flat [tool.flwr.app.config]
+        keys of a deployment."""
         import json
 
         if "fedlab-config" in flat:

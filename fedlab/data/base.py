@@ -22,6 +22,8 @@ import pandas as pd
 
 @dataclass
 class Domain:
+    """One data domain, model-ready: train and test arrays (+ protected-attribute values per row for tabular
+    data)."""
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -37,11 +39,14 @@ class Domain:
 
     @property
     def size(self) -> int:
+        """Rows in the domain (train + test)."""
         return len(self.y_train) + len(self.y_test)
 
 
 @dataclass
 class FederationData:
+    """A loaded federation: its domains, number of classes, input kind (image / vector) and protected
+    attributes."""
     name: str
     domains: dict[str, Domain]  # insertion order is the canonical domain order
     num_classes: int
@@ -54,6 +59,7 @@ class FederationData:
 
     @property
     def domain_names(self) -> list[str]:
+        """Domain names in the federation's order (which fixes the clients' ids)."""
         return list(self.domains)
 
 

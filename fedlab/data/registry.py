@@ -57,6 +57,7 @@ class ClientPartition:
 
     @property
     def num_train(self) -> int:
+        """Training rows the client holds."""
         return len(self.y_train)
 
 

@@ -44,12 +44,15 @@ class DomainModel(nn.Module):
     embedding_dim: int
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding: what MK-MMD aligns and what the server sends as target embeddings."""
         return self.extractor(x)
 
     def head(self, z: torch.Tensor) -> torch.Tensor:
+        """Class logits from an embedding (the part head-only fine-tuning may touch)."""
         return self.classifier(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch: head(features(x))."""
         return self.head(self.features(x))
 
 
@@ -125,6 +128,7 @@ class DomainDiscriminator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Source-vs-target logit of each embedding (f-DANN's client-side discriminator)."""
         return self.net(z).squeeze(-1)
 
 

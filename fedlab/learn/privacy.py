@@ -68,6 +68,7 @@ def sample_rate(n: int, batch_size: int) -> float:
 
 
 def default_delta(n: int) -> float:
+    """δ = 1/n (n = the client's rows or, in central mode, the number of clients); at least 1/2."""
     return 1.0 / max(n, 2)
 
 
@@ -169,6 +170,8 @@ def load_history(state: Any) -> list[tuple[float, float, int]]:
 
 
 def save_history(state: Any, history: list[tuple[float, float, int]]) -> None:
+    """Keep the RDP accountant's history in the client's Flower `context.state`, so ε accumulates across
+    rounds."""
     from flwr.app import ConfigRecord
 
     state[ACCOUNTANT_STATE] = ConfigRecord(
@@ -193,6 +196,7 @@ class ProxSGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        """SGD step after adding μ(w − w_global) to each gradient."""
         for p, a in self._anchors:
             if p.grad is not None:
                 p.grad.add_(p - a.to(p.device), alpha=self._mu)
@@ -223,15 +227,19 @@ class ClientDPRound:
 
     @property
     def spent(self) -> float:
+        """ε spent so far (before this round's steps: the history as loaded)."""
         return epsilon(self.history, self.plan.delta)
 
     def would_exceed_budget(self) -> bool:
+        """Whether this round's planned steps would take the client past its ε budget."""
         if self.plan.budget is None:
             return False
         step = (self.plan.noise_multiplier, self.plan.sample_rate, self.plan.steps_per_round)
         return epsilon([*self.history, step], self.plan.delta) > self.plan.budget * (1 + 1e-9)
 
     def optimizer_factory(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """Opacus's private optimizer for `params` (the model wrapped with the PrivacyEngine); what
+        `train_local` calls first."""
         from opacus import PrivacyEngine
         from torch.utils.data import DataLoader, TensorDataset
 

@@ -27,6 +27,7 @@ Mode = Literal["ce", "prox", "mmd", "dann"]
 
 
 def resolve_device(device: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; asking for CUDA without it is a one-line ConfigError."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -66,6 +67,8 @@ class LocalTrainSpec:
 
 @dataclass
 class LocalTrainResult:
+    """What a client's round reports: rows, mean loss and its cross-entropy and alignment parts, the ramp
+    value."""
     num_examples: int
     loss: float
     ce: float
@@ -82,6 +85,7 @@ class BatchSampler:
         self._pos = 0
 
     def next(self) -> np.ndarray:
+        """Indices of the next mini-batch (a fresh permutation when the epoch is used up)."""
         if self._pos + self.batch_size > self.n:
             self._order = self.rng.permutation(self.n)
             self._pos = 0
@@ -104,6 +108,7 @@ def rows_needed_to_train(model: nn.Module) -> int:
 
 
 def make_optimizer(params, spec: LocalTrainSpec) -> torch.optim.Optimizer:
+    """The optimizer the spec names: SGD with momentum (fedlab's default) or Adam (the FedKA reference)."""
     if spec.optimizer == "adam":
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
@@ -189,6 +194,7 @@ def train_local(
 
 @torch.no_grad()
 def predict_logits(model: DomainModel, x: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
+    """Logits of `x` in eval mode, in batches (no gradients)."""
     on_device(model, device).eval()
     out = [model(torch.as_tensor(x[i : i + batch], device=device)).cpu() for i in range(0, len(x), batch)]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
@@ -207,12 +213,14 @@ def mean_loss(
 
 
 def predict(model: DomainModel, x: np.ndarray, device: torch.device) -> np.ndarray:
+    """Predicted classes of `x` (eval mode)."""
     if len(x) == 0:
         return np.zeros(0, dtype=np.int64)
     return predict_logits(model, x, device).argmax(axis=1)
 
 
 def accuracy(model: DomainModel, x: np.ndarray, y: np.ndarray, device: torch.device) -> float:
+    """Accuracy of `model` on (x, y); NaN for an empty split."""
     if len(y) == 0:
         return float("nan")
     return accuracy_of(predict(model, x, device), y)
@@ -320,9 +328,11 @@ def finetune_pseudo(
 
 
 def state_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
+    """A model's state as NumPy arrays (CPU copies)."""
     return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
 
 def load_numpy_state(model: nn.Module, state: dict[str, np.ndarray]) -> None:
+    """Load NumPy arrays into `model`, each cast to the dtype of the tensor it replaces."""
     current = model.state_dict()
     model.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(current[k].dtype) for k, v in state.items()})

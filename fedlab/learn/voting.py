@@ -17,15 +17,19 @@ import numpy as np
 
 @dataclass
 class VoteResult:
+    """The outcome of a vote on the target pool: winner, its vote count and which samples are adopted."""
     labels: np.ndarray  # (N,) winning class per sample
     votes: np.ndarray  # (N,) number of voters agreeing with the winner
     adopted: np.ndarray  # (N,) bool: adopted by the rule (and confident enough, see below)
 
     @property
     def adoption_rate(self) -> float:
+        """Share of the pool adopted for fine-tuning."""
         return float(self.adopted.mean()) if len(self.adopted) else 0.0
 
     def accuracy(self, y_true: np.ndarray, adopted_only: bool = True) -> float:
+        """Accuracy of the pseudo-labels against the pool's held-back labels (reporting only; nothing decides
+        on it)."""
         mask = self.adopted if adopted_only else np.ones_like(self.adopted)
         if not mask.any():
             return float("nan")

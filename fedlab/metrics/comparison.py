@@ -119,6 +119,7 @@ def flat_row(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 def comparison_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:
+    """The paired cells of `compare` as one flat table (paired.csv): one row per target x strategy."""
     return pd.DataFrame([flat_row(c) for c in cells])
 
 

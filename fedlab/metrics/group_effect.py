@@ -16,12 +16,15 @@ import numpy as np
 
 
 def group_effect(global_accuracy: float, client_accuracies: Sequence[float]) -> float:
+    """Global accuracy minus the mean accuracy of the clients' returned models: the gain from aggregation
+    (negative = negative transfer)."""
     if len(client_accuracies) == 0:
         raise ValueError("group_effect needs at least one client accuracy")
     return float(global_accuracy - float(np.mean(client_accuracies)))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds, NaNs ignored (std 0 for a single value)."""
     arr = np.asarray([v for v in values if v == v], dtype=float)
     if arr.size == 0:
         return float("nan"), float("nan")

@@ -54,6 +54,7 @@ class Interval:
 
     @property
     def half_width(self) -> float:
+        """Half the interval's width: the '±' a table prints."""
         return (self.ci_high - self.ci_low) / 2
 
     @property
@@ -62,6 +63,7 @@ class Interval:
         return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
 
     def excludes_zero(self) -> bool:
+        """Whether the interval excludes 0: the only case a difference may be called a gain or a loss."""
         return self.known and (self.ci_low > 0 or self.ci_high < 0)
 
     def direction(self) -> int:
@@ -71,6 +73,7 @@ class Interval:
         return 1 if self.ci_low > 0 else -1
 
     def to_dict(self) -> dict:
+        """The interval as JSON-ready numbers (NaN when undefined)."""
         return asdict(self)
 
 
@@ -113,6 +116,7 @@ class Ratio:
     method: str = BOOT_METHOD
 
     def to_dict(self) -> dict:
+        """The ratio and its bootstrap interval as JSON-ready numbers ('inf' when unbounded)."""
         return asdict(self)
 
 

@@ -30,6 +30,7 @@ CellFormat = Literal[
 
 @dataclass
 class Column:
+    """A table column: the row key it shows, its heading, how its cells are formatted, a tooltip."""
     key: str
     label: str
     fmt: CellFormat = "text"
@@ -62,6 +63,7 @@ class Finding:
 
 @dataclass
 class Series:
+    """One line of a plot: name, x and y values and an optional band (spread over seeds)."""
     name: str
     x: list[Any]
     y: list[float | None]
@@ -72,6 +74,7 @@ class Series:
 
 @dataclass
 class Panel:
+    """One plot panel: its series, axis labels, baselines and reference lines (e.g. the four-fifths line)."""
     title: str
     x_label: str
     y_label: str
@@ -89,6 +92,7 @@ class Panel:
 
 @dataclass
 class PlotSpec:
+    """A figure, independent of the renderer: panels and a caption."""
     id: str
     title: str
     panels: list[Panel]
@@ -98,6 +102,7 @@ class PlotSpec:
 
 @dataclass
 class Section:
+    """A report section: heading, intro text, tables, plots and findings."""
     id: str
     title: str
     intro: str = ""
@@ -108,6 +113,7 @@ class Section:
 
 @dataclass
 class Report:
+    """Everything a report says, computed once; the HTML, Markdown and JSON renderers only format it."""
     kind: Literal["simulation", "sweep", "audit"]
     title: str
     run_dir: str
@@ -121,9 +127,11 @@ class Report:
     missing: list[str] = field(default_factory=list)
 
     def plots(self) -> list[PlotSpec]:
+        """Every plot in the report, in section order."""
         return [p for s in self.sections for p in s.plots]
 
     def tables(self) -> list[Table]:
+        """Every table in the report, in section order."""
         return [t for s in self.sections for t in s.tables]
 
 

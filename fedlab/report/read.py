@@ -23,11 +23,14 @@ class Notes:
     items: list[str] = field(default_factory=list)
 
     def add(self, text: str) -> None:
+        """Record one thing the report could not read or had to recompute (listed under 'missing or
+        incomplete')."""
         if text not in self.items:
             self.items.append(text)
 
 
 def read_json(path: Path, notes: Notes, why: str) -> dict[str, Any] | None:
+    """A JSON file, or None with a note saying what is lost without it."""
     if not path.is_file():
         notes.add(f"{path.name} is missing: {why}")
         return None
@@ -65,6 +68,7 @@ def read_jsonl(path: Path, notes: Notes, why: str) -> list[dict[str, Any]]:
 
 
 def read_toml(path: Path, notes: Notes, why: str) -> dict[str, Any] | None:
+    """A TOML file, or None with a note saying what is lost without it."""
     if not path.is_file():
         notes.add(f"{path.name} is missing: {why}")
         return None
@@ -76,6 +80,7 @@ def read_toml(path: Path, notes: Notes, why: str) -> dict[str, Any] | None:
 
 
 def read_csv(path: Path, notes: Notes, why: str) -> pd.DataFrame | None:
+    """A CSV file, or None with a note saying what is lost without it."""
     if not path.is_file():
         notes.add(f"{path.name} is missing: {why}")
         return None

@@ -68,10 +68,12 @@ class DirectGrid(Grid):
 
     # -- Grid interface ----------------------------------------------------------------
     def set_run(self, run: Run) -> None:
+        """Grid interface: the run the ServerApp is executing (set by Flower before it starts)."""
         self._run = run
 
     @property
     def run(self) -> Run:
+        """Grid interface: the current run."""
         return self._run
 
     def create_message(
@@ -82,9 +84,11 @@ class DirectGrid(Grid):
         group_id: str,
         ttl: float | None = None,
     ) -> Message:
+        """Grid interface: a message to one virtual node (no link state: ids are assigned on push)."""
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
     def get_node_ids(self) -> Iterable[int]:
+        """Grid interface: the virtual nodes 1..N, always all connected."""
         return list(self.contexts)
 
     def node_partitions(self) -> dict[int, int]:
@@ -93,6 +97,7 @@ class DirectGrid(Grid):
         return {node: int(ctx.node_config[PARTITION_ID_KEY]) for node, ctx in self.contexts.items()}
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Grid interface: queue messages; they run when their replies are pulled."""
         ids = []
         for msg in messages:
             if msg.metadata.dst_node_id not in self.contexts:
@@ -102,6 +107,7 @@ class DirectGrid(Grid):
         return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Grid interface: run the queued messages now and return the replies asked for."""
         wanted = list(message_ids)
         todo = [self._pending.pop(i) for i in wanted if i in self._pending]
         if todo:
@@ -112,6 +118,7 @@ class DirectGrid(Grid):
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
+        """Grid interface: run every message on the backend and return the replies in message order."""
         todo = list(messages)
         for msg in todo:
             if msg.metadata.dst_node_id not in self.contexts:
@@ -213,6 +220,8 @@ class AbortableGrid(GridView):
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
+        """Push, then poll for replies until all came, the timeout passed, or ABORT is set (Ctrl-C on Flower's
+        runtime)."""
         pending = set(self.push_messages(messages))
         end = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []

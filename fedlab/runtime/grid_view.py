@@ -22,10 +22,12 @@ class GridView(Grid):
         self.inner = inner
 
     def set_run(self, run: Run) -> None:
+        """Delegated to the wrapped Grid."""
         self.inner.set_run(run)
 
     @property
     def run(self) -> Run:
+        """Delegated to the wrapped Grid."""
         return self.inner.run
 
     def create_message(
@@ -36,18 +38,23 @@ class GridView(Grid):
         group_id: str,
         ttl: float | None = None,
     ) -> Message:
+        """Delegated to the wrapped Grid."""
         return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
 
     def get_node_ids(self) -> Iterable[int]:
+        """Delegated to the wrapped Grid (a subclass may list fewer nodes)."""
         return self.inner.get_node_ids()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Delegated to the wrapped Grid."""
         return self.inner.push_messages(messages)
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Delegated to the wrapped Grid."""
         return self.inner.pull_messages(message_ids)
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
+        """Delegated to the wrapped Grid."""
         return self.inner.send_and_receive(messages, timeout=timeout)

@@ -45,6 +45,7 @@ def install_signal_handlers() -> None:
 
 
 def exit_code(exc: BaseException | None = None) -> int:
+    """The shell's exit status for a signal: 128 + its number (Ctrl-C 130, SIGTERM 143)."""
     return EXIT_TERMINATED if isinstance(exc, Terminated) or TERMINATED.is_set() else EXIT_INTERRUPT
 
 

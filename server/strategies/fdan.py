@@ -26,4 +26,5 @@ class FDAN(DomainAwareMixin, FedAvg):
 
     @classmethod
     def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
+        """Target embeddings per round from `training.target_sample`."""
         return {"embeddings_per_round": settings.training.target_sample}

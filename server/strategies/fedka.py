@@ -30,6 +30,7 @@ class FedKA(FDAN):
 
     @classmethod
     def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
+        """f-DAN's keywords plus the voting step configured by the training settings."""
         return {
             **super().settings_kwargs(settings),
             "voting": VotingStep.from_settings(settings.training, settings.seed),

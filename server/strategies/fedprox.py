@@ -17,4 +17,5 @@ class DomainFedProx(DomainAwareMixin, FedProx):
 
     @classmethod
     def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
+        """μ from `training.proximal_mu`."""
         return {"proximal_mu": settings.training.proximal_mu}

@@ -66,6 +66,8 @@ class DomainQFedAvg(DomainAwareMixin, _FloatQFedAvg):
 
     @classmethod
     def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
+        """q-FFL's Lipschitz estimate from the clients' learning rate; its loss key is the clients' initial-
+        loss."""
         return {"client_learning_rate": settings.training.lr, "train_loss_key": keys.INITIAL_LOSS}
 
 

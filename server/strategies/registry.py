@@ -73,10 +73,12 @@ class StrategyPlan:
 
     @property
     def client_mode(self) -> str:
+        """The clients' local objective: 'mmd' when +mmd is added, else the class's."""
         return "mmd" if self.mmd else str(getattr(self.cls, "client_mode", "ce"))
 
     @property
     def dp_modes(self) -> tuple[str, ...]:
+        """The DP modes the plan keeps: the class's, without central when +vote is added."""
         modes = tuple(getattr(self.cls, "dp_modes", ("client",)))
         return tuple(m for m in modes if m != "central") if self.vote else modes
 
