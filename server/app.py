@@ -135,12 +135,18 @@ def run_federation(
         {
             "federation": cfg.federation.name,
             "domains": setup.fed.domain_names,
+            # what the fairness numbers are about: privileged value per attribute, and the
+            # favourable outcome ŷ = class_names[1] (the federation's positive label)
+            "protected": dict(setup.fed.protected),
+            "class_names": list(setup.fed.class_names),
             "clients": [
                 {"id": c.client_id, "domain": c.domain, "train": len(c.y_train), "test": len(c.y_test)}
                 for c in setup.clients
             ],
             "dp": dp_summary(cfg.dp, strategy.history),
             "anonymization": list(setup.anonymization),
+            # the shared preprocessing is fitted from per-owner aggregates (fedlab.data.client_stats)
+            "preprocessing_epsilon": getattr(getattr(setup.fed, "preprocessor", None), "epsilon", None),
             "target_pool": len(dom.y_train),
             "target_test": len(dom.y_test),
             "seconds": elapsed,

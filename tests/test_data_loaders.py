@@ -299,7 +299,7 @@ def test_tabular_adult_shared(shared_data: Path) -> None:
     # encoder statistics come from the sources' TRAIN rows only
     src = np.concatenate([fed.domains[n].x_train for n in fed.domain_names if n != "Black"])
     ages = src[:, ready.numeric_columns.index("age")].astype(float)
-    assert np.isclose(ready.preprocessor.named_transformers_["num"].mean_[0], ages.mean())
+    assert np.isclose(ready.preprocessor.mean[0], ages.mean())
     assert ready.domains["Black"].x_test.shape[1] == clients[0].x_train.shape[1] == ready.input_shape[0]
     assert prepare(fed, "Black") is ready  # cached per target
 
@@ -341,8 +341,7 @@ def test_tabular_generated_csv(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     clients = make_clients(fed, "south", cfg, seed=0)
     ready = prepare(fed, "south")
     assert ready.preprocessor is not None and "region" not in ready.feature_columns
-    cat = ready.preprocessor.named_transformers_["cat"]
-    job_categories = set(cat.categories_[ready.categorical_columns.index("job")])
+    job_categories = set(ready.preprocessor.categories["job"])
     assert "pilot" not in job_categories  # only in the target: never fitted on
     assert clients[0].x_train.shape[1] == ready.domains["south"].x_train.shape[1]
     # explicit privileged value must exist; unknown columns are named

@@ -52,6 +52,11 @@ def load_simulation_config(
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+        for key in ("schema", "schema_file"):
+            schema = (data.get("federation") or {}).get(key)
+            if isinstance(schema, str) and schema and not Path(schema).expanduser().is_absolute():
+                # a schema named in a config file lives next to it, wherever fedlab is started
+                data["federation"][key] = str(p.resolve().parent / schema)
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

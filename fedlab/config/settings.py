@@ -10,19 +10,37 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FEDERATIONS = ("digits", "digit-five", "office-caltech10", "features", "tabular")
 # federation options that only one federation reads; a saved config keeps only its own
 OWN_OPTIONS = {
     "office-caltech10": ("features",),
     "features": ("pattern", "files", "transform"),
-    "tabular": ("csv", "domain_column", "label_column", "positive_label", "protected", "drop_columns"),
+    "tabular": (
+        "csv",
+        "domain_column",
+        "label_column",
+        "positive_label",
+        "protected",
+        "drop_columns",
+        "schema_file",
+        "preprocess_dp",
+    ),
 }
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class PreprocessDPConfig(_Strict):
+    """ε-DP Laplace noise on the aggregates clients send for the shared preprocessing
+    (`fedlab.data.client_stats`); ``epsilon`` unset = exact aggregates (no noise)."""
+
+    epsilon: float | None = Field(None, gt=0)
+    # public bound on a numeric value's magnitude after clipping (values are clipped to ±bound)
+    clip: float = Field(1e6, gt=0)
 
 
 class FederationConfig(_Strict):
@@ -57,6 +75,11 @@ class FederationConfig(_Strict):
     positive_label: str = ""
     protected: list[str] = Field(default_factory=list)
     drop_columns: list[str] = Field(default_factory=list)
+    # the audit's schema TOML (audits.datasets.schema): local anonymization takes its
+    # quasi-identifiers, sensitive attribute and hierarchies from it (relative to the config file)
+    schema_file: str = Field("", validation_alias=AliasChoices("schema", "schema_file"))
+    # Laplace noise on the per-client preprocessing aggregates (fedlab.data.client_stats)
+    preprocess_dp: PreprocessDPConfig = Field(default_factory=lambda: PreprocessDPConfig())
 
     @field_validator("files")
     @classmethod
@@ -212,6 +235,7 @@ class SimulationConfig(_Strict):
     # a named preset (fedlab.config.presets), filled in under explicit TOML / CLI values
     """The whole run: seed, device, engine, and the federation / training / DP / anonymization sections each
     layer reads."""
+
     protocol: Literal["", "fedka2022"] = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -9,8 +9,12 @@ is dominated by a few frequent features. ``federation.transform`` (``features`` 
 - ``zscore``: (x − mean) / std per feature, mean and std of the SOURCE training rows.
 
 Fitting on the sources only (never the target pool or any test row) keeps the target unseen:
-the target's rows are only transformed. `TransformedFederation.prepare_for(target)` is what
-`fedlab.data.registry.prepare` calls, like the tabular federation's preprocessing.
+the target's rows are only transformed. The fit never pools rows: each source domain sends
+aggregates of its own training rows (row count, exact per-feature sums and sums of squares,
+non-zero counts: `fedlab.data.client_stats`) and the server combines them (`fit_from_stats`);
+`fit_transform` on one matrix is the same computation with a single owner.
+`TransformedFederation.prepare_for(target)` is what `fedlab.data.registry.prepare` calls, like
+the tabular federation's preprocessing.
 """
 
 from __future__ import annotations
@@ -47,20 +51,34 @@ class FittedTransform:
 
 
 def fit_transform(kind: str, x_source: np.ndarray) -> FittedTransform:
-    """Fit `kind` on the source training rows `x_source` (N, D)."""
+    """Fit `kind` on the source training rows `x_source` (N, D) of one owner."""
+    return fit_from_stats(kind, [np.asarray(x_source, dtype=np.float64)])
+
+
+def fit_from_stats(kind: str, owners: list[np.ndarray]) -> FittedTransform:
+    """Fit `kind` from each owner's aggregates (`array_stats`), combined by the server."""
+    from fedlab.data.client_stats import array_stats, combine
+
     if kind not in TRANSFORMS:
         raise DataError(f"features: transform {kind!r} unknown; expected one of {', '.join(TRANSFORMS)}")
-    x = np.asarray(x_source, dtype=np.float64)
-    if kind in ("log1p", "tfidf") and len(x) and float(x.min()) < 0:
-        col = int(np.argmin(x.min(axis=0)))
-        low = float(x[:, col].min())
-        raise DataError(f"features: transform {kind!r} needs non-negative counts; column {col} has {low}")
+    if kind == "none" or (kind == "log1p" and not owners):
+        return FittedTransform(kind)
+    stats = combine(array_stats(x) for x in owners)
+    dims = sorted(stats.numeric)
+    if kind in ("log1p", "tfidf"):
+        lows = [stats.numeric[j].low for j in dims]
+        if lows and min(lows) < 0:
+            col = int(np.argmin(lows))
+            raise DataError(
+                f"features: transform {kind!r} needs non-negative counts; column {col} has {lows[col]}"
+            )
     if kind == "tfidf":
-        df = (x != 0).sum(axis=0)
-        return FittedTransform(kind, scale=np.log((1 + len(x)) / (1 + df)) + 1.0)
+        df = np.array([stats.categories[j]["nonzero"] for j in dims], dtype=np.float64)
+        return FittedTransform(kind, scale=np.log((1 + float(stats.rows)) / (1 + df)) + 1.0)
     if kind == "zscore":
-        std = x.std(axis=0)
-        return FittedTransform(kind, scale=1.0 / np.where(std > 0, std, 1.0), shift=x.mean(axis=0))
+        std = np.array([stats.std(j) for j in dims])
+        mean = np.array([stats.mean(j) for j in dims])
+        return FittedTransform(kind, scale=1.0 / np.where(std > 0, std, 1.0), shift=mean)
     return FittedTransform(kind)
 
 
@@ -73,8 +91,8 @@ class TransformedFederation(FederationData):
     def prepare_for(self, target: str) -> FederationData:
         if self.transform == "none":
             return self
-        sources = [d.x_train for name, d in self.domains.items() if name != target]
-        fitted = fit_transform(self.transform, np.concatenate(sources))
+        owners = [d.x_train for name, d in self.domains.items() if name != target]
+        fitted = fit_from_stats(self.transform, owners)
         domains = {
             name: dataclasses.replace(d, x_train=fitted.apply(d.x_train), x_test=fitted.apply(d.x_test))
             for name, d in self.domains.items()
@@ -95,6 +113,7 @@ __all__ = [
     "Domain",
     "FittedTransform",
     "TransformedFederation",
+    "fit_from_stats",
     "fit_transform",
     "with_transform",
 ]

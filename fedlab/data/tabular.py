@@ -8,10 +8,12 @@ rows would leak them — and which domain is the target is only known at trainin
    the RAW rows (object arrays, columns ``feature_columns``), already split into domains and
    train/test like every other federation;
 2. `TabularFederation.prepare_for(target)` (what ``registry.prepare`` and ``make_clients``
-   call) fits a ColumnTransformer — StandardScaler on numeric columns,
-   OneHotEncoder(handle_unknown="ignore") on the others — on the non-target domains'
-   training rows, transforms every domain (target included) to float32 (N, D), and caches
-   the result per target.
+   call) fits the preprocessing — standardized numeric columns, one-hot categories (unknown
+   -> zeros), sklearn's StandardScaler + OneHotEncoder layout — from AGGREGATES each source
+   domain computes on its own training rows (`fedlab.data.client_stats`: counts, exact sums,
+   sums of squares, category counts; optionally ε-DP, ``[federation.preprocess_dp]``), never
+   from pooled rows; transforms every domain (target included) to float32 (N, D), and caches
+   the result per target. The exact sums make the fit identical to a fit on the pooled rows.
 
 Rules:
 
@@ -84,7 +86,10 @@ class TabularFederation(FederationData):
     numeric_columns: list[str] = field(default_factory=list)
     categorical_columns: list[str] = field(default_factory=list)
     prepared_for: str = ""  # "" = raw rows; else the target the encoder was fitted without
-    preprocessor: Any = None  # the fitted sklearn ColumnTransformer (prepared only)
+    preprocessor: Any = None  # the fitted TabularPreprocessor (prepared only)
+    preprocess_epsilon: float | None = None  # ε-DP noise on the owners' aggregates (None = exact)
+    preprocess_clip: float = 1e6
+    preprocess_seed: int = 0
     raw: TabularFederation | None = field(default=None, repr=False)
     _prepared: dict[str, TabularFederation] = field(default_factory=dict, repr=False, compare=False)
 
@@ -108,25 +113,25 @@ class TabularFederation(FederationData):
         return self._prepared[target]
 
     def _encode(self, target: str) -> TabularFederation:
-        from sklearn.compose import ColumnTransformer
-        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+        """Fit the preprocessing from the source owners' aggregates (`fedlab.data.client_stats`)."""
+        from fedlab.data.client_stats import add_laplace, client_stats, clip_frame, combine
 
-        ct = ColumnTransformer(
-            [
-                ("num", StandardScaler(), self.numeric_columns),
-                (
-                    "cat",
-                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                    self.categorical_columns,
-                ),
-            ],
-            sparse_threshold=0.0,
-        )
-        sources = [d.x_train for n, d in self.domains.items() if n != target]
-        ct.fit(self.frame(np.concatenate(sources)))
+        eps, clip = self.preprocess_epsilon, self.preprocess_clip
+        stats = []
+        for i, (name, d) in enumerate(self.domains.items()):
+            if name == target:
+                continue
+            frame = self.frame(d.x_train)  # the owner's own rows, never leaving it
+            if eps is not None:
+                frame = clip_frame(frame, self.numeric_columns, clip)
+            own = client_stats(frame, self.numeric_columns, self.categorical_columns)
+            if eps is not None:
+                own = add_laplace(own, eps, clip, np.random.default_rng([self.preprocess_seed, i]))
+            stats.append(own)
+        pre = TabularPreprocessor.from_stats(combine(stats), self.numeric_columns, self.categorical_columns)
 
         def enc(x: np.ndarray) -> np.ndarray:
-            return np.asarray(ct.transform(self.frame(x)), dtype=np.float32)
+            return pre.transform(self.frame(x))
 
         domains = {
             n: Domain(n, enc(d.x_train), d.y_train, enc(d.x_test), d.y_test, d.groups_train, d.groups_test)
@@ -134,8 +139,44 @@ class TabularFederation(FederationData):
         }
         dim = next(iter(domains.values())).x_train.shape[1]
         kw = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name != "_prepared"}
-        kw.update(domains=domains, input_shape=(dim,), prepared_for=target, preprocessor=ct, raw=self)
+        kw.update(domains=domains, input_shape=(dim,), prepared_for=target, preprocessor=pre, raw=self)
         return TabularFederation(**kw)
+
+
+@dataclass
+class TabularPreprocessor:
+    """Standardized numeric columns, then one-hot categories: sklearn's StandardScaler +
+    OneHotEncoder(handle_unknown="ignore") layout, fitted from combined aggregates."""
+
+    numeric: list[str]
+    categorical: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    categories: dict[str, list[str]]
+    epsilon: float | None = None  # ε of the noise on the aggregates (None = exact)
+
+    @classmethod
+    def from_stats(cls, stats: Any, numeric: list[str], categorical: list[str]) -> TabularPreprocessor:
+        """Mean and population std per numeric column (a ~0 std becomes 1, as sklearn does), and
+        the sorted vocabulary of each categorical column."""
+        mean = np.array([stats.mean(c) for c in numeric], dtype=np.float64)
+        scale = np.array([stats.std(c) for c in numeric], dtype=np.float64)
+        scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+        cats = {c: stats.vocabulary(c) for c in categorical}
+        return cls(list(numeric), list(categorical), mean, scale, cats, stats.epsilon)
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows -> float32 (N, D); a category never seen by the sources is all zeros."""
+        num = frame[self.numeric].to_numpy(dtype=np.float64) if self.numeric else np.zeros((len(frame), 0))
+        blocks = [(num - self.mean) / self.scale]
+        for c in self.categorical:
+            index = {v: j for j, v in enumerate(self.categories[c])}
+            codes = np.array([index.get(v, -1) for v in frame[c].astype(str)], dtype=np.int64)
+            onehot = np.zeros((len(frame), len(index)), dtype=np.float64)
+            rows = np.flatnonzero(codes >= 0)
+            onehot[rows, codes[rows]] = 1.0
+            blocks.append(onehot)
+        return np.asarray(np.hstack(blocks), dtype=np.float32)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -287,7 +328,13 @@ def tabular_source(cfg: FederationConfig) -> Source:
     def finish(fed: FederationData) -> TabularFederation:
         kw = {f.name: getattr(fed, f.name) for f in fields(fed)}
         return TabularFederation(
-            **kw, feature_columns=features, numeric_columns=numeric, categorical_columns=categorical
+            **kw,
+            feature_columns=features,
+            numeric_columns=numeric,
+            categorical_columns=categorical,
+            preprocess_epsilon=cfg.preprocess_dp.epsilon,
+            preprocess_clip=cfg.preprocess_dp.clip,
+            preprocess_seed=cfg.split_seed,
         )
 
     return Source(

@@ -21,11 +21,18 @@ per-value one-hot/scaling of `fedlab.data.tabular` with a hierarchy-aware encode
 * other columns are left untouched by anonymization and encoded as before (standardized
   numerics, one-hot categories fitted on the source clients' rows).
 
-The scaler and non-QI categories are fitted on the pooled *anonymized* source training tables,
-the release a server could legitimately hold, never on raw rows. Hierarchies come from the audits
-Adult schema for Adult's columns; other numeric QIs get nested interval hierarchies
-(widths 5/10/20/40, value-independent boundaries) and other categorical QIs a flat value -> ``*``
-hierarchy over the column's values (schema metadata, not data).
+The scaler and non-QI categories are fitted from aggregates of each client's *anonymized*
+training table (`fedlab.data.client_stats`), combined by the server; rows are never pooled.
+
+What is anonymized, as configured. With ``[federation] schema = "schema.toml"`` (the same schema
+file `fedlab audit` reads, `audits.datasets.schema`) the quasi-identifiers, the sensitive attribute
+(for ℓ-diversity / t-closeness) and the generalization hierarchies come from that file;
+``anonymize.qis`` still overrides the QIs. Without a schema: the audits Adult QIs present as
+features, the label as the sensitive attribute, hierarchies from the Adult schema for Adult's
+columns, nested interval hierarchies (widths 5/10/20/40) for other numeric QIs and a flat value ->
+``*`` hierarchy for other categorical ones. Each client's report says which QIs and sensitive
+attribute were used and what it achieved: k, ℓ and t of its released table, rows suppressed and
+the information loss (NCP with suppression counted as full loss).
 """
 
 from __future__ import annotations
@@ -71,15 +78,19 @@ def default_qis(feature_columns: list[str]) -> list[str]:
     return [q for q in builtin_schema("adult").quasi_identifiers if q in feature_columns]
 
 
-def build_hierarchies(raw: Any, qis: list[str]) -> dict[str, Any]:
-    """One public hierarchy per QI (see module docstring)."""
+def build_hierarchies(raw: Any, qis: list[str], schema: Any = None) -> dict[str, Any]:
+    """One public hierarchy per QI (see module docstring): the user's schema first."""
     from audits.anonymity.hierarchy import TOP, Hierarchy, value_key
     from audits.datasets.schema import builtin_schema
 
-    schema = builtin_schema("adult")
     values = {q: _all_values(raw, q) for q in qis}
     out: dict[str, Any] = {}
+    if schema is not None:
+        out.update(_schema_hierarchies(raw, [q for q in qis if q in schema.hierarchies], schema, values))
+    schema = builtin_schema("adult")
     for q in qis:
+        if q in out:
+            continue
         spec = schema.hierarchies.get(q)
         if spec is not None and spec.file is not None:
             h = Hierarchy.from_csv(schema.resolve(spec.file), q)
@@ -93,6 +104,30 @@ def build_hierarchies(raw: Any, qis: list[str]) -> dict[str, Any]:
         else:
             leaves = sorted({str(v) for v in values[q]})
             out[q] = Hierarchy(q, [[v, TOP] for v in leaves], source="flat")
+    return out
+
+
+def _schema_hierarchies(
+    raw: Any, qis: list[str], schema: Any, values: dict[str, list[Any]]
+) -> dict[str, Any]:
+    """The schema's hierarchies for `qis`, checked to cover every value of the federation."""
+    from audits.anonymity.hierarchy import value_key
+    from audits.datasets.load import build_hierarchies as schema_hierarchies
+
+    frame = pd.DataFrame({q: pd.Series(values[q]) for q in qis})
+    for q in qis:
+        if q in raw.numeric_columns:
+            frame[q] = frame[q].astype(np.float64)
+    sub = schema.model_copy(update={"hierarchies": {q: schema.hierarchies[q] for q in qis}})
+    sub._base_dir = schema.base_dir
+    out = schema_hierarchies(frame, sub, repair=True)
+    for q, h in out.items():
+        unknown = sorted({value_key(v) for v in values[q]} - set(h.leaves))
+        if unknown:
+            raise ConfigError(
+                f"{schema.name}: hierarchy of {q!r} has no leaf {unknown[0]!r} "
+                f"({len(unknown)} value(s) of the federation missing); add them to the hierarchy"
+            )
     return out
 
 
@@ -126,13 +161,20 @@ class GeneralizedEncoder:
                 self._leaf_dist[q] = _leaf_distributions(h)
 
     def fit(self, tables: list[pd.DataFrame]) -> GeneralizedEncoder:
-        pooled = pd.concat(tables, ignore_index=True)
-        for c in self.columns:
-            if c in self.numeric:
-                v = self._numeric(c, pooled[c])
-                self.mean[c], self.std[c] = float(v.mean()), float(v.std()) or 1.0
-            elif c not in self.qis:
-                self.categories[c] = sorted(pooled[c].astype(str).unique())
+        """Fit from each client's aggregates of its released table, combined (never pooled rows)."""
+        from fedlab.data.client_stats import client_stats, combine
+
+        numeric = [c for c in self.columns if c in self.numeric]
+        categorical = [c for c in self.columns if c not in self.numeric and c not in self.qis]
+        own = []
+        for table in tables:
+            values = pd.DataFrame({c: self._numeric(c, table[c]) for c in numeric}, index=table.index)
+            own.append(client_stats(pd.concat([values, table[categorical]], axis=1), numeric, categorical))
+        stats = combine(own)
+        for c in numeric:
+            self.mean[c], self.std[c] = stats.mean(c), stats.std(c, ddof=1) or 1.0
+        for c in categorical:
+            self.categories[c] = stats.vocabulary(c)
         return self
 
     def transform(self, table: pd.DataFrame) -> np.ndarray:
@@ -198,6 +240,42 @@ def _leaf_distributions(h: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def load_federation_schema(cfg: SimulationConfig) -> Any:
+    """The audit schema named by ``federation.schema`` (None when unset)."""
+    if not cfg.federation.schema_file:
+        return None
+    from audits.datasets.schema import load_schema
+
+    return load_schema(cfg.federation.schema_file)
+
+
+def _sensitive(raw: Any, schema: Any, qis: list[str], cfg: SimulationConfig) -> str:
+    """The column ℓ / t protect: the schema's sensitive attribute, else the label."""
+    name = schema.sensitive if schema is not None else None
+    if not name or name == cfg.federation.label_column:
+        return LABEL
+    if name not in raw.feature_columns or name in qis:
+        raise ConfigError(
+            f"{cfg.federation.schema_file}: sensitive attribute {name!r} is not a non-QI feature column; "
+            f"features are {', '.join(raw.feature_columns)}"
+        )
+    return name
+
+
+def achieved(table: pd.DataFrame, qis: list[str], sensitive: str) -> dict[str, float]:
+    """k, distinct ℓ and t (equal-distance EMD) the released table has (`audits.anonymity.verify`)."""
+    from audits.anonymity.verify import k_anonymity, l_diversity, t_closeness
+
+    if table.empty:
+        return {"k": 0.0, "l": 0.0, "t": float("nan")}
+    frame = table.astype({q: str for q in qis})
+    return {
+        "k": float(k_anonymity(frame, qis)),
+        "l": float(l_diversity(frame, qis, sensitive)),
+        "t": float(t_closeness(frame, qis, sensitive, distance="equal")),
+    }
+
+
 def _privacy_model(spec: str) -> Any:
     from audits.anonymity import PrivacyModel
 
@@ -216,15 +294,19 @@ def anonymize_federation(raw: Any, target: str, cfg: SimulationConfig) -> Anonym
         )
     target = resolve_target(raw, target)
     acfg = cfg.anonymize
-    qis = [q for q in (acfg.qis or default_qis(raw.feature_columns)) if q != cfg.federation.domain_column]
+    schema = load_federation_schema(cfg)
+    qis = acfg.qis or (list(schema.quasi_identifiers) if schema else default_qis(raw.feature_columns))
+    qis = [q for q in qis if q != cfg.federation.domain_column]
     missing = [q for q in qis if q not in raw.feature_columns]
     if missing or not qis:
+        where = f" (from {cfg.federation.schema_file})" if schema and not acfg.qis else ""
         raise ConfigError(
-            f"anonymize: quasi-identifier {missing[0] if missing else '(none)'!r} is not a feature column; "
-            f"features are {', '.join(raw.feature_columns)}"
+            f"anonymize: quasi-identifier {missing[0] if missing else '(none)'!r}{where} is not a feature "
+            f"column; features are {', '.join(raw.feature_columns)}"
         )
+    sensitive = _sensitive(raw, schema, qis, cfg)
     model = _privacy_model(acfg.spec)
-    hierarchies = build_hierarchies(raw, qis)
+    hierarchies = build_hierarchies(raw, qis, schema)
     plain = FederationData(**{f.name: getattr(raw, f.name) for f in fields(FederationData)})
     raw_clients = make_clients(plain, target, cfg.federation, cfg.seed)  # same split, raw rows
     done: list[AnonymizedClient] = []
@@ -239,7 +321,7 @@ def anonymize_federation(raw: Any, target: str, cfg: SimulationConfig) -> Anonym
                 model,
                 algorithm=acfg.algorithm,
                 suppression_limit=acfg.suppression_limit,
-                sensitive=LABEL if model.needs_sensitive else None,
+                sensitive=sensitive if model.needs_sensitive else None,
             )
         except FedlabError as exc:
             raise type(exc)(f"client {part.client_id} ({part.domain}): {exc}") from exc
@@ -255,6 +337,10 @@ def anonymize_federation(raw: Any, target: str, cfg: SimulationConfig) -> Anonym
             "kept": len(result.table),
             "suppressed": len(result.suppressed),
             "levels": result.levels,
+            "qis": list(qis),
+            "sensitive": "label" if sensitive == LABEL else sensitive,
+            **achieved(result.table, qis, sensitive),
+            "info_loss": float(result.metrics.get("loss", float("nan"))),
             **{k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
         }
         done.append(AnonymizedClient(part.client_id, part.domain, result.table, test, report))

@@ -201,6 +201,41 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def plan_cells(
+    base: SimulationConfig, cells: Sequence[Cell]
+) -> tuple[list[tuple[Cell, SimulationConfig]], list[dict[str, Any]]]:
+    """The cells that can run, and the skipped ones with why.
+
+    Every cell validates before any run. A strategy that cannot keep the cell's DP guarantee
+    (q-FFL weighs clients by their un-noised loss) is not an error of the whole study: the
+    combination is skipped explicitly, listed in summary.json and in the report."""
+    from server.strategies import check_dp, resolve_strategy
+
+    configs: list[tuple[Cell, SimulationConfig]] = []
+    skipped: list[dict[str, Any]] = []
+    for cell in cells:
+        cfg = cell_config(base, cell)
+        plan = resolve_strategy(cell.strategy)  # an unknown name is the user's error, not a combination
+        try:
+            check_dp(plan, cfg.dp)
+        except ConfigError as exc:
+            skipped.append({**cell_dict(cell), "reason": str(exc)})
+            continue
+        configs.append((cell, cfg))
+    return configs, skipped
+
+
+def cell_dict(cell: Cell) -> dict[str, Any]:
+    """A cell as JSON: its condition and seed."""
+    return {
+        "strategy": cell.strategy,
+        "epsilon_target": cell.epsilon,
+        "anonymize": cell.anonymize or "none",
+        "seed": cell.seed,
+        "run": cell.name,
+    }
+
+
 def run_study(
     base: SimulationConfig,
     cells: Sequence[Cell],
@@ -213,7 +248,9 @@ def run_study(
 
     if not cells:
         raise ConfigError("study: the grid is empty")
-    configs = [(c, cell_config(base, c)) for c in cells]  # every cell validates before any run
+    configs, skipped = plan_cells(base, cells)
+    if not configs:
+        raise ConfigError(f"study: every cell is invalid ({skipped[0]['reason']})")
     rows: list[dict[str, Any]] = []
     with atomic_run_dir(Path(out)) as work:
         for cell, cfg in configs:
@@ -236,6 +273,7 @@ def run_study(
                 "anonymizations": sorted({c.anonymize or "none" for c in cells}),
                 "seeds": sorted({c.seed for c in cells}),
                 "rounds": base.training.rounds,
+                "skipped": skipped,
                 "table": table.to_dict("records"),
             },
         )

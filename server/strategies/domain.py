@@ -39,6 +39,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedlab.config import TrainingConfig
 from fedlab.learn.training import accuracy_of
+from fedlab.metrics.confusion import confusion_from_counts, confusion_matrix_counts
 from fedlab.metrics.group_effect import group_effect
 from fedlab.wire import keys
 from fedlab.wire.arrays import record_numpy
@@ -335,6 +336,7 @@ class DomainAwareMixin:
         own = {}
         fairness: dict[str, Any] = {}
         counts: list[Any] = []
+        confusion: dict[str, list[list[int]]] = {}
         protected: dict[str, str] = {}
         for msg in replies:
             if not msg.has_error():
@@ -346,6 +348,7 @@ class DomainAwareMixin:
                     payload = read_payload(str(fair[keys.FAIRNESS_JSON]))
                     fairness[_client_name(msg.content)] = payload["metrics"]
                     counts += payload["counts"]
+                    confusion[_client_name(msg.content)] = confusion_from_counts(payload["counts"])
                     protected = payload["protected"]
         if replies:
             self._round["client_own_acc"] = own
@@ -353,6 +356,7 @@ class DomainAwareMixin:
             from fedlab.metrics.fairness import pooled_fairness
 
             self._round["client_fairness"] = fairness
+            self._round["client_confusion"] = confusion
             self._round["pooled_fairness"] = pooled_fairness(counts, protected)
         return super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]
 
@@ -384,6 +388,7 @@ class DomainAwareMixin:
 
             groups, protected = self.fairness_target
             record["target_fairness"] = fairness_by_attribute(self.target.y_test, y_pred, groups, protected)
+            record["target_confusion"] = confusion_matrix_counts(self.target.y_test, y_pred)
         record["seconds"] = time.perf_counter() - self._round_started
         self.history.append(record)
         if self.on_round is not None:

@@ -23,11 +23,25 @@ from flwr.serverapp import strategy as fl
 from fedlab.wire import keys
 from server.strategies.domain import DomainAwareMixin, StrategySettings
 
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
-class _FloatQFedAvg(fl.QFedAvg):
-    """Flower's QFedAvg on float weights: its update scales every array in place, which fails on
-    integer buffers (BatchNorm's batch counter). Those are aggregated as floats and then keep
-    the global model's value, which is what FedAvg's average of identical counters gives too."""
+
+class BufferAwareQFedAvg(fl.QFedAvg):
+    """Flower's QFedAvg with its q-FFL step applied to the TRAINED weights only.
+
+    Flower's q-FFL treats every array of the model as a gradient step: with BatchNorm it would
+    scale the running statistics (and the integer batch counter) by 1/h and fold them into the
+    update norm, although no client trained them with gradients. Here each reply's buffers are
+    taken out before Flower's aggregation runs on the parameters, and put back as their average
+    weighted by the clients' examples (what FedAvg does with them)."""
+
+    def trained_names(self, current: ArrayRecord) -> set[str]:
+        """Names of the model's parameters (the rest of the record are buffers)."""
+        target = getattr(self, "target", None)
+        factory = getattr(target, "model_factory", None)
+        if factory is not None:
+            return {name for name, _ in factory().named_parameters()}  # type: ignore[operator]
+        return {n for n in current if not n.endswith(BUFFER_SUFFIXES)}
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -36,25 +50,44 @@ class _FloatQFedAvg(fl.QFedAvg):
         current = self.current_arrays
         if current is None:
             return super().aggregate_train(server_round, replies)
-        integer = [n for n, a in current.items() if not np.issubdtype(a.numpy().dtype, np.floating)]
+        trained = self.trained_names(current)
+        buffers = [n for n in current if n not in trained]
+        if not buffers:
+            return super().aggregate_train(server_round, replies)
+        taken: list[tuple[float, dict[str, np.ndarray]]] = []
         for msg in replies:
-            if not msg.has_error():
-                record = msg.content[keys.ARRAYS]
-                for name in integer:
-                    record[name] = Array(record[name].numpy().astype(np.float64))
-        self.current_arrays = ArrayRecord(
-            {n: Array(a.numpy().astype(np.float64)) if n in integer else a for n, a in current.items()}
-        )
+            if msg.has_error():
+                continue
+            record = msg.content[keys.ARRAYS]
+            metrics = next(iter(msg.content.metric_records.values()), {})
+            weight = float(metrics.get(self.weighted_by_key, 1.0))
+            taken.append((weight, {n: record[n].numpy() for n in buffers}))
+            for name in buffers:
+                del record[name]
+        self.current_arrays = ArrayRecord({n: a for n, a in current.items() if n in trained})
         try:
-            arrays, metrics = super().aggregate_train(server_round, replies)
+            arrays, metrics_out = super().aggregate_train(server_round, replies)
         finally:
             self.current_arrays = current
-        if arrays is not None:
-            arrays = ArrayRecord({n: current[n] if n in integer else a for n, a in arrays.items()})
-        return arrays, metrics
+        if arrays is None or not taken:
+            return arrays, metrics_out
+        weights = [w for w, _ in taken]
+        if sum(weights) <= 0:
+            weights = [1.0] * len(taken)
+        merged: dict[str, Array] = {}
+        for name, array in current.items():
+            if name in trained:
+                merged[name] = arrays[name]
+                continue
+            dtype = array.numpy().dtype
+            mean = sum(w * b[name].astype(np.float64) for w, (_, b) in zip(weights, taken, strict=True))
+            mean = mean / sum(weights)
+            value = np.rint(mean) if not np.issubdtype(dtype, np.floating) else mean
+            merged[name] = Array(np.asarray(value).astype(dtype))
+        return ArrayRecord(merged), metrics_out
 
 
-class DomainQFedAvg(DomainAwareMixin, _FloatQFedAvg):
+class DomainQFedAvg(DomainAwareMixin, BufferAwareQFedAvg):
     """q-FFL (Li et al. 2020, q-FedAvg): updates of clients with a higher loss weigh more (``q``).
 
     Its Lipschitz estimate is 1 / the clients' learning rate (`training.lr`, plain SGD assumed)
