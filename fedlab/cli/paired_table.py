@@ -43,7 +43,9 @@ def paired_table(cells: list[dict[str, Any]], federation: str) -> Table:
             describe(c["best"]),
             describe(c["ge"]),
             describe(ge, wins=False),
-            _ratio(c["ge_ratio"]),
+            _ratio(c["ge_ratio"])
+            if c["ge_baseline"].excludes_zero()
+            else f"unbounded ({c['baseline']} GE CI includes 0)",
         )
     return t
 

@@ -66,6 +66,7 @@ def study(
     config: Path | None = typer.Option(None, "--config", help="TOML config (training/federation settings)."),
     csv: str | None = typer.Option(None, "--csv", help="Tabular CSV (default: the embedded UCI Adult)."),
     domain_column: str | None = typer.Option(None, "--domain-column", help="Column that splits clients."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder the config's csv is relative to."),
     strategies: str = typer.Option("fedavg,fedka", help="Comma-separated strategies."),
     epsilons: str = typer.Option("none,1,3,8", help="Client DP-SGD target epsilons; 'none' = no DP."),
     anonymize: str = typer.Option(
@@ -80,11 +81,12 @@ def study(
     out: Path | None = typer.Option(None, help="Study directory (default: runs/study-<time>)."),
 ) -> None:
     """Grid over DP ε × local k-anonymity × strategy × seeds on a tabular federation; one tidy table."""
-    from fedlab.runs.study import grid, run_study, study_config
+    from fedlab.runs.study import grid, plan_cells, run_study, study_config
 
     overrides: dict[str, Any] = {
         "federation.name": "tabular",
         "federation.csv": csv,
+        "federation.data_dir": data_dir,
         "federation.domain_column": domain_column,
         "training.rounds": rounds,
         "training.local_steps": local_steps,
@@ -98,33 +100,58 @@ def study(
         _ints(seeds, "--seeds"),
     )
     out = out or Path(base.out) / default_run_name("study")
+    runnable, skipped = plan_cells(base, cells)
+    for cell in skipped:
+        typer.echo(f"skipped {cell['run']}: {cell['reason']}", err=True)
     with progress_bar() as progress:
-        task = progress.add_task("runs", total=len(cells), status="")
+        task = progress.add_task("runs", total=len(runnable), status="")
 
         def start(cell) -> None:
             if progress.tasks[task].fields.get("status"):
                 progress.advance(task)
             progress.update(task, status=cell.name)
 
-        _, _, table = run_study(base, cells, out, on_cell_start=start)
-        progress.update(task, completed=len(cells), status="done")
+        run_study(base, cells, out, on_cell_start=start)
+        progress.update(task, completed=len(runnable), status="done")
+    print_summary(Path(out))
+    typer.echo(f"study directory: {out}  (report: fedlab report {out})")
+
+
+def print_summary(out: Path) -> None:
+    """Per condition: utility with its context, Group Effect [95% CI], pooled SPD per protected
+    attribute (of P(ŷ = positive label), privileged − unprivileged) and ε spent."""
+    from fedlab.metrics.stats import t_interval
+    from fedlab.report.read import Notes
+    from fedlab.report.study.read import conditions, load_study, select_condition
+    from fedlab.runs.study_rows import condition_label
+
+    st = load_study(out, Notes())
+    priv = ", ".join(f"{a} = {v}" for a, v in st.privileged.items())
     t = Table(
-        title=f"study: mean ± std over {len(_ints(seeds, '--seeds'))} seed(s) "
-        "(accuracy, SPD, EOD in %; GE in pp)"
+        title=f"study by condition: mean ± std over seeds; SPD of P(ŷ = {st.positive_label!r}), "
+        f"privileged − unprivileged ({priv}), pooled over the clients' splits; GE in pp [95% CI]"
     )
-    for col in ("strategy", "ε", "anonymize", "target acc", "Group Effect (pp)", "SPD", "EOD", "ε spent"):
+    cols = ["condition", "seeds", "target acc %", "bal. acc %", "majority %", "Group Effect (pp)"]
+    cols += [f"SPD {a} (pp)" for a in st.attrs] + ["ε spent"]
+    for col in cols:
         t.add_column(col, justify="right")
-    for r in table.to_dict("records"):
-        eps = r["epsilon_target"]
-        t.add_row(
-            r["strategy"],
-            "none" if eps is None or eps != eps else f"{eps:g}",
-            r["anonymize"],
-            _fmt(r["accuracy_mean"], r["accuracy_std"]),
-            _fmt(r["group_effect_mean"], r["group_effect_std"], signed=True),
-            _fmt(r["spd_mean"], r["spd_std"], signed=True),
-            _fmt(r["eq_opp_diff_mean"], r["eq_opp_diff_std"], signed=True),
-            _fmt(r["epsilon_spent_mean"], r["epsilon_spent_std"], scale=1.0),
+    for strategy, eps, anon in conditions(st):
+        sel = select_condition(st.runs, strategy, eps, anon)
+        ge = t_interval([float(v) for v in sel["group_effect"].dropna()])
+        ge_text = f"{100 * ge.mean:+.1f}" + (
+            f" [{100 * ge.ci_low:+.1f}, {100 * ge.ci_high:+.1f}]" if ge.known else ""
         )
-    Console().print(t)
-    typer.echo(f"study directory: {out}")
+        row = [
+            condition_label(strategy, eps, anon),
+            str(len(sel)),
+            _fmt(sel["target_acc"].mean(), sel["target_acc"].std()),
+            _fmt(sel["target_balanced_acc"].mean(), sel["target_balanced_acc"].std()),
+            _fmt(sel["target_majority_rate"].mean(), 0.0).split(" ")[0],
+            ge_text,
+        ]
+        for a in st.attrs:
+            col = sel.get(f"pooled_spd__{a}")
+            row.append("-" if col is None else _fmt(col.mean(), col.std(), signed=True))
+        row.append(_fmt(sel["epsilon_spent"].mean(), sel["epsilon_spent"].std(), scale=1.0))
+        t.add_row(*row)
+    Console(width=max(Console().width, 150)).print(t)

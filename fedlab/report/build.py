@@ -31,6 +31,8 @@ def detect_kind(run_dir: Path) -> str:
         raise FedlabError(f"run directory {run_dir} does not exist")
     if not run_dir.is_dir():
         raise FedlabError(f"{run_dir} is not a directory; give a run directory written by fedlab")
+    if _summary_kind(run_dir) == "study" or (run_dir / "study.csv").is_file():
+        return "study"
     if (run_dir / "runs.csv").is_file() or _summary_kind(run_dir) == "sweep":
         return "sweep"
     if (
@@ -88,6 +90,10 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
             sections,
             notes.items,
         )
+    if kind == "study":
+        from fedlab.report.study.build import build_study_report
+
+        return build_study_report(run_dir, notes, generated, REPORT_VERSION)
     if kind == "sweep":
         sw = sim_run.load_sweep(run_dir, notes)
         sections = sweep_sections.sweep_sections(sw)

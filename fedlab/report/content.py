@@ -114,7 +114,7 @@ class Section:
 @dataclass
 class Report:
     """Everything a report says, computed once; the HTML, Markdown and JSON renderers only format it."""
-    kind: Literal["simulation", "sweep", "audit"]
+    kind: Literal["simulation", "sweep", "study", "audit"]
     title: str
     run_dir: str
     generated: str

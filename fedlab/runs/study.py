@@ -268,9 +268,10 @@ def run_study(
             {
                 "kind": "study",
                 "federation": base.federation.model_dump(),
-                "strategies": sorted({c.strategy for c in cells}),
+                # the grid's own order (as given on the command line): reports follow it
+                "strategies": list(dict.fromkeys(c.strategy for c in cells)),
                 "epsilons": sorted({c.epsilon for c in cells}, key=lambda e: -1 if e is None else e),
-                "anonymizations": sorted({c.anonymize or "none" for c in cells}),
+                "anonymizations": list(dict.fromkeys(c.anonymize or "none" for c in cells)),
                 "seeds": sorted({c.seed for c in cells}),
                 "rounds": base.training.rounds,
                 "skipped": skipped,

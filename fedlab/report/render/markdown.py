@@ -20,8 +20,10 @@ def _esc(text: str) -> str:
 
 def _text(text: str) -> str:
     """Running text: user-supplied names must not inject HTML into a rendered Markdown page
-    (a "<" that could open a tag becomes "&lt;"; "class size < 5" stays readable)."""
-    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", str(text))
+    (a "<" that could open a tag becomes "&lt;"; "class size < 5" stays readable). Inside a
+    `code span` nothing is escaped: Markdown prints it literally, so "&lt;" would show as such."""
+    parts = re.split(r"(`[^`]*`)", str(text))
+    return "".join(p if p.startswith("`") else re.sub(r"<(?=[A-Za-z/!?])", "&lt;", p) for p in parts)
 
 
 def _finding(f: Finding) -> str:

@@ -79,6 +79,9 @@ def paired_sections(runs: pd.DataFrame) -> list[Section]:
         row = {"target": c["target"], "strategy": c["strategy"], "seeds": c["seeds"]}
         row.update({k: _iv(c[k]) for k in ("final", "best", "ge", "ge_strategy", "ge_baseline")})
         row["ge_ratio"] = _ratio(c["ge_ratio"])
+        if not c["ge_baseline"].excludes_zero():
+            # a ratio to a baseline GE that may be 0 can take any value: say so instead of a number
+            row["ge_ratio"] = {"mean": None, "note": f"unbounded ({comparison.BASELINE} GE CI includes 0)"}
         rows.append(row)
         status.append("bad" if c["final"].direction() < 0 else "")
     table = Table(
@@ -88,8 +91,9 @@ def paired_sections(runs: pd.DataFrame) -> list[Section]:
         rows,
         note=f"Differences: {comparison.METHODS['differences']}, 95% CI; wins = seeds where the strategy "
         f"beats {comparison.BASELINE} (in the two Group Effect columns: seeds with a Group Effect > 0). "
-        "Group Effect ratio = mean GE / mean {comparison.BASELINE} GE, "
-        f"{comparison.METHODS['ratio']}, 95% CI. The interval covers training randomness on a fixed "
+        f"Group Effect ratio = mean GE / mean {comparison.BASELINE} GE, "
+        f"{comparison.METHODS['ratio']}, 95% CI; shown only when {comparison.BASELINE}'s GE interval "
+        "excludes 0 (otherwise the ratio is unbounded). The interval covers training randomness on a fixed "
         "target test set, not the test set's own sampling error.",
         row_status=status,
     )
