@@ -302,7 +302,37 @@ def _single(cfg, out: Path | None, verbose: bool) -> None:
     )
     table.add_row(f"best ({s['best_round']})", f"{100 * s['best_target_acc']:.1f}", "", "")
     Console().print(table)
+    _print_fairness(s)
     typer.echo(f"run directory: {result.run_dir}")
+
+
+def _print_fairness(s: dict[str, Any]) -> None:
+    """The final global model's pooled group fairness, with the outcome it is about."""
+    pooled = s.get("final_pooled_fairness") or {}
+    if not pooled:
+        return
+    positive = (s.get("class_names") or ["", "1"])[-1]
+    target = s.get("final_target_fairness") or {}
+    table = Table(
+        title=f"final group fairness: SPD / EOD of P(ŷ = {positive!r}), privileged − unprivileged, pp"
+    )
+    for col in ("attribute", "privileged", "SPD pooled", "EOD pooled", "n (priv / unpriv)", "SPD target"):
+        table.add_column(col, justify="right")
+    for attr, v in pooled.items():
+        t = target.get(attr) or {}
+        table.add_row(
+            attr,
+            str((s.get("protected") or {}).get(attr, "?")),
+            _pp(v.get("spd")),
+            _pp(v.get("eq_opp_diff")),
+            f"{int(v.get('n_priv') or 0)} / {int(v.get('n_unpriv') or 0)}",
+            _pp(t.get("spd")),
+        )
+    Console().print(table)
+
+
+def _pp(value: Any) -> str:
+    return "-" if value is None or value != value else f"{100 * float(value):+.1f}"
 
 
 def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out: Path | None) -> None:

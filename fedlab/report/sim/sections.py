@@ -13,6 +13,7 @@ from typing import Any
 from fedlab.report.content import Column, Panel, PlotSpec, Section, Series, Table
 from fedlab.report.fmt import number
 from fedlab.report.sim import findings as fnd
+from fedlab.report.sim.fairness import run_fairness_section
 from fedlab.report.sim.read import SimRun
 
 
@@ -55,6 +56,9 @@ def single_sections(run: SimRun) -> list[Section]:
     if run.has_voting:
         sections.append(_voting_section(run))
     sections.append(_clients_section(run))
+    fairness = run_fairness_section(run)
+    if fairness is not None:
+        sections.append(fairness)
     if run.has_epsilon:
         sections.append(_privacy_section(run))
     failures = [r for r in run.rounds if r.get("clients_failed")]

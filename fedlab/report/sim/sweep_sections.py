@@ -15,6 +15,7 @@ import numpy as np
 from fedlab.report.content import Column, Panel, PlotSpec, Section, Series, Table
 from fedlab.report.fmt import number
 from fedlab.report.sim import findings as fnd
+from fedlab.report.sim.fairness import sweep_fairness_section
 from fedlab.report.sim.paired import ge_negative
 from fedlab.report.sim.read import SWEEP_METRICS, SimRun, Sweep
 
@@ -52,7 +53,14 @@ def sweep_reproduce(sw: Sweep) -> str:
 
 
 def sweep_sections(sw: Sweep) -> list[Section]:
-    return [_comparison_section(sw), _curves_section(sw), _runs_section(sw), *_sweep_privacy(sw)]
+    fairness = sweep_fairness_section(sw)
+    return [
+        _comparison_section(sw),
+        _curves_section(sw),
+        *([fairness] if fairness is not None else []),
+        _runs_section(sw),
+        *_sweep_privacy(sw),
+    ]
 
 
 def _cell(row: Any, metric: str) -> dict[str, Any]:
