@@ -10,6 +10,27 @@ from fedlab.report.study import panels, sections
 from fedlab.report.study.read import load_study
 
 
+def _key_findings(found: list[Finding], limit: int = 12) -> list[Finding]:
+    """The most severe findings first, taken in turn from each topic × strategy, so one strategy's
+    many significant effects do not crowd out the others' (every finding stays in its section)."""
+    order = {"flag": 0, "warn": 1, "good": 2}
+    buckets: dict[tuple[int, str, str], list[Finding]] = {}
+    for f in found:
+        if f.severity in order:
+            buckets.setdefault((order[f.severity], f.topic, f.text.split(" ", 1)[0]), []).append(f)
+    out: list[Finding] = []
+    share = {0: limit // 2, 1: limit // 3, 2: limit}  # flags, then warnings (fairness), then good news
+    for level in sorted({k[0] for k in buckets}):
+        queues = [q for k, q in buckets.items() if k[0] == level]
+        taken = 0
+        while any(queues) and len(out) < limit and taken < share[level]:
+            for q in queues:
+                if q and len(out) < limit and taken < share[level]:
+                    out.append(q.pop(0))
+                    taken += 1
+    return out
+
+
 def build_study_report(run_dir: Path, notes: Notes, generated: str, version: str) -> Report:
     """The study's report (module docstring of `fedlab.report.study.sections`)."""
     st = load_study(run_dir, notes)
@@ -19,17 +40,15 @@ def build_study_report(run_dir: Path, notes: Notes, generated: str, version: str
     else:
         body = [
             sections.conditions_section(st),
-            sections.fairness_section(st),
             sections.privacy_effects_section(st),
-            sections.strategy_effects_section(st),
             panels.plots_section(st),
+            sections.fairness_section(st),
+            sections.strategy_effects_section(st),
             panels.clients_section(st),
             panels.skipped_section(st),
         ]
         body = [s for s in body if s is not None]
-        found = [f for s in body for f in s.findings]
-        order = {"flag": 0, "warn": 1, "good": 2, "info": 3}
-        key = sorted((f for f in found if f.severity != "info"), key=lambda f: order[f.severity])[:10]
+        key = _key_findings([f for s in body for f in s.findings])
         if st.skipped:
             key.append(
                 Finding(

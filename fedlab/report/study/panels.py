@@ -9,7 +9,7 @@ import pandas as pd
 from fedlab.report.content import Column, Panel, PlotSpec, Section, Series, Table
 from fedlab.report.fmt import number
 from fedlab.report.study.read import Study, conditions, mean_std, select_condition
-from fedlab.runs.study_rows import condition_label, privacy_label
+from fedlab.runs.study_rows import condition_label
 
 
 def _levels(st: Study) -> list[tuple[Any, str]]:
@@ -30,7 +30,7 @@ def _panel(st: Study, metric: str, title: str, y_label: str, zero: bool = False)
     if metric not in st.runs:
         return None
     levels = _levels(st)
-    cats = [privacy_label(e, a) for e, a in levels]
+    cats = [_short(e, a) for e, a in levels]
     series = []
     for strategy in dict.fromkeys(s for s, _, _ in conditions(st)):
         ys, sds = [], []
@@ -39,12 +39,14 @@ def _panel(st: Study, metric: str, title: str, y_label: str, zero: bool = False)
             ys.append(cell.get("mean"))
             sds.append(cell.get("std"))
         series.append(Series(strategy, cats, ys, sds))
+    if not any(y is not None for s in series for y in s.y):
+        return None  # e.g. race on a target that holds one race only
     groups = []
     for eps in dict.fromkeys(e for e, _ in levels):
         groups.append(
             {
                 "label": "no DP" if eps is None else f"client DP ε={float(eps):g}",
-                "categories": [privacy_label(e, a) for e, a in levels if e == eps],
+                "categories": [_short(e, a) for e, a in levels if e == eps],
             }
         )
     return Panel(
@@ -58,6 +60,12 @@ def _panel(st: Study, metric: str, title: str, y_label: str, zero: bool = False)
         hlines=[{"y": 0.0, "label": ""}] if zero else [],
         negative_highlight=zero and metric == "group_effect",
     )
+
+
+def _short(eps: Any, anon: str) -> str:
+    """A short, unique x label: the anonymization, with the DP level when there is DP."""
+    name = "raw" if anon in ("", "none") else anon
+    return name if eps is None else f"{name} · ε{float(eps):g}"
 
 
 def plots_section(st: Study) -> Section:
