@@ -11,6 +11,8 @@ from fedlab.config import load_simulation_config
 from fedlab.federation.setup import setup_for
 from fedlab.learn.training import capped_steps
 from fedlab.metrics.comparison import compare
+from fedlab.report import build_report
+from fedlab.report.render.markdown import render_md
 from fedlab.runs.reference import REFERENCES, run_reference, training_rows
 from fedlab.runs.sweep import run_sweep
 
@@ -38,8 +40,16 @@ def test_references_train_on_what_they_say_with_the_federations_budget(tmp_path)
 
 def test_a_sweep_compares_references_with_fedavg_paired_by_seed(tmp_path) -> None:
     cfg = load_simulation_config(None, SMALL)
-    _, runs, _ = run_sweep(cfg, ["rotated"], ["fedavg", "central", "oracle"], [0, 1], tmp_path / "sw")
+    out, runs, _ = run_sweep(cfg, ["rotated"], ["fedavg", "central", "oracle"], [0, 1], tmp_path / "sw")
     assert set(runs["strategy"]) == {"fedavg", "central", "oracle"} and len(runs) == 6
     assert pd.isna(runs[runs["strategy"] == "central"]["final_group_effect"]).all()
     cells = {c["strategy"]: c for c in compare(runs) if c["target"] == "rotated"}
     assert set(cells) == {"central", "oracle"} and cells["oracle"]["final"].n == 2
+    report = build_report(out)
+    texts = [f.text for s in report.sections for f in s.findings] + [f.text for f in report.key_findings]
+    refs = [t for t in texts if "reference central" in t or "reference oracle" in t]
+    assert len({t for t in refs}) == 2  # one line per reference, said as a scale
+    said_as_gain = [t for t in texts if ("central" in t or "oracle" in t) and ("gain" in t or "transf" in t)]
+    assert said_as_gain == []
+    assert not any("highest mean final accuracy central" in t or "accuracy oracle" in t for t in texts)
+    assert "client_own_acc" not in render_md(report)  # no "metrics.jsonl has no …" note for references

@@ -6,9 +6,8 @@ from typing import Any
 
 from rich.table import Table
 
-from fedlab.metrics.comparison import METHODS
+from fedlab.metrics.comparison import METHODS, REFERENCES
 from fedlab.metrics.stats import Interval, Ratio, describe, format_ratio, verdict
-from fedlab.runs.reference import REFERENCES
 
 
 def _ratio(r: Ratio) -> str:

@@ -152,7 +152,7 @@ def simulate(
         console.print(f"loaded {name}: {n} clients ({took:.1f} s)", markup=False)
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
-    from fedlab.runs.reference import REFERENCES
+    from fedlab.metrics.comparison import REFERENCES
     from fedlab.runs.sweep import run_seeds  # after setup_for, which loaded torch already
 
     cells = len(targets) * len(strategies)

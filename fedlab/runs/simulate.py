@@ -132,7 +132,7 @@ def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> 
 def check_strategy(cfg: SimulationConfig, names: list[str] | None = None) -> None:
     """Each strategy name (default: the config's) resolves and keeps the run's DP mode (one-line
     ConfigError otherwise), checked before any data is loaded or directory written."""
-    from fedlab.runs.reference import REFERENCES
+    from fedlab.metrics.comparison import REFERENCES
     from server.strategies import check_dp, resolve_strategy
 
     for name in names or [cfg.training.strategy]:
