@@ -38,31 +38,32 @@ from fedlab.metrics import comparison
 from fedlab.metrics.stats import describe
 from fedlab.runs.sweep import run_sweep
 
+# the guard's switches off: variants 3-6 measure the voting rule alone, whatever the defaults are
+NO_GUARD = {"training.finetune_scope": "all", "training.finetune_prox": 0.0, "training.vote_guard": "off"}
+ADABN_SELECT = {**NO_GUARD, "training.vote_select": 0.5, "training.vote_target_batchnorm": True}
 VARIANTS = {
     "fedavg": ("fedavg", {}),
     "matching only (no voting)": ("fedka-novote", {}),
-    "fedka reference rule": (
-        "fedka",
-        {
-            "training.vote_select": 1.0,
-            "training.vote_target_batchnorm": False,
-            "training.vote_rule": "plurality",
-        },
-    ),
+    "fedka-ref (the notebook's rule)": ("fedka-ref", {}),
     "fedka strict majority": (
         "fedka",
-        {
-            "training.vote_select": 1.0,
-            "training.vote_target_batchnorm": False,
-            "training.vote_rule": "majority",
-        },
+        {**NO_GUARD, "training.vote_select": 1.0, "training.vote_target_batchnorm": False},
     ),
-    "fedka + AdaBN voters": ("fedka", {"training.vote_select": 1.0, "training.vote_target_batchnorm": True}),
-    "fedka + confident selection": (
+    "fedka + AdaBN voters": ("fedka", {**NO_GUARD, "training.vote_select": 1.0}),
+    "fedka + confident selection": ("fedka", {**NO_GUARD, "training.vote_target_batchnorm": False}),
+    "fedka AdaBN + selection (before the guard)": ("fedka", ADABN_SELECT),
+    # 7-10: the label-free guard's components (server.steps.voting), each on top of variant 6
+    "fedka + head-only fine-tuning": ("fedka", {**ADABN_SELECT, "training.finetune_scope": "head"}),
+    "fedka + proximal fine-tuning (mu=1)": ("fedka", {**ADABN_SELECT, "training.finetune_prox": 1.0}),
+    "fedka + holdout guard": ("fedka", {**ADABN_SELECT, "training.vote_guard": "holdout"}),
+    "fedka + head-only + holdout guard": (
         "fedka",
-        {"training.vote_select": 0.5, "training.vote_target_batchnorm": False},
+        {**ADABN_SELECT, "training.finetune_scope": "head", "training.vote_guard": "holdout"},
     ),
-    "fedka (fedlab default: both)": ("fedka", {}),
+    "fedka (fedlab default)": ("fedka", {}),
+    # references (fedlab.runs.reference): pooled sources, and + the target's labels
+    "central (reference: pooled sources)": ("central", {}),
+    "oracle (reference: + target labels)": ("oracle", {}),
 }
 
 
@@ -113,7 +114,7 @@ def main() -> None:
         per_seed = numeric.groupby("seed")[["final_target_acc", "final_voting_acc"]].mean()
         acc_m, acc_s = per_seed["final_target_acc"].mean(), per_seed["final_target_acc"].std()
         vote = per_seed["final_voting_acc"].mean()
-        paired = "-"
+        paired = best = "-"
         if label != baseline:
             cells = comparison.compare(pd.concat(all_runs), baseline=baseline)
             mine = [c for c in cells if c["strategy"] == label]
@@ -121,11 +122,13 @@ def main() -> None:
                 (c for c in mine if c["target"] == comparison.ALL_TARGETS), mine[0] if mine else None
             )
             paired = describe(pooled["final"]) if pooled else "-"
+            best = describe(pooled["best"]) if pooled else "-"
         rows.append(
             [
                 label,
                 pct(acc_m, acc_s),
                 paired,
+                best,
                 "-" if vote != vote else f"{100 * vote:.1f}",
                 f"{(time.perf_counter() - started) / 60:.1f}",
             ]
@@ -134,7 +137,8 @@ def main() -> None:
         [
             "variant",
             "mean over targets %",
-            "paired vs FedAvg, pp [95% CI], wins",
+            "final: paired vs FedAvg, pp [95% CI], wins",
+            "best round: paired vs FedAvg",
             "final voting acc %",
             "minutes",
         ],
@@ -143,7 +147,9 @@ def main() -> None:
         f"{len(targets)} targets × {len(seeds)} seeds, {base.training.rounds} rounds × "
         f"{base.training.local_steps} local steps",
     )
-    print(f"\nrun directories under {args.out}")
+    if all_runs:
+        pd.concat(all_runs).to_csv(Path(args.out) / "ablation_runs.csv", index=False)
+    print(f"\nrun directories under {args.out} (every run: ablation_runs.csv)")
 
 
 if __name__ == "__main__":

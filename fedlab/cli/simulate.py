@@ -94,6 +94,12 @@ def simulate(
     ),
     out: Path | None = typer.Option(None, help="Run directory (default: runs/<name>)."),
     verbose: bool = typer.Option(False, help="Show Flower's logs."),
+    references: bool = typer.Option(
+        True,
+        "--references/--no-references",
+        help="Sweeps: add the reference rows central (pooled source rows; simulation-only) and "
+        "oracle (+ target labels) beside the strategies.",
+    ),
 ) -> None:
     """Simulate a federation with a held-out target domain; report accuracy and Group Effect."""
     strategies = _split(strategy)
@@ -146,10 +152,13 @@ def simulate(
         console.print(f"loaded {name}: {n} clients ({took:.1f} s)", markup=False)
     targets = setup.fed.domain_names if target == "all" else [setup.target]
     strategies = strategies or [cfg.training.strategy]
+    from fedlab.metrics.comparison import REFERENCES
     from fedlab.runs.sweep import run_seeds  # after setup_for, which loaded torch already
 
     cells = len(targets) * len(strategies)
     seed_list = run_seeds(seed_list, cfg.seed, cells)
+    if references and cells * len(seed_list) > 1:
+        strategies = strategies + [r for r in REFERENCES if r not in strategies]
     if seeds is None and cells > 1:
         console.print(f"sweep: {len(seed_list)} seeds {seed_list} (set --seeds to change)")
     if cells * len(seed_list) == 1:

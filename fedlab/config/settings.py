@@ -132,6 +132,14 @@ class TrainingConfig(_Strict):
     vote_select: float = Field(0.5, gt=0, le=1)
     # voters predict with BatchNorm statistics of the target pool (AdaBN) instead of their own
     vote_target_batchnorm: bool = True
+    # FedKA's fine-tuning on the votes: every layer ("all", the reference) or the classifier only
+    # ("head": the extractor keeps its source-trained, MMD-aligned features)
+    finetune_scope: Literal["all", "head"] = "all"
+    finetune_prox: float = Field(0.0, ge=0)  # μ of a pull towards the averaged model while fine-tuning
+    # label-free vote-reliability guard: "holdout" fine-tunes on part of the adopted votes and keeps
+    # the fine-tuned model only if it agrees with the held-out votes more often than the averaged
+    # model does (see `server.steps.voting`); "off" always keeps it (the reference)
+    vote_guard: Literal["off", "holdout"] = "off"
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
     optimizer: Literal["sgd", "adam"] = "sgd"  # clients and server fine-tuning (adam: no momentum)
     # > 0: a client's local steps and FedKA's fine-tuning steps stop after this many passes over

@@ -303,14 +303,23 @@ def finetune_pseudo(
     spec: LocalTrainSpec,
     device: torch.device,
     seed: int,
+    scope: Literal["all", "head"] = "all",
+    prox: float = 0.0,
 ) -> float:
-    """FedKA server step: fine-tune the global model on voted pseudo-labels, loss × α."""
+    """FedKA server step: fine-tune the global model on voted pseudo-labels, loss × α.
+
+    `scope = "head"` trains the classifier only: the feature extractor keeps what the clients
+    learned on labelled source data and the MMD alignment, which fine-tuning every layer on
+    pseudo-labels can erase. `prox` > 0 adds μ/2‖w − w_start‖² (w_start: the averaged model),
+    limiting how far a few hundred pseudo-labelled samples can pull the model."""
     if steps == 0 or len(y_pseudo) == 0 or weight <= 0:
         return 0.0
     rng = np.random.default_rng(seed)
     seed_torch(seed)
     on_device(model, device).train()
-    opt = make_optimizer(model.parameters(), spec)
+    params = list(model.classifier.parameters() if scope == "head" else model.parameters())
+    anchors = [p.detach().clone() for p in params] if prox > 0 else None
+    opt = make_optimizer(params, spec)
     sampler = BatchSampler(len(y_pseudo), spec.batch_size, rng)
     total = 0.0
     for _ in range(steps):
@@ -320,6 +329,8 @@ def finetune_pseudo(
         xb = torch.as_tensor(x[idx], device=device)
         yb = torch.as_tensor(y_pseudo[idx], device=device)
         loss = weight * F.cross_entropy(model(xb), yb)
+        if anchors is not None:
+            loss = loss + prox / 2 * sum((p - a).pow(2).sum() for p, a in zip(params, anchors, strict=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

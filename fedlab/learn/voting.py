@@ -93,3 +93,23 @@ def select_class_balanced(vote: VoteResult, confidence: np.ndarray, fraction: fl
         order = members[np.argsort(-confidence[members], kind="stable")]
         keep[order[: max(1, int(np.ceil(fraction * len(members))))]] = True
     return VoteResult(labels=vote.labels, votes=vote.votes, adopted=keep)
+
+
+def holdout_split(vote: VoteResult, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, check) indices of the adopted samples: per voted class, a seeded `share` is held out.
+
+    Why: the vote-reliability guard needs a test of fine-tuning that uses no target labels. Votes
+    the fine-tuning never saw are such a test: a fine-tuned model that agrees with them no more
+    often than the averaged model did learned nothing that transfers (or unlearned something).
+    Classes with one adopted sample keep it for fitting."""
+    if not 0 < share < 1:
+        raise ValueError(f"share must be in (0, 1), got {share}")
+    rng = np.random.default_rng(seed)
+    fit, check = [], []
+    for c in np.unique(vote.labels[vote.adopted]):
+        members = rng.permutation(np.flatnonzero(vote.adopted & (vote.labels == c)))
+        k = int(np.floor(share * len(members)))
+        check.append(members[:k])
+        fit.append(members[k:])
+    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
+    return cat(fit), cat(check)

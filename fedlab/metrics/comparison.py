@@ -27,6 +27,12 @@ from fedlab.metrics.stats import (
 )
 
 BASELINE = "fedavg"
+# Reference rows a sweep may hold beside its strategies (`fedlab.runs.reference` trains them):
+# they are the scale a federated number is read on, compared with the baseline but never a "gain".
+REFERENCES = {
+    "central": "pooled source clients' rows, no federation; simulation-only",
+    "oracle": "pooled sources + the target's labelled pool; upper bound",
+}
 ALL_TARGETS = "all targets (mean)"
 METRICS = {"final": "final_target_acc", "best": "best_target_acc", "ge": "final_group_effect"}
 METHODS = {"differences": T_METHOD, "ratio": BOOT_METHOD, "unit": "percentage points (pp)"}

@@ -132,10 +132,12 @@ def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> 
 def check_strategy(cfg: SimulationConfig, names: list[str] | None = None) -> None:
     """Each strategy name (default: the config's) resolves and keeps the run's DP mode (one-line
     ConfigError otherwise), checked before any data is loaded or directory written."""
+    from fedlab.metrics.comparison import REFERENCES
     from server.strategies import check_dp, resolve_strategy
 
     for name in names or [cfg.training.strategy]:
-        check_dp(resolve_strategy(name), cfg.dp)
+        if name not in REFERENCES:  # central / oracle: a sweep's reference rows, not strategies
+            check_dp(resolve_strategy(name), cfg.dp)
 
 
 def _warn_small_clients(small: dict[str, tuple[int, int]]) -> None:

@@ -19,6 +19,7 @@ import pandas as pd
 from fedlab.metrics import comparison
 from fedlab.config import SimulationConfig
 from fedlab.core.rundir import atomic_run_dir, write_json_atomic, write_text_atomic
+from fedlab.runs.reference import REFERENCES, run_reference
 from fedlab.runs.simulate import SimulationResult, simulate
 
 DEFAULT_SWEEP_SEEDS = 5  # a sweep without --seeds runs this many seeds: fewer give no usable interval
@@ -92,7 +93,11 @@ def run_sweep(
                     cfg.training.strategy = strategy
                     if on_run_start:
                         on_run_start(cfg)
-                    result = simulate(cfg, out=work / f"{strategy}-{target}-s{seed}", on_round=on_round)
+                    run_dir = work / f"{strategy}-{target}-s{seed}"
+                    if strategy in REFERENCES:  # simulation-only reference rows (pool raw data)
+                        result = SimulationResult(run_dir, run_reference(cfg, strategy, run_dir))
+                    else:
+                        result = simulate(cfg, out=run_dir, on_round=on_round)
                     rows.append(run_row(result.summary))
                     if on_run_end:
                         on_run_end(result)

@@ -20,7 +20,19 @@ FedAvg's (measured in `bench/bench_fedka_ablation.py`):
   mean probability of the winning class does separate right from wrong votes, and balancing per
   class keeps the fine-tuning from teaching the easy classes only.
 
-`select = 1` with `target_batchnorm = False` and `rule = "plurality"` is the reference rule.
+`select = 1` with `target_batchnorm = False` and `rule = "plurality"` is the reference rule
+(`VotingStep.reference`, strategy ``fedka-ref``).
+
+Guarding against negative transfer, without target labels: fine-tuning can hurt even on votes
+that are mostly right (step size, forgetting the source task, losing the alignment). Three
+switches bound it: `scope = "head"` fine-tunes the classifier only, `prox` pulls the weights
+towards the averaged model, and `guard = "holdout"` fine-tunes on 80 % of the adopted votes
+(per class) and keeps the fine-tuned model only when it agrees with the other 20 % more often
+than the averaged model does, beyond chance (exact sign test on the held-out votes the two
+models disagree on; the averaged model with target BatchNorm statistics, so that the
+comparison is not won by re-normalisation alone); otherwise the round keeps the averaged model.
+Every signal is a vote or a prediction on the unlabelled pool; the pool's hidden labels are read
+only to report voting accuracy, and the target test split is never touched here.
 """
 
 from __future__ import annotations
@@ -30,13 +42,20 @@ from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord
+from scipy.stats import binomtest
 
 from fedlab.config import TrainingConfig
 from fedlab.learn.mmd import ramp
 from fedlab.learn.spec import finetune_spec
-from fedlab.learn.training import LocalTrainSpec, capped_steps, finetune_pseudo
-from fedlab.learn.voting import confidence_of, majority_vote, select_class_balanced
+from fedlab.learn.training import LocalTrainSpec, adapt_batchnorm, capped_steps, finetune_pseudo, predict
+from fedlab.learn.voting import confidence_of, holdout_split, majority_vote, select_class_balanced
 from fedlab.wire.arrays import state_record
+
+GUARD_SHARE = 0.2  # share of the adopted votes the holdout guard keeps back (per class)
+GUARD_MIN_CHECK = 20  # fewer held-out votes than this decide nothing: fine-tuning is then skipped
+# the fine-tuned model is kept when it fixes more held-out votes than it breaks, beyond chance:
+# one-sided sign test on the discordant held-out samples (McNemar's exact test) at this level
+GUARD_ALPHA = 0.05
 
 
 @dataclass
@@ -48,6 +67,9 @@ class VotingStep:
     warmup: float = 0.0
     select: float = 1.0
     target_batchnorm: bool = False
+    scope: str = "all"
+    prox: float = 0.0
+    guard: str = "off"
     finetune_steps: int = 20
     max_epochs_per_round: float = 0.0
     spec: LocalTrainSpec = field(default_factory=LocalTrainSpec)
@@ -64,12 +86,25 @@ class VotingStep:
             warmup=t.vote_warmup,
             select=t.vote_select,
             target_batchnorm=t.vote_target_batchnorm,
+            scope=t.finetune_scope,
+            prox=t.finetune_prox,
+            guard=t.vote_guard,
             finetune_steps=t.finetune_steps,
             max_epochs_per_round=t.max_epochs_per_round,
             spec=finetune_spec(t),
             num_rounds=t.rounds,
             seed=seed,
         )
+
+    @classmethod
+    def reference(cls, training: TrainingConfig, seed: int) -> VotingStep:
+        """The reference notebook's rule whatever the settings say (strategy ``fedka-ref``): every
+        sample's plurality winner adopted, voters with their own BatchNorm statistics, every layer
+        fine-tuned, no guard. Budget, optimizer and warm-up still come from the settings."""
+        step = cls.from_settings(training, seed)
+        step.rule, step.select, step.target_batchnorm = "plurality", 1.0, False
+        step.scope, step.prox, step.guard = "all", 0.0, "off"
+        return step
 
     def active(self, server_round: int) -> bool:
         """Clients vote from the round after the warm-up on."""
@@ -94,19 +129,45 @@ class VotingStep:
         record["voting_acc_all"] = vote.accuracy(target.y_pool_hidden, adopted_only=False)
         record["adoption_rate"] = vote.adoption_rate
         record["voting_alpha"] = alpha
-        adopted = np.flatnonzero(vote.adopted)
-        steps = capped_steps(
-            self.finetune_steps, len(adopted), self.spec.batch_size, self.max_epochs_per_round
-        )
+        seed = self.seed * 100_003 + server_round
+        fit, check = np.flatnonzero(vote.adopted), np.zeros(0, dtype=np.int64)
+        if self.guard == "holdout":
+            fit, check = holdout_split(vote, GUARD_SHARE, seed)
         model = target.model_from(arrays)
+        before_hits = None
+        if self.guard == "holdout":
+            if len(check) < GUARD_MIN_CHECK:
+                record.update(guard_accepted=False, guard_check=len(check))
+                return arrays  # too few held-out votes to tell: keep the averaged model
+            averaged = adapt_batchnorm(model, target.x_pool, target.device)
+            before_hits = _hits(averaged, target, check, vote.labels)
+        steps = capped_steps(self.finetune_steps, len(fit), self.spec.batch_size, self.max_epochs_per_round)
         record["finetune_loss"] = finetune_pseudo(
             model,
-            target.x_pool[adopted],
-            vote.labels[adopted],
+            target.x_pool[fit],
+            vote.labels[fit],
             steps=steps,
             weight=alpha,
             spec=self.spec,
             device=target.device,
-            seed=self.seed * 100_003 + server_round,
+            seed=seed,
+            scope=self.scope,  # type: ignore[arg-type]
+            prox=self.prox,
         )
+        if before_hits is not None:
+            after_hits = _hits(model, target, check, vote.labels)
+            better, worse = int((after_hits & ~before_hits).sum()), int((before_hits & ~after_hits).sum())
+            p_value = 1.0
+            if better > worse:
+                p_value = float(binomtest(better, better + worse, alternative="greater").pvalue)
+            accepted = bool(p_value < GUARD_ALPHA)
+            record.update(guard_before=float(before_hits.mean()), guard_after=float(after_hits.mean()))
+            record.update(guard_accepted=accepted, guard_check=len(check), guard_p=p_value)
+            if not accepted:
+                return arrays  # fine-tuning did not carry over to unseen votes: keep the averaged model
         return state_record(model.state_dict())
+
+
+def _hits(model: Any, target: Any, idx: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per pool sample in `idx`: does `model` (eval mode) predict the voted label?"""
+    return predict(model, target.x_pool[idx], target.device) == labels[idx]

@@ -35,3 +35,15 @@ class FedKA(FDAN):
             **super().settings_kwargs(settings),
             "voting": VotingStep.from_settings(settings.training, settings.seed),
         }
+
+
+class FedKARef(FedKA):
+    """FedKA with the reference notebook's voting rule, whatever the settings say (plurality
+    winner of every sample, voters with their own BatchNorm statistics, every layer fine-tuned,
+    no guard): the name says which FedKA a result used, next to fedlab's default ``fedka``."""
+
+    @classmethod
+    def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
+        """FedKA's keywords with the reference voting step."""
+        voting = VotingStep.reference(settings.training, settings.seed)
+        return {**super().settings_kwargs(settings), "voting": voting}

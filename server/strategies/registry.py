@@ -8,7 +8,8 @@ in `server/strategies/` plus one line in `FEDLAB_STRATEGIES`.
 
 Names a run accepts (`resolve_strategy`):
 
-* fedlab's strategies: ``fedavg``, ``fedprox``, ``fdan``, ``fdann``, ``fedka``, ``fedka-novote``;
+* fedlab's strategies: ``fedavg``, ``fedprox``, ``fdan``, ``fdann``, ``fedka``, ``fedka-ref`` (the
+  reference notebook's voting rule), ``fedka-novote``;
 * Flower's built-ins by short name (`server.strategies.flower`): ``fedadam``, ``fedyogi``,
   ``fedadagrad``, ``fedavgm``, ``fedmedian``, ``fedtrimmedavg``, ``krum``, ``multikrum``,
   ``bulyan``, ``qfedavg``;
@@ -40,6 +41,7 @@ FEDLAB_STRATEGIES: dict[str, str] = {
     "fdan": "server.strategies.fdan:FDAN",
     "fdann": "server.strategies.fdann:FDANN",
     "fedka": "server.strategies.fedka:FedKA",
+    "fedka-ref": "server.strategies.fedka:FedKARef",  # the reference notebook's voting rule
     "fedka-novote": "server.strategies.fdan:FDAN",  # FedKA's ablation without voting (= f-DAN)
 }
 ADDONS = ("mmd", "vote", "fedka")

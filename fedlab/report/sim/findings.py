@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedlab.metrics.comparison import REFERENCES
 from fedlab.report.content import Finding
 from fedlab.report.fmt import cell, number, pct, pp
 
@@ -177,7 +178,11 @@ def sweep_findings(rows: list[dict[str, Any]]) -> list[Finding]:
     out = []
     for target in dict.fromkeys(r["target"] for r in rows):
         cand = [
-            r for r in rows if r["target"] == target and number(r["final_target_acc"]["mean"]) is not None
+            r
+            for r in rows
+            if r["target"] == target
+            and r["strategy"] not in REFERENCES  # rank federated strategies; references are the scale
+            and number(r["final_target_acc"]["mean"]) is not None
         ]
         if len(cand) < 2:
             continue

@@ -113,6 +113,20 @@ def paired_findings(cells: list[dict[str, Any]]) -> list[Finding]:
     for c in cells:
         final: Interval = c["final"]
         d = final.direction()
+        what = comparison.REFERENCES.get(c["strategy"])
+        if what:  # a reference is the scale, not a competitor: no gain/loss
+            where = "above" if d > 0 else "below" if d < 0 else "level with"
+            out.append(
+                Finding(
+                    f"Target {c['target']}: reference {c['strategy']} ({what}) is "
+                    f"{where} {c['baseline']}: {final.mean:+.1f} pp (95% CI {final.ci_low:+.1f} to "
+                    f"{final.ci_high:+.1f}).",
+                    "info",
+                    "reference",
+                    values={"target": c["target"], "strategy": c["strategy"], "mean_pp": final.mean},
+                )
+            )
+            continue
         out.append(
             Finding(
                 f"Target {c['target']}: {c['strategy']} vs {c['baseline']}, final accuracy: "

@@ -1,0 +1,99 @@
+"""FedKA's label-free guard: holdout split of the votes, head-only / proximal fine-tuning, fedka-ref."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord
+
+from fedlab.config import load_simulation_config
+from fedlab.learn.models import FeatureMLP
+from fedlab.learn.training import LocalTrainSpec, finetune_pseudo
+from fedlab.learn.voting import VoteResult, holdout_split
+from server.steps.voting import VotingStep
+from server.strategies import resolve_strategy
+from server.strategies.domain import StrategySettings
+
+
+def _vote(labels: list[int], adopted: list[bool]) -> VoteResult:
+    n = len(labels)
+    return VoteResult(np.array(labels), np.ones(n, dtype=int), np.array(adopted))
+
+
+def test_holdout_split_is_per_class_disjoint_seeded_and_skips_unadopted() -> None:
+    labels = [0] * 10 + [1] * 5 + [2] * 1 + [0] * 4
+    adopted = [True] * 16 + [False] * 4
+    fit, check = holdout_split(_vote(labels, adopted), 0.2, seed=3)
+    assert set(fit).isdisjoint(check) and set(fit) | set(check) == set(range(16))
+    assert sorted(np.array(labels)[check].tolist()) == [0, 0, 1]  # 20 % of 10 and of 5; none of 1
+    again = holdout_split(_vote(labels, adopted), 0.2, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip((fit, check), again, strict=True))
+
+
+def test_head_only_finetuning_leaves_the_extractor_and_prox_limits_the_move() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 8)).astype(np.float32), rng.integers(0, 3, 64)
+    spec = LocalTrainSpec(lr=0.5, momentum=0.0, weight_decay=0.0, batch_size=16)
+    torch.manual_seed(0)
+    start = FeatureMLP(8, 3)
+    head = FeatureMLP(8, 3)
+    head.load_state_dict(start.state_dict())
+    cpu = torch.device("cpu")
+    finetune_pseudo(head, x, y, steps=10, weight=1.0, spec=spec, device=cpu, seed=1, scope="head")
+    for (name, a), b in zip(start.named_parameters(), head.parameters(), strict=True):
+        assert torch.equal(a, b) == name.startswith("extractor"), name
+    moved = {}
+    for prox in (0.0, 2.0):  # lr·μ = 1: the pull is strong but stable
+        m = FeatureMLP(8, 3)
+        m.load_state_dict(start.state_dict())
+        finetune_pseudo(m, x, y, steps=10, weight=1.0, spec=spec, device=cpu, seed=1, prox=prox)
+        pairs = zip(m.parameters(), start.parameters(), strict=True)
+        moved[prox] = sum(float((p - q).detach().pow(2).sum()) for p, q in pairs)
+    assert moved[2.0] < moved[0.0] / 2
+
+
+class _Target:
+    """A minimal server target: a pool and a scratch model (what the voting step reads)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x_pool, self.device, self.num_classes = x, torch.device("cpu"), 2
+        self.y_pool_hidden = np.zeros(len(x), dtype=int)
+
+    def model_from(self, arrays: ArrayRecord) -> FeatureMLP:
+        m = FeatureMLP(self.x_pool.shape[1], 2)
+        m.load_state_dict(arrays.to_torch_state_dict())
+        return m
+
+
+def test_the_guard_keeps_the_averaged_model_when_fine_tuning_does_not_carry_over() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    torch.manual_seed(0)
+    arrays = ArrayRecord(FeatureMLP(6, 2).state_dict())
+    # random votes: held-out votes cannot be learned from the others
+    probs = np.stack([np.eye(2)[rng.integers(0, 2, 200)] for _ in range(3)]).astype(np.float32)
+    probs[:] = probs[0]  # unanimous, so every sample is adopted
+    step = VotingStep(guard="holdout", rule="plurality", finetune_steps=30, num_rounds=2)
+    step.spec = LocalTrainSpec(lr=0.05, batch_size=16)
+    record: dict = {}
+    out = step.apply(2, arrays, probs, _Target(x), record)
+    assert record["guard_check"] >= 20
+    assert record["guard_p"] >= 0.05 and not record["guard_accepted"]
+    assert out is arrays  # rejected: the round keeps the averaged model
+    # learnable votes (a linear rule of the input): fine-tuning carries over and is kept
+    labels = (x[:, 0] > 0).astype(int)
+    probs = np.stack([np.eye(2)[labels]] * 3).astype(np.float32)
+    record = {}
+    step.finetune_steps = 200
+    out = step.apply(2, arrays, probs, _Target(x), record)
+    assert record["guard_accepted"] and out is not arrays and record["guard_p"] < 0.05
+
+
+def test_fedka_ref_uses_the_reference_rule_whatever_the_settings() -> None:
+    cfg = load_simulation_config(None, {"training.vote_guard": "holdout", "training.finetune_scope": "head"})
+    settings = StrategySettings(training=cfg.training, seed=0, num_clients=2)
+    ref = resolve_strategy("fedka-ref").cls.settings_kwargs(settings)["voting"]
+    got = (ref.rule, ref.select, ref.target_batchnorm, ref.scope, ref.guard)
+    assert got == ("plurality", 1.0, False, "all", "off")
+    default = resolve_strategy("fedka").cls.settings_kwargs(settings)["voting"]
+    assert (default.guard, default.scope) == ("holdout", "head")
