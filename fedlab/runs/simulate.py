@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from fedlab.config import SimulationConfig
-from fedlab.runtime.backends import CLIENT_APP_REF, simulation_backend
 from fedlab.core.errors import ConfigError
-from fedlab.federation.setup import setup_for
 from fedlab.core.rundir import atomic_run_dir, default_run_name
+from fedlab.federation.setup import setup_for
+from fedlab.runtime.backends import CLIENT_APP_REF, simulation_backend
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
@@ -205,8 +205,8 @@ def _run_flower(cfg: SimulationConfig, work: Path, on_round, engine: str, n: int
     from flwr.simulation import run_simulation
 
     from clients.app import make_client_app
-    from fedlab.runtime.interrupts import ABORT
     from fedlab.runtime.direct import AbortableGrid
+    from fedlab.runtime.interrupts import ABORT
     from server.app import make_server_app
 
     ABORT.clear()

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedlab.metrics import comparison
 from fedlab.config import SimulationConfig
 from fedlab.core.rundir import atomic_run_dir, write_json_atomic, write_text_atomic
+from fedlab.metrics import comparison
 from fedlab.runs.reference import REFERENCES, run_reference
 from fedlab.runs.simulate import SimulationResult, simulate
 
