@@ -59,7 +59,8 @@ def _ints(text: str, flag: str) -> list[int]:
 def _fmt(mean: Any, std: Any, scale: float = 100.0, signed: bool = False) -> str:
     if mean is None or mean != mean:
         return "-"
-    return f"{scale * mean:{'+' if signed else ''}.1f} ± {scale * std:.1f}"
+    text = f"{scale * mean:{'+' if signed else ''}.1f}"
+    return text if std is None or std != std else f"{text} ± {scale * std:.1f}"  # one seed: no spread
 
 
 def study(
