@@ -294,6 +294,11 @@ def anonymize_federation(raw: Any, target: str, cfg: SimulationConfig) -> Anonym
         )
     target = resolve_target(raw, target)
     acfg = cfg.anonymize
+    if cfg.federation.preprocess_dp.epsilon is not None:
+        raise ConfigError(
+            "federation.preprocess_dp: not available with --anonymize (the anonymized clients' encoder is "
+            "fitted from exact aggregates of their released, already anonymized tables); drop one of them"
+        )
     schema = load_federation_schema(cfg)
     qis = acfg.qis or (list(schema.quasi_identifiers) if schema else default_qis(raw.feature_columns))
     qis = [q for q in qis if q != cfg.federation.domain_column]

@@ -46,6 +46,15 @@ def header(run: SimRun) -> list[tuple[str, str]]:
         )
     if s.get("target_test") is not None:
         rows.append(("Target data", f"{s.get('target_pool')} unlabeled pool, {s.get('target_test')} test"))
+    if "preprocessing_epsilon" in s:
+        eps = s.get("preprocessing_epsilon")
+        rows.append(
+            (
+                "Preprocessing",
+                "fitted from per-owner aggregates (no pooled rows), "
+                + ("exact" if eps is None else f"Laplace noise, ε = {float(eps):g} per owner"),
+            )
+        )
     if s.get("seconds") is not None:
         rows.append(("Run time", f"{float(s['seconds']):.1f} s"))
     return rows
