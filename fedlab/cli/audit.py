@@ -65,6 +65,15 @@ def audit(
         False, "--resume", help="Continue/extend an existing --out; reuse finished cells."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    min_group_size: int | None = typer.Option(
+        None,
+        "--min-group-size",
+        help="Groups with fewer test rows are left out of max-gap numbers and marked (default 30).",
+        min=0,
+    ),
+    export: bool = typer.Option(
+        False, "--export", help="Write each cell's anonymized train table and test predictions (exports/)."
+    ),
     protocol: str | None = typer.Option(
         None, "--protocol", help="Run a published protocol instead: arcolezi2025 (needs --csv, --schema)."
     ),
