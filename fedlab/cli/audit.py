@@ -151,6 +151,8 @@ def _report_protocol(run: ProtocolRun) -> Path:
     )
     if run.compare is not None:
         _print_compare(run.compare)
+    elif run.trend is not None and len(run.trend):
+        _print_trend(run.trend)
     failed = results[results["status"] != "ok"]
     if len(failed):
         for _, r in failed.head(10).iterrows():
@@ -265,6 +267,45 @@ def _numeric_key(cell: dict[str, Any]) -> tuple:
 
     family = {"baseline": 0, "k": 1, "l": 2, "t": 3}.get(str(cell.get("family")), 9)
     return (str(cell.get("client")), family, num("l"), num("t"), num("k"))
+
+
+def _print_trend(trend: pd.DataFrame) -> None:
+    """Without --compare: per cell SPD / EOD / ACC / NCF (mean ± 95% CI half-width over seeds) and the
+    SPD / EOD change against the same seed's k = 1 row."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(
+        title="protocol results per cell (mean ± 95% CI half-width over seeds; the paper's definitions: "
+        "group 1 = privileged value, rates of ŷ = 1)",
+        caption="Δ vs k=1: paired by seed, 95% CI; ⚠ = seeds whose model is near-trivial",
+    )
+    for c in ["method", "k", "ℓ/t", "attr", "seeds", "SPD", "EOD", "ACC", "NCF", "ΔSPD vs k=1",
+              "ΔEOD vs k=1", "⚠"]:  # fmt: skip
+        t.add_column(c, justify="left" if c in ("method", "attr") else "right")
+    for keys, part in trend.groupby(["method", "k_parameter", "anon_parameter", "protected_att"], sort=True):
+        by = part.set_index("metric")
+
+        def ci(metric: str, change: bool = False, by: pd.DataFrame = by) -> str:
+            if metric not in by.index:
+                return "–"
+            r = by.loc[metric]
+            if change:
+                if r["paired_seeds"] < 2 or r["k_parameter"] == 1:
+                    return "–"
+                return f"{r['change_vs_k1']:+.3f} [{r['change_ci_low']:+.3f}, {r['change_ci_high']:+.3f}]"
+            half = (r["ci_high"] - r["ci_low"]) / 2
+            return f"{r['mean']:+.3f}" + ("" if math.isnan(half) else f" ± {half:.3f}")
+
+        method, k, param, attr = keys
+        first = part.iloc[0]
+        t.add_row(
+            str(method), str(k), "" if method == "k-anonymity" else f"{param:g}", str(attr),
+            str(int(first["n_seeds"])), ci("SPD"), ci("EOD"), ci("ACC"), ci("NCF"),
+            ci("SPD", True), ci("EOD", True),
+            str(int(first["near_trivial_seeds"])) if first["near_trivial_seeds"] else "",
+        )  # fmt: skip
+    Console(width=200).print(t)
 
 
 def _print_compare(table: pd.DataFrame, metrics: tuple[str, ...] = ("SPD", "EOD", "ACC", "NCF")) -> None:
