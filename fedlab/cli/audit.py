@@ -201,7 +201,6 @@ def _print_table(run_dir: Path) -> None:
     )
     cols = ["client"] if several_clients else []
     cols += ["privacy model", "algorithm", "classifier", "ok", "suppressed", "accuracy", "maj.", "bal.acc"]
-    cols += ["roc_auc"]
     for attr in protected:
         cols += [f"{attr} SPD", f"{attr} EOD"]
     cols += ["consist.", "NCF"]
@@ -220,12 +219,13 @@ def _print_table(run_dir: Path) -> None:
             f"{cell['n_ok']}/{cell['n_seeds']}",
         ]
         row += [_fmt(cell, "suppressed_fraction", pct=True), _fmt(cell, "accuracy")]
-        row += [_fmt(cell, "majority_rate"), _fmt(cell, "balanced_accuracy"), _fmt(cell, "roc_auc")]
+        row += [_fmt(cell, "majority_rate"), _fmt(cell, "balanced_accuracy")]
         for attr in protected:
             row += [_fmt(cell, f"{attr}_spd"), _fmt(cell, f"{attr}_eq_opp_diff")]
         row += [_fmt(cell, "consistency"), _fmt(cell, "ncf")]
         table.add_row(*row)
-    console = Console(width=max(180, Console().width))  # never squeeze numbers into "…"
+    width = 16 * len(cols) + 40
+    console = Console(width=max(width, Console().width))  # never squeeze numbers into "…"
     console.print(table)
     _print_trivial(run_dir, console)
     counts = summary["dataset"].get("row_counts") or {}
