@@ -58,8 +58,9 @@ class Cell:
         if flags.mean() < 0.5:
             return ""
         reasons = self.rows.loc[flags, "near_trivial_reason"] if "near_trivial_reason" in self.rows else []
-        first = str(reasons.iloc[0]) if len(reasons) else "near-trivial"
-        return f"{self.label}: {first} ({int(flags.sum())}/{len(flags)} seeds)"
+        parts = str(reasons.iloc[0]).split("; ") if len(reasons) else ["near-trivial"]
+        short = [parts[0], *[p for p in parts[1:] if "majority" in p][:1]]  # the rest: Utility section
+        return f"{self.label}: {'; '.join(short)} ({int(flags.sum())}/{len(flags)} seeds)"
 
     @property
     def family(self) -> str:

@@ -155,7 +155,7 @@ def _changes(
         base = a.baseline(c)
         if c.family == "baseline" or base is None or not c.n_ok:
             continue
-        trivial = _trivial(a, c, base) if attr is not None else ""
+        trivial = _trivial(a, c, base) if topic != "utility" else ""
         small = _small(a, c, base, attr)
         drops, rate_fell = _utility_drops(c, base) if attr is not None else ([], False)
         for metric, label, kind in metrics:
