@@ -188,3 +188,44 @@ def test_compas_recid_report_equals_plain_pandas_from_exported_predictions(tmp_p
         assert (run / "exports" / f"{row['cell_id'].rsplit('__', 2)[0]}__s0__train.csv").is_file()
     sizes = json.loads(results["race_group_sizes"].iloc[0])
     assert sizes["Native American"] < 30 and results["race_n_small_groups"].iloc[0] >= 1
+
+
+# ----------------------------------------------------------------------------- bad input: one line
+def _schema(tmp_path: Path, protected: str, extra: str = "") -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "toy"\ntarget = "y"\npositive_label = 1\nquasi_identifiers = ["age"]\n'
+        f"protected = {protected}\n{extra}\n[hierarchies]\nage = {{ widths = [10, 20] }}\n"
+    )
+    return path
+
+
+def _csv(tmp_path: Path, y: list, age: list | None = None) -> Path:
+    n = len(y)
+    frame = pd.DataFrame({"age": age or [20 + i % 40 for i in range(n)], "y": y,
+                          "race": [["a", "b", "c"][i % 3] for i in range(n)]})  # fmt: skip
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_schema_input_errors_are_one_line(tmp_path: Path) -> None:
+    from audits.datasets.load import load_dataset
+
+    ys = [i % 2 for i in range(60)]
+    with pytest.raises(DataError, match=r"protected column 'race' has 3 values \(a, b, c\)"):
+        load_dataset(csv=_csv(tmp_path, ys), schema=_schema(tmp_path, '["race"]'))
+    ds = load_dataset(csv=_csv(tmp_path, ys), schema=_schema(tmp_path, '["race:a|b"]'))
+    assert ds.schema.protected == {"race": ["a", "b"]}
+    with pytest.raises(DataError, match=r"target 'y' has 3 values .*multiclass"):
+        load_dataset(csv=_csv(tmp_path, [i % 3 for i in range(60)]), schema=_schema(tmp_path, '{race = "a"}'))
+    ok = load_dataset(
+        csv=_csv(tmp_path, [i % 3 for i in range(60)]),
+        schema=_schema(tmp_path, '{race = "a"}', 'multiclass = "positive_vs_rest"'),
+    )
+    assert sorted(ok.frame["y"].unique()) == [0, 1, 2]  # kept; the audit binarizes 1 vs rest
+    ages = [20.0 + i for i in range(59)] + [float("inf")]
+    with pytest.raises(DataError, match=r"column 'age' holds 1 infinite value"):
+        load_dataset(csv=_csv(tmp_path, ys, ages), schema=_schema(tmp_path, '{race = "a"}'))
+    with pytest.raises(DataError, match="favourable_label '7' is not a value of target 'y'"):
+        load_dataset(csv=_csv(tmp_path, ys), schema=_schema(tmp_path, '{race = "a"}', "favourable_label = 7"))
