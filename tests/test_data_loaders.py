@@ -345,7 +345,7 @@ def test_tabular_generated_csv(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert "pilot" not in job_categories  # only in the target: never fitted on
     assert clients[0].x_train.shape[1] == ready.domains["south"].x_train.shape[1]
     # explicit privileged value must exist; unknown columns are named
-    with pytest.raises(DataError, match=r"privileged value 'X' not in column 'sex'"):
+    with pytest.raises(DataError, match=r"privileged value 'X' not in protected column 'sex'"):
         _load(**(kw | {"protected": ["sex:X"]}))
     with pytest.raises(
         DataError, match=r"people\.csv: label_column 'income' not found; columns are age, sex"

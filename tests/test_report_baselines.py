@@ -15,8 +15,8 @@ from tests.test_report import make_audit
 def test_signed_baseline_same_in_console_table_and_findings(tmp_path: Path) -> None:
     run = make_audit(tmp_path / "audit")
     res = pd.read_csv(run / "results.csv")
-    # seeds of opposite sign: signed mean +0.100, mean of |SPD| 0.200 (the old findings' baseline)
-    res.loc[res["privacy_model"] == "baseline", "sex_spd"] = [-0.10, 0.30]
+    # seeds of opposite sign: signed mean +0.100, mean of |SPD| 0.233 (the old findings' baseline)
+    res.loc[res["privacy_model"] == "baseline", "sex_spd"] = [-0.10, 0.30, 0.10]
     res.to_csv(run / "results.csv", index=False)
     console = {c["privacy_model"]: _fmt(c, "sex_spd") for c in _summarise(res)}
     assert console["baseline"].startswith("0.100±") and console["k=100"].startswith("0.450±")

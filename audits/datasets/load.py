@@ -10,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from audits.anonymity.hierarchy import Hierarchy
+from audits.datasets.protected import as_text, resolve_mapping
 from audits.datasets.schema import BUILTIN, Schema, builtin_schema, load_schema
 from fedlab.core.errors import ConfigError, DataError
 
@@ -323,10 +325,45 @@ def check_inputs(frame: pd.DataFrame, schema: Schema, hierarchies: dict[str, Hie
                 f"{source}: column {col!r} value {first!r} ({int((keys == first).sum())} rows; "
                 f"{int(outside.sum())} rows outside in all) is not in its hierarchy ({where})"
             )
-    for attr, privileged in schema.protected.items():
-        if attr in frame.columns and not (frame[attr].map(value_key) == value_key(privileged)).any():
-            values = ", ".join(sorted(frame[attr].astype(str).unique())[:6])
+    schema.protected = resolve_mapping(schema.protected, frame, source)
+    _check_target(frame, schema, source)
+    _check_finite(frame, source)
+
+
+def _check_target(frame: pd.DataFrame, schema: Schema, source: str) -> None:
+    """Two classes (or an explicit ``multiclass = "positive_vs_rest"``); a favourable label that occurs.
+
+    Why: a 3-valued target silently binarized as "positive vs rest" changes what is measured."""
+    if schema.target not in frame.columns:
+        return
+    values = sorted(frame[schema.target].map(as_text).unique())
+    positive = as_text(schema.positive_label)
+    if len(values) > 2 and schema.multiclass == "error":
+        raise DataError(
+            f"{source}: target {schema.target!r} has {len(values)} values ({', '.join(values[:8])}); "
+            f"expected two, or set multiclass = \"positive_vs_rest\" in the schema to audit "
+            f"{positive!r} against every other value"
+        )
+    if not schema.favourable_is_positive and schema.favourable not in values:
+        raise DataError(
+            f"{source}: favourable_label {schema.favourable!r} is not a value of target "
+            f"{schema.target!r} (values: {', '.join(values[:8])})"
+        )
+    if not schema.favourable_is_positive and len(values) > 2:
+        raise DataError(
+            f"{source}: favourable_label {schema.favourable!r} differs from positive_label {positive!r} "
+            f"but target {schema.target!r} has {len(values)} values; with positive_vs_rest the "
+            "favourable outcome must be the positive label"
+        )
+
+
+def _check_finite(frame: pd.DataFrame, source: str) -> None:
+    """Infinite numbers are an input error (one line), not a traceback deep in a classifier."""
+    for col in frame.select_dtypes(include="number").columns:
+        bad = ~np.isfinite(frame[col].to_numpy(dtype=float))
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{source}: privileged value {privileged!r} of protected column {attr!r} is absent from "
-                f"the data ({len(frame)} rows; values: {values})"
+                f"{source}: column {col!r} holds {int(bad.sum())} infinite value(s) (first at data row "
+                f"{first + 1}: {frame[col].iloc[first]!r}); expected finite numbers"
             )

@@ -7,8 +7,13 @@ same form in an audit schema (``protected = { race = "Caucasian" }``) and in a f
 
 * ``{attr = "value"}`` or ``"attr:value"``: one privileged value;
 * ``{attr = ["a", "b"]}`` or ``"attr:a|b"``: several privileged values, one privileged group;
-* ``"attr"`` alone: allowed only for a two-valued column; the privileged value is then its most
-  frequent one, and `describe` says so (it is never chosen silently for more values).
+* ``"attr"`` alone (or ``{attr = []}``): allowed only for a two-valued column; the privileged
+  value is then its most frequent one, and `describe` says so (never chosen for more values:
+  a multi-valued column without a privileged value is a one-line error).
+
+`normalize` turns any of these forms into ``{column: "value"}`` (one privileged value) or
+``{column: ["a", "b"]}`` (several; ``[]`` = still to be resolved against the data) — the form
+schemas, federations, run summaries and reports all carry.
 
 Every value not privileged forms the single *unprivileged* group (privileged vs the rest).
 Values are compared as text after the same normalisation as the data (strip; ``1.0`` == ``1``),
@@ -21,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fedlab.core.errors import ConfigError, DataError
@@ -75,6 +81,72 @@ def parse_protected(
             raise ConfigError(f"protected entry {entry!r}: no privileged value after ':'")
         out.append(ProtectedAttribute(column.strip(), privileged, given=bool(sep)))
     return out
+
+
+Privileged = str | list[str] | tuple[str, ...]
+
+
+def normalize(spec: Any, source: str = "protected") -> dict[str, str | list[str]]:
+    """Any accepted user form -> ``{column: value}`` / ``{column: [values]}`` (``[]``: unresolved).
+
+    ConfigError (one line naming `source`) on anything else."""
+    if spec is None or spec == {} or spec == []:
+        return {}
+    if isinstance(spec, str) or not isinstance(spec, Mapping | list | tuple):
+        raise ConfigError(
+            f"{source}: expected a table {{ attr = \"privileged\" }} or a list like [\"attr:privileged\"], "
+            f"got {spec!r}"
+        )
+    if isinstance(spec, Mapping):
+        out: dict[str, str | list[str]] = {}
+        for column, values in spec.items():
+            if isinstance(values, str | int | float | bool):
+                out[str(column)] = as_text(values)
+            elif isinstance(values, list | tuple) and all(
+                isinstance(v, str | int | float | bool) for v in values
+            ):
+                texts = [as_text(v) for v in values]
+                out[str(column)] = texts[0] if len(texts) == 1 else texts
+            else:
+                raise ConfigError(
+                    f"{source}.{column}: expected a privileged value or a list of them, got {values!r}"
+                )
+        return out
+    try:
+        attrs = parse_protected(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    return {
+        a.column: (a.privileged[0] if len(a.privileged) == 1 else list(a.privileged)) for a in attrs
+    }
+
+
+def privileged_values(value: Privileged | Scalar) -> tuple[str, ...]:
+    """The privileged values of one attribute as texts: ``"Male"`` -> ``("Male",)``."""
+    if isinstance(value, list | tuple):
+        return tuple(as_text(v) for v in value)
+    return (as_text(value),)
+
+
+def privileged_text(value: Privileged | Scalar) -> str:
+    """``Male`` or ``Caucasian | Asian``: how reports name a privileged group."""
+    return " | ".join(privileged_values(value)) or "?"
+
+
+def privileged_mask(values: Any, privileged: Privileged | Scalar) -> np.ndarray:
+    """True where the attribute takes a privileged value (compared as text: 1 == "1" == 1.0)."""
+    wanted = set(privileged_values(privileged))
+    return pd.Series(np.asarray(values, dtype=object)).map(as_text).isin(wanted).to_numpy()
+
+
+def resolve_mapping(
+    protected: Mapping[str, Privileged], frame: pd.DataFrame, source: str
+) -> dict[str, str | list[str]]:
+    """`resolve` on the normalized form: unresolved two-valued columns get their most frequent
+    value; every error is one DataError line naming `source`, the column and its values."""
+    attrs = [ProtectedAttribute(c, privileged_values(v) if v else ()) for c, v in protected.items()]
+    done = resolve(attrs, frame, source)
+    return {a.column: a.privileged[0] if len(a.privileged) == 1 else list(a.privileged) for a in done}
 
 
 def resolve(

@@ -14,8 +14,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from audits.datasets.protected import as_text, normalize
 from fedlab.core.errors import ConfigError
 
 BUILTIN = ("adult", "german")
@@ -108,8 +117,13 @@ class Schema(BaseModel):
     rename: dict[str, dict[str, str]] = Field(default_factory=dict)
     quasi_identifiers: list[str] = Field(min_length=1)
     sensitive: str | None = None
-    # attribute -> privileged value (e.g. sex = "Male")
-    protected: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # attribute -> privileged value(s): { sex = "Male", race = ["Caucasian", "Asian"] } or the list
+    # form ["sex:Male", "race:Caucasian|Asian"] (audits.datasets.protected: THE syntax); a bare
+    # "attr" only for a two-valued column. Stored normalized: "value" or ["a", "b"] ([] = resolve)
+    protected: dict[str, str | list[str]] = Field(default_factory=dict)
+    # a target with more than two values: "error" (default) or "positive_vs_rest" (positive_label
+    # = 1, every other value = 0, stated in the report)
+    multiclass: Literal["error", "positive_vs_rest"] = "error"
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     hierarchies: dict[str, HierarchySpec] = Field(default_factory=dict)
@@ -122,6 +136,14 @@ class Schema(BaseModel):
     comment: str | None = None
 
     _base_dir: Path | None = PrivateAttr(default=None)
+
+    @field_validator("protected", mode="before")
+    @classmethod
+    def _protected(cls, v: object) -> dict[str, str | list[str]]:
+        try:
+            return normalize(v, "protected")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @model_validator(mode="after")
     def _consistent(self) -> Schema:
@@ -149,7 +171,20 @@ class Schema(BaseModel):
     @property
     def favourable(self) -> str:
         """The favourable label as a string (defaults to the positive label)."""
-        return str(self.positive_label if self.favourable_label is None else self.favourable_label)
+        return as_text(self.positive_label if self.favourable_label is None else self.favourable_label)
+
+    @property
+    def favourable_is_positive(self) -> bool:
+        """Whether the favourable outcome is the positive label (y = 1) or the other one (y = 0).
+
+        Why: every group metric is computed on the favourable outcome (AIF360's convention), so a
+        schema whose positive label is "re-offended" audits the rate of *not* being predicted so."""
+        return self.favourable == as_text(self.positive_label)
+
+    @property
+    def favourable_class(self) -> int:
+        """1 when the favourable outcome is the positive label, else 0."""
+        return 1 if self.favourable_is_positive else 0
 
     @property
     def base_dir(self) -> Path | None:

@@ -23,7 +23,7 @@ from audits.experiment.results import ANON_COLUMNS
 from audits.experiment.splits import positives, train_test
 from audits.experiment.table import AuditData
 from fedlab.core.errors import DataError, FedlabError
-from fedlab.core.rundir import write_json_atomic
+from fedlab.core.rundir import write_json_atomic, write_text_atomic
 
 _WORKER: dict[str, Any] = {}
 
@@ -82,9 +82,9 @@ def _evaluate(
     classifier: str, task: Task, data: AuditData, tables: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 ) -> dict[str, Any]:
     from audits.experiment.classifiers import as_model_input, make_classifier
-    from audits.measures.fairness import group_fairness
+    from audits.measures.fairness import group_fairness, group_sizes
     from audits.measures.individual import individual_fairness
-    from audits.measures.utility import utility_metrics
+    from audits.measures.utility import utility_context, utility_metrics
 
     raw_test, gen_train, gen_test = tables
     settings = _WORKER["settings"]
@@ -100,9 +100,21 @@ def _evaluate(
     proba = pipe.predict_proba(X_test)[:, 1]
     pred = (proba >= 0.5).astype(int)
     row: dict[str, Any] = utility_metrics(y_test, pred, proba)
+    ctx = utility_context(y_test, pred)
+    row.update(
+        majority_rate=ctx["majority_rate"],
+        prevalence=ctx["prevalence"],
+        near_trivial=float(ctx["degenerate"]),
+        near_trivial_reason=ctx["degenerate_reason"],
+    )
+    min_group = settings.get("min_group_size", 0)
     for attr, privileged in data.protected.items():
-        gf = group_fairness(y_test, pred, raw[attr].reset_index(drop=True), privileged)
+        groups = raw[attr].reset_index(drop=True)
+        gf = group_fairness(y_test, pred, groups, privileged, data.favourable, min_group)
         row.update({f"{attr}_{k}": v for k, v in gf.items()})
+        row[f"{attr}_group_sizes"] = json.dumps(group_sizes(groups), sort_keys=True)
+    if data.export:
+        _export(task, classifier, data, raw, gen_train, y_test, pred, proba)
     row.update(
         individual_fairness(
             pipe.named_steps["prep"].transform(X_test),
@@ -115,6 +127,26 @@ def _evaluate(
     )
     row.update(fit_seconds=t1 - t0, eval_seconds=time.perf_counter() - t1)
     return row
+
+
+EXPORTS = "exports"
+
+
+def _export(task: Task, classifier: str, data: AuditData, raw: pd.DataFrame, gen_train: pd.DataFrame,
+            y_test: Any, pred: Any, proba: Any) -> None:  # fmt: skip
+    """``--export``: the anonymized training table (once per task) and this classifier's test
+    predictions (group columns, y_true, y_pred, probability; 1 = the positive label), so anyone can
+    recompute every number of the cell with plain pandas."""
+    folder = Path(_WORKER["cache"]) / EXPORTS
+    folder.mkdir(exist_ok=True)
+    stem = task.cell_id(classifier)
+    train_file = folder / f"{stem.rsplit('__', 2)[0]}__s{task.seed}__train.csv"
+    if not train_file.exists():
+        write_text_atomic(train_file, gen_train.to_csv(index=False))
+    frame = raw[list(data.protected)].reset_index(drop=True).assign(
+        y_true=y_test, y_pred=pred, proba_positive=proba
+    )
+    write_text_atomic(folder / f"{stem}__predictions.csv", frame.to_csv(index=False))
 
 
 def run_task(task: Task) -> list[dict[str, Any]]:

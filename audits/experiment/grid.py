@@ -56,6 +56,9 @@ class AuditGrid(BaseModel):
     individual_rows: int = Field(2000, ge=10)  # query rows for individual fairness
     k_neighbors: int = Field(100, ge=1)  # NCF / ASF / ALF neighbourhood size
     n_jobs: int = Field(1, ge=-1)  # processes; 0 or -1 = all cores
+    # groups with fewer test rows are left out of the max-gap-over-groups numbers and marked
+    min_group_size: int = Field(30, ge=0)
+    export: bool = False  # write each cell's anonymized train table and test predictions
 
     @field_validator("ks", "l_ks", "t_ks")
     @classmethod
@@ -122,6 +125,16 @@ class AuditGrid(BaseModel):
         if "t" in self.models:
             specs += [PrivacySpec(k=k, t=t) for k in (self.t_ks or self.ks) for t in self.ts]
         return list(dict.fromkeys(specs))
+
+    def portable(self) -> AuditGrid:
+        """The same grid with `csv` and `schema_path` absolute, so its config.toml re-runs
+        (``fedlab audit --config``) and reports from any working directory."""
+        update = {
+            key: str(Path(value).expanduser().resolve())
+            for key, value in (("csv", self.csv), ("schema_path", self.schema_path))
+            if value
+        }
+        return self.model_copy(update=update)
 
     def to_toml(self) -> str:
         import tomli_w

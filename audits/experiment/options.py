@@ -71,6 +71,8 @@ def grid_from_options(opts: dict[str, Any]) -> AuditGrid:
         "max_rows": opts["max_rows"],
         "n_jobs": opts["jobs"],
         "schema_path": str(opts["schema"]) if opts["schema"] is not None else None,
+        "min_group_size": opts.get("min_group_size"),
+        "export": True if opts.get("export") else None,
     }
     data.update({key: value for key, value in overrides.items() if value is not None})
     if opts["csv"] is not None and opts["dataset"] is not None:

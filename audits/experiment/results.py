@@ -94,10 +94,16 @@ def read_cells(folders: Iterable[Path], settings: dict[str, Any]) -> dict[str, d
 
 
 def publish_cells(cache: Path, cells_dir: Path) -> None:
-    """Copy the checkpointed cell files into the run directory's ``cells/``."""
+    """Copy the checkpointed cell files into the run directory's ``cells/`` (and ``--export``
+    files into ``exports/`` beside it)."""
     cells_dir.mkdir(exist_ok=True)
     for path in cache.glob("*.json"):
         shutil.copy2(path, cells_dir / path.name)
+    exports = cache / "exports"
+    if exports.is_dir():
+        (cells_dir.parent / "exports").mkdir(exist_ok=True)
+        for path in exports.glob("*.csv"):
+            shutil.copy2(path, cells_dir.parent / "exports" / path.name)
 
 
 def write_tables(work: Path, results: pd.DataFrame, grid: AuditGrid) -> None:
@@ -138,7 +144,7 @@ def _summarise(results: pd.DataFrame) -> list[dict[str, Any]]:
 
 def results_frame(rows: list[dict[str, Any]], protected: Iterable[str]) -> pd.DataFrame:
     """Rows → tidy table with a stable column order (keys, anonymization, utility, fairness, timings)."""
-    fair = [f"{a}_{k}" for a in protected for k in FAIRNESS_KEYS]
+    fair = [f"{a}_{k}" for a in protected for k in (*FAIRNESS_KEYS, "group_sizes")]
     order = KEY_COLUMNS + ANON_COLUMNS + list(UTILITY_KEYS) + fair + list(INDIVIDUAL_KEYS) + TIME_COLUMNS
     df = pd.DataFrame(rows)
     for col in order:
@@ -177,6 +183,8 @@ def summary_of(
             "quasi_identifiers": data.qis,
             "sensitive": data.sensitive,
             "protected": data.protected,
+            "favourable_label": data.favourable_label,
+            "favourable_is_positive": data.favourable == 1,
             "features": data.features,
             "clients": {c: len(idx) for c, idx in data.clients.items()},
             "row_counts": data.row_counts,

@@ -92,6 +92,7 @@ def run_audit(
     """Run (or resume) the grid into `out_dir`, published atomically; returns the run directory."""
     started = time.perf_counter()
     final = Path(out_dir)
+    grid = grid.portable()
     data = load_audit_data(grid)  # all input errors surface here, before anything is written
     settings = settings_of(grid, data)
     tasks = plan_tasks(grid, data)

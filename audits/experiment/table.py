@@ -36,6 +36,9 @@ class AuditData:
     features: list[str]
     clients: dict[str, pd.Index]
     row_counts: dict[str, Any] = dataclasses.field(default_factory=dict)  # read / filtered / dropped
+    favourable: int = 1  # 1: the positive label is the favourable outcome; 0: the other label
+    favourable_label: str = ""
+    export: bool = False  # --export: write anonymized train tables and test predictions
 
 
 def _schema_dict(schema: Any) -> dict[str, Any]:
@@ -96,6 +99,7 @@ def load_audit_data(grid: AuditGrid) -> AuditData:
         raise DataError(
             f"{source}: schema names no protected attribute (protected = {{ attr = privileged }})"
         )
+    favourable = int(getattr(schema, "favourable_class", 1))
     for attr in protected:
         need(attr, "protected")
     sensitive, specs = schema.sensitive, grid.privacy_models()
@@ -145,6 +149,9 @@ def load_audit_data(grid: AuditGrid) -> AuditData:
         features=features,
         clients=clients,
         row_counts=dict(ds.row_counts),
+        favourable=favourable,
+        favourable_label=str(getattr(schema, "favourable", positive)),
+        export=grid.export,
     )
 
 
@@ -164,4 +171,5 @@ def settings_of(grid: AuditGrid, data: AuditData) -> dict[str, Any]:
         "individual_rows": grid.individual_rows,
         "k_neighbors": grid.k_neighbors,
         "l_kind": grid.l_kind,
+        "min_group_size": grid.min_group_size,
     }

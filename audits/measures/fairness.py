@@ -6,14 +6,23 @@ summaries from fairlearn's own ``*_difference`` / ``*_ratio`` functions. What fa
 does not provide is the *signed* privileged-vs-rest view the audit literature reports, so
 that part is read off ``MetricFrame.by_group``.
 
-Groups. ``privileged`` is one value of the attribute; every other value (e.g. all
-non-White races) forms the single unprivileged group, so a multi-valued attribute is
-audited as privileged vs the rest. The ``*_groups`` numbers instead use every original
-value as its own group (fairlearn ``method="between_groups"``: max − min over groups).
+Orientation: the FAVOURABLE outcome. ``favourable`` (1 or 0) is the label that is good for
+the person (a loan, "no re-offence"); every rate below is the rate of the favourable outcome
+(AIF360's convention). With ``favourable=0`` labels and predictions are flipped before any rate
+is taken, so SR is the share predicted "no re-offence", TPR the share of people who did not
+re-offend that the model predicted so, and DI < 0.8 always means the unprivileged group gets the
+good outcome less often.
 
-Definitions (SR = P(ŷ=1), TPR = P(ŷ=1|y=1), FPR = P(ŷ=1|y=0), PPV = P(y=1|ŷ=1);
-"p" = privileged group, "u" = unprivileged group). Signed differences are **p − u**, so a
-positive value means the privileged group is favoured (Adult: men get more ">50K"):
+Groups. ``privileged`` is one value or several values of the attribute (one privileged group);
+every other value (e.g. all non-Caucasian races) is pooled into the single unprivileged group,
+so a multi-valued attribute is audited as privileged vs the rest. The ``*_groups`` numbers
+instead use every original value as its own group (fairlearn ``method="between_groups"``: max −
+min over groups) — over the groups with at least ``min_group_size`` rows only: with 2 and 9
+test rows in a group, "equalized odds difference = 1.0" is noise, not a finding.
+
+Definitions (on the favourable outcome f: SR = P(ŷ=f), TPR = P(ŷ=f|y=f), FPR = P(ŷ=f|y≠f),
+PPV = P(y=f|ŷ=f); "p" = privileged group, "u" = unprivileged group). Signed differences are
+**p − u**, so a positive value means the privileged group gets the favourable outcome more often:
 
 - ``spd``               statistical parity difference  SR_p − SR_u
 - ``disparate_impact``  SR_u / SR_p (1 = parity; the "80 % rule" flags < 0.8)
@@ -24,7 +33,9 @@ positive value means the privileged group is favoured (Adult: men get more ">50K
 - ``ppv_diff``          predictive parity difference   PPV_p − PPV_u
 - ``acc_diff``          accuracy difference            ACC_p − ACC_u
 - ``dp_diff_groups``, ``dp_ratio_groups``, ``eq_odds_diff_groups``, ``eq_opp_diff_groups``:
-  fairlearn's max − min (ratio: min / max) over all original groups, unsigned.
+  fairlearn's max − min (ratio: min / max) over the original groups of >= ``min_group_size``
+  rows, unsigned; ``n_groups`` groups seen, ``n_small_groups`` of them left out as too small,
+  ``n_smallest_group`` the size of the smallest group.
 
 A rate whose denominator is empty in a group (e.g. TPR in a group without positives) is
 NaN rather than fairlearn's silent 0, so it cannot masquerade as a real disparity.
@@ -50,6 +61,8 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score, precision_score
 
+from audits.datasets.protected import privileged_mask as protected_mask
+
 PRIVILEGED = "privileged"
 UNPRIVILEGED = "unprivileged"
 
@@ -70,6 +83,9 @@ FAIRNESS_KEYS = (
     "dp_ratio_groups",
     "eq_odds_diff_groups",
     "eq_opp_diff_groups",
+    "n_groups",
+    "n_small_groups",
+    "n_smallest_group",
 )
 
 
@@ -108,8 +124,14 @@ def _as_binary(values: Any, name: str) -> np.ndarray:
 
 
 def privileged_mask(sensitive_features: pd.Series, privileged: Any) -> np.ndarray:
-    """True where the attribute equals the privileged value (compared as text, so 1 == "1")."""
-    return (pd.Series(sensitive_features).astype(str) == str(privileged)).to_numpy()
+    """True where the attribute takes a privileged value (one or several; compared as text, 1 == "1")."""
+    return protected_mask(sensitive_features, privileged)
+
+
+def group_sizes(sensitive_features: Any) -> dict[str, int]:
+    """Rows per original attribute value (what a reader needs next to every multi-group number)."""
+    counts = pd.Series(np.asarray(sensitive_features)).astype(str).value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
 
 
 def _collapse(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> pd.DataFrame:
@@ -125,21 +147,34 @@ def _collapse(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> pd.D
 
 
 def group_fairness(
-    y_true: Any, y_pred: Any, sensitive_features: pd.Series, privileged: Any
+    y_true: Any,
+    y_pred: Any,
+    sensitive_features: pd.Series,
+    privileged: Any,
+    favourable: int = 1,
+    min_group_size: int = 0,
 ) -> dict[str, float]:
     """Group fairness numbers (see module docstring) for one protected attribute.
 
-    `y_true`, `y_pred` are 0/1 with 1 the favourable outcome; `sensitive_features` holds
-    the raw (never generalized) attribute values aligned with them.
+    `y_true`, `y_pred` are 0/1 labels (1 = the positive label); `favourable` says which of the two
+    is the favourable outcome every rate is taken of; `privileged` is one value or a list of
+    values; `sensitive_features` holds the raw (never generalized) attribute values.
     """
+    if favourable not in (0, 1):
+        raise ValueError(f"favourable must be 0 or 1, got {favourable!r}")
     yt = _as_binary(y_true, "y_true")
     yp = _as_binary(y_pred, "y_pred")
+    if favourable == 0:  # rates of the favourable outcome: flip both, then "1" is favourable
+        yt, yp = 1 - yt, 1 - yp
     sf = pd.Series(np.asarray(sensitive_features), name="group")
     if not len(yt) == len(yp) == len(sf):
         raise ValueError(f"length mismatch: y_true {len(yt)}, y_pred {len(yp)}, sensitive {len(sf)}")
     binary = pd.Series(np.where(privileged_mask(sf, privileged), PRIVILEGED, UNPRIVILEGED))
     two = _collapse(yt, yp, binary)
-    many = _collapse(yt, yp, sf)
+    sizes = sf.astype(str).value_counts()
+    big = set(sizes.index[sizes >= min_group_size])
+    many_all = _collapse(yt, yp, sf)
+    many = many_all[many_all["group"].isin(big)].reset_index(drop=True)
     w2 = {"sample_weight": two["w"].to_numpy()}
     wm = {"sample_weight": many["w"].to_numpy()}
 
@@ -179,9 +214,17 @@ def group_fairness(
             "sr_unpriv": float(u["sr"]),
             "n_priv": n_p,
             "n_unpriv": n_u,
-            "dp_diff_groups": float(demographic_parity_difference(ym, pm, **groups_kw)),
-            "dp_ratio_groups": float(demographic_parity_ratio(ym, pm, **groups_kw)),
-            "eq_odds_diff_groups": float(equalized_odds_difference(ym, pm, **groups_kw)),
-            "eq_opp_diff_groups": float(equal_opportunity_difference(ym, pm, **groups_kw)),
         }
+        nan = float("nan")
+        out.update(
+            dp_diff_groups=float(demographic_parity_difference(ym, pm, **groups_kw)) if len(many) else nan,
+            dp_ratio_groups=float(demographic_parity_ratio(ym, pm, **groups_kw)) if len(many) else nan,
+            eq_odds_diff_groups=float(equalized_odds_difference(ym, pm, **groups_kw)) if len(many) else nan,
+            eq_opp_diff_groups=float(equal_opportunity_difference(ym, pm, **groups_kw))
+            if len(many)
+            else nan,
+            n_groups=float(len(sizes)),
+            n_small_groups=float(len(sizes) - len(big)),
+            n_smallest_group=float(sizes.min()) if len(sizes) else nan,
+        )
     return out

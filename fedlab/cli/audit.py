@@ -65,6 +65,15 @@ def audit(
         False, "--resume", help="Continue/extend an existing --out; reuse finished cells."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    min_group_size: int | None = typer.Option(
+        None,
+        "--min-group-size",
+        help="Groups with fewer test rows are left out of max-gap numbers and marked (default 30).",
+        min=0,
+    ),
+    export: bool = typer.Option(
+        False, "--export", help="Write each cell's anonymized train table and test predictions (exports/)."
+    ),
     protocol: str | None = typer.Option(
         None, "--protocol", help="Run a published protocol instead: arcolezi2025 (needs --csv, --schema)."
     ),
@@ -142,6 +151,8 @@ def _report_protocol(run: ProtocolRun) -> Path:
     )
     if run.compare is not None:
         _print_compare(run.compare)
+    elif run.trend is not None and len(run.trend):
+        _print_trend(run.trend)
     failed = results[results["status"] != "ok"]
     if len(failed):
         for _, r in failed.head(10).iterrows():
@@ -175,15 +186,21 @@ def _print_table(run_dir: Path) -> None:
     from rich.table import Table
 
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    protected = list(summary["dataset"]["protected"])
-    several_clients = len(summary["dataset"]["clients"]) > 1
+    ds = summary["dataset"]
+    protected = list(ds["protected"])
+    several_clients = len(ds["clients"]) > 1
+    orientation = f"favourable outcome {ds['target']} = {ds.get('favourable_label', ds['positive_label'])}"
+    privileged = "; ".join(
+        f"{a} = {v if isinstance(v, str) else ' | '.join(map(str, v))}" for a, v in ds["protected"].items()
+    )
     table = Table(
-        title=f"audit: {summary['dataset']['name']} ({summary['dataset']['rows']} rows)",
-        caption="mean±std over seeds; SPD, EOD (TPR gap): signed mean, privileged − unprivileged; "
-        "NCF: 0 = fair",
+        title=f"audit: {ds['name']} ({ds['rows']} rows)",
+        caption=f"mean±std over seeds; SPD, EOD (TPR gap): signed mean, privileged − unprivileged, "
+        f"rates of the {orientation}; privileged {privileged} (every other value pooled); "
+        "maj. = majority-class rate; ⚠ = near-trivial model; NCF: 0 = fair",
     )
     cols = ["client"] if several_clients else []
-    cols += ["privacy model", "algorithm", "classifier", "ok", "suppressed", "accuracy", "roc_auc"]
+    cols += ["privacy model", "algorithm", "classifier", "ok", "suppressed", "accuracy", "maj.", "bal.acc"]
     for attr in protected:
         cols += [f"{attr} SPD", f"{attr} EOD"]
     cols += ["consist.", "NCF"]
@@ -191,21 +208,26 @@ def _print_table(run_dir: Path) -> None:
         table.add_column(
             c, justify="left" if c in ("client", "privacy model", "algorithm", "classifier") else "right"
         )
-    for cell in summary["cells"]:
+    for cell in sorted(summary["cells"], key=_numeric_key):
+        trivial = (cell["metrics"].get("near_trivial") or {}).get("mean")
+        flag = " ⚠" if trivial is not None and trivial >= 0.5 else ""
         row = [cell["client"]] if several_clients else []
         row += [
-            cell["privacy_model"],
+            cell["privacy_model"] + flag,
             cell["algorithm"],
             cell["classifier"],
             f"{cell['n_ok']}/{cell['n_seeds']}",
         ]
-        row += [_fmt(cell, "suppressed_fraction", pct=True), _fmt(cell, "accuracy"), _fmt(cell, "roc_auc")]
+        row += [_fmt(cell, "suppressed_fraction", pct=True), _fmt(cell, "accuracy")]
+        row += [_fmt(cell, "majority_rate"), _fmt(cell, "balanced_accuracy")]
         for attr in protected:
             row += [_fmt(cell, f"{attr}_spd"), _fmt(cell, f"{attr}_eq_opp_diff")]
         row += [_fmt(cell, "consistency"), _fmt(cell, "ncf")]
         table.add_row(*row)
-    console = Console(width=max(180, Console().width))  # never squeeze numbers into "…"
+    width = 16 * len(cols) + 40
+    console = Console(width=max(width, Console().width))  # never squeeze numbers into "…"
     console.print(table)
+    _print_trivial(run_dir, console)
     counts = summary["dataset"].get("row_counts") or {}
     if counts:  # never silent about rows the audit did not use
         console.print(
@@ -216,6 +238,74 @@ def _print_table(run_dir: Path) -> None:
         console.print(
             f"[yellow]{summary['n_failed']} cell(s) failed; see the status column of results.csv[/]"
         )
+
+
+def _print_trivial(run_dir: Path, console: Any) -> None:
+    """One line per near-trivial cell, naming why (majority-class rate, balanced accuracy, ...)."""
+    import pandas as pd
+
+    results = pd.read_csv(run_dir / "results.csv")
+    if "near_trivial" not in results.columns:
+        return
+    flagged = results[results["near_trivial"].fillna(0) > 0]
+    for (model, clf), part in flagged.groupby(["privacy_model", "classifier"], sort=False):
+        console.print(
+            f"[yellow]⚠ {model} {clf}: near-trivial in {len(part)} seed(s): "
+            f"{part['near_trivial_reason'].iloc[0]}[/] — its fairness numbers are not judged"
+        )
+
+
+def _numeric_key(cell: dict[str, Any]) -> tuple:
+    """k=5 before k=25: cells by family, then ℓ / t, then k, numerically."""
+
+    def num(key: str) -> float:
+        try:
+            value = float(cell.get(key))
+        except (TypeError, ValueError):
+            return -1.0
+        return -1.0 if math.isnan(value) else value
+
+    family = {"baseline": 0, "k": 1, "l": 2, "t": 3}.get(str(cell.get("family")), 9)
+    return (str(cell.get("client")), family, num("l"), num("t"), num("k"))
+
+
+def _print_trend(trend: pd.DataFrame) -> None:
+    """Without --compare: per cell SPD / EOD / ACC / NCF (mean ± 95% CI half-width over seeds) and the
+    SPD / EOD change against the same seed's k = 1 row."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(
+        title="protocol results per cell (mean ± 95% CI half-width over seeds; the paper's definitions: "
+        "group 1 = privileged value, rates of ŷ = 1)",
+        caption="Δ vs k=1: paired by seed, 95% CI; ⚠ = seeds whose model is near-trivial",
+    )
+    for c in ["method", "k", "ℓ/t", "attr", "seeds", "SPD", "EOD", "ACC", "NCF", "ΔSPD vs k=1",
+              "ΔEOD vs k=1", "⚠"]:  # fmt: skip
+        t.add_column(c, justify="left" if c in ("method", "attr") else "right")
+    for keys, part in trend.groupby(["method", "k_parameter", "anon_parameter", "protected_att"], sort=True):
+        by = part.set_index("metric")
+
+        def ci(metric: str, change: bool = False, by: pd.DataFrame = by) -> str:
+            if metric not in by.index:
+                return "–"
+            r = by.loc[metric]
+            if change:
+                if r["paired_seeds"] < 2 or r["k_parameter"] == 1:
+                    return "–"
+                return f"{r['change_vs_k1']:+.3f} [{r['change_ci_low']:+.3f}, {r['change_ci_high']:+.3f}]"
+            half = (r["ci_high"] - r["ci_low"]) / 2
+            return f"{r['mean']:+.3f}" + ("" if math.isnan(half) else f" ± {half:.3f}")
+
+        method, k, param, attr = keys
+        first = part.iloc[0]
+        t.add_row(
+            str(method), str(k), "" if method == "k-anonymity" else f"{param:g}", str(attr),
+            str(int(first["n_seeds"])), ci("SPD"), ci("EOD"), ci("ACC"), ci("NCF"),
+            ci("SPD", True), ci("EOD", True),
+            str(int(first["near_trivial_seeds"])) if first["near_trivial_seeds"] else "",
+        )  # fmt: skip
+    Console(width=200).print(t)
 
 
 def _print_compare(table: pd.DataFrame, metrics: tuple[str, ...] = ("SPD", "EOD", "ACC", "NCF")) -> None:

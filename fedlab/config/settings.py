@@ -72,8 +72,14 @@ class FederationConfig(_Strict):
     csv: str = ""
     domain_column: str = ""
     label_column: str = ""
-    positive_label: str = ""
-    protected: list[str] = Field(default_factory=list)
+    # a number or a string (compared as text: 1 == "1" == 1.0), as in the audit schema
+    positive_label: str | int | float | bool = ""
+    # the audit schema's syntax (audits.datasets.protected): { race = "Caucasian" },
+    # { race = ["Caucasian", "Asian"] }, ["sex:Male", "race:Caucasian|Asian"]; a bare "sex" only for
+    # a two-valued column (a multi-valued one without a privileged value is an error)
+    protected: list[str] | dict[str, str | int | float | bool | list[str | int | float | bool]] = Field(
+        default_factory=list
+    )
     drop_columns: list[str] = Field(default_factory=list)
     # the audit's schema TOML (audits.datasets.schema): local anonymization takes its
     # quasi-identifiers, sensitive attribute and hierarchies from it (relative to the config file)

@@ -20,12 +20,16 @@ Rules:
 - ``csv`` is a path, relative to ``data_dir`` when not absolute. A header row is expected;
   the raw UCI Adult files (``adult.data``/``adult.test``, no header, 15 columns) get the
   standard Adult column names, and then empty settings default to domain ``race``, label
-  ``income`` positive ``>50K``, protected ``sex`` and ``race``.
+  ``income`` positive ``>50K``, protected ``sex:Male`` and ``race:White``.
 - Values are stripped; ``?`` and empty cells are missing, and rows with a missing value in
   any used column are dropped. Label values lose a trailing ``.`` (adult.test writes ``>50K.``).
 - The label is binarised: 1 where it equals ``positive_label``, else 0.
-- ``protected`` entries are ``"attr"`` or ``"attr:privileged"``; without an explicit value the
-  privileged value is the most frequent one (Adult: sex=Male, race=White). Their raw values
+- The label and ``positive_label`` are compared as text (``1`` == ``"1"`` == ``1.0``).
+- ``protected`` uses the audit schema's syntax (`audits.datasets.protected`):
+  ``{ race = "Caucasian" }``, ``{ race = ["Caucasian", "Asian"] }``, ``["sex:Male",
+  "race:Caucasian|Asian"]``; a bare ``"sex"`` only for a two-valued column (its most frequent
+  value), a multi-valued column without a privileged value is a one-line error (Adult's
+  default: sex=Male, race=White, given explicitly). Their raw values
   are kept per row in ``groups_train/test``. They stay model inputs unless listed in
   ``drop_columns`` (fairness-unaware baseline by default).
 - The domain column itself is not a feature (it is constant within a domain).
@@ -45,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audits.datasets.protected import as_text
 from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
 from fedlab.data.base import Domain, FederationData, RawDomain, Source
@@ -74,7 +79,7 @@ ADULT_DEFAULTS: dict[str, Any] = {
     "domain_column": "race",
     "label_column": "income",
     "positive_label": ">50K",
-    "protected": ["sex", "race"],
+    "protected": ["sex:Male", "race:White"],
 }
 
 
@@ -187,12 +192,12 @@ def _settings(cfg: FederationConfig, adult: bool) -> dict[str, Any]:
         "domain_column": cfg.domain_column,
         "label_column": cfg.label_column,
         "positive_label": cfg.positive_label,
-        "protected": list(cfg.protected),
+        "protected": cfg.protected,
     }
     if adult:
         s = {k: v if v else ADULT_DEFAULTS[k] for k, v in s.items()}
     for key in ("domain_column", "label_column", "positive_label"):
-        if not s[key]:
+        if s[key] is None or s[key] == "":
             raise DataError(f"tabular: federation.{key} is empty; set it to a column/value of {cfg.csv}")
     return s
 
@@ -236,24 +241,18 @@ def read_table(path: Path, cfg: FederationConfig) -> tuple[pd.DataFrame, dict[st
     return df, _settings(cfg, adult)
 
 
-def _privileged(df: pd.DataFrame, specs: list[str], path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for spec in specs:
-        col, _, value = spec.partition(":")
-        col, value = col.strip(), value.strip()
+def _privileged(df: pd.DataFrame, specs: Any, path: Path) -> dict[str, str | list[str]]:
+    """`federation.protected` in the audit schema's syntax, checked against the table: one
+    privileged value (text) or several (list) per column; one-line errors otherwise."""
+    from audits.datasets.protected import normalize, resolve_mapping
+
+    protected = normalize(specs, "federation.protected")
+    for col in protected:
         if col not in df.columns:
             raise DataError(
                 f"{path}: protected column {col!r} not found; columns are {', '.join(df.columns)}"
             )
-        values = df[col].astype(str)
-        if value:
-            if value not in set(values):
-                raise DataError(f"{path}: privileged value {value!r} not in column {col!r}")
-            out[col] = value
-        else:
-            counts = values.value_counts()
-            out[col] = str(sorted(counts[counts == counts.max()].index)[0])
-    return out
+    return resolve_mapping(protected, df, str(path))
 
 
 def _group_small(domains: pd.Series, path: Path, column: str) -> pd.Series:
@@ -291,8 +290,8 @@ def tabular_source(cfg: FederationConfig) -> Source:
     df = df.dropna().reset_index(drop=True)
     if len(df) < n_before:
         log.info("%s: dropped %d of %d rows with missing values", path, n_before - len(df), n_before)
-    label = df[lab_col].astype(str).str.rstrip(".")
-    positive = str(s["positive_label"]).strip().rstrip(".")
+    label = df[lab_col].map(as_text).str.rstrip(".")
+    positive = as_text(s["positive_label"]).rstrip(".")
     values = sorted(set(label))
     if positive not in values:
         raise DataError(

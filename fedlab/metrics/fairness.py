@@ -61,14 +61,19 @@ def _tables(
 
 
 def fairness_by_attribute(
-    y_true: np.ndarray, y_pred: np.ndarray, groups: pd.DataFrame, protected: Mapping[str, str]
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    groups: pd.DataFrame,
+    protected: Mapping[str, Any],
+    favourable: int = 1,
 ) -> dict[str, dict[str, float | None]]:
-    """`group_fairness` for every protected attribute present in `groups` (NaN -> None)."""
+    """`group_fairness` for every protected attribute present in `groups` (NaN -> None), on the
+    `favourable` outcome (1 = the positive label; see `fedlab.metrics.group_rates`)."""
     if len(y_true) == 0:
         return {}
     tables = _tables(y_true, y_pred, groups, protected)
     return {
-        attr: _clean(fairness_from_table(labels, table, protected[attr]))
+        attr: _clean(fairness_from_table(labels, table, protected[attr], favourable))
         for attr, (labels, table) in tables.items()
     }
 
@@ -104,7 +109,7 @@ def expand_counts(rows: Iterable[CountRow], attr: str) -> tuple[np.ndarray, np.n
 
 
 def pooled_fairness(
-    rows: Iterable[CountRow], protected: Mapping[str, str]
+    rows: Iterable[CountRow], protected: Mapping[str, Any], favourable: int = 1
 ) -> dict[str, dict[str, float | None]]:
     """Fairness of the pooled evaluation splits from the clients' counts (module docstring)."""
     merged: dict[str, dict[str, np.ndarray]] = {}
@@ -117,7 +122,7 @@ def pooled_fairness(
         if cells and sum(int(c.sum()) for c in cells.values()):
             labels = sorted(cells)
             table = np.stack([cells[v] for v in labels])
-            out[attr] = _clean(fairness_from_table(labels, table, priv))
+            out[attr] = _clean(fairness_from_table(labels, table, priv, favourable))
     return out
 
 

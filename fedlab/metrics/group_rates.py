@@ -7,7 +7,10 @@ client per round — at 100 clients that was most of a round. Here one `np.binco
 (group, y, ŷ) table and the rates follow by plain arithmetic, with fairlearn's semantics kept
 exactly (tests/test_group_rates.py checks bit-for-bit equality against `group_fairness`):
 
-* privileged = one attribute value (compared as text), unprivileged = every other value;
+* privileged = one or several attribute values (compared as text), unprivileged = every other
+  value pooled;
+* every rate is of the favourable outcome: with ``favourable=0`` the [y, ŷ] axes are flipped;
+* ``*_groups`` use only groups with >= ``min_group_size`` rows;
 * the guarded rates (TPR, FPR, PPV) are NaN when their denominator is empty in a group;
 * fairlearn's own rates inside ``eq_odds_diff`` and the ``*_groups`` numbers are 0 there;
 * ``*_groups`` = max − min (ratio: min / max) over the groups present.
@@ -19,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from audits.datasets.protected import as_text
 
 NAN = float("nan")
 
@@ -75,11 +80,27 @@ def _ratio(values: Sequence[float]) -> float:
     return float(np.float64(low) / np.float64(high)) if high != 0 else NAN
 
 
-def fairness_from_table(labels: Sequence[str], table: np.ndarray, privileged: object) -> dict[str, float]:
-    """`group_fairness` (see `audits.measures.fairness`) from a (groups, 2, 2) [y, ŷ] count table."""
+def fairness_from_table(
+    labels: Sequence[str],
+    table: np.ndarray,
+    privileged: object,
+    favourable: int = 1,
+    min_group_size: int = 0,
+) -> dict[str, float]:
+    """`group_fairness` (see `audits.measures.fairness`) from a (groups, 2, 2) [y, ŷ] count table.
+
+    `privileged`: one value or a list/tuple of values; `favourable`: the label (0 or 1) whose rates
+    are reported."""
     table = np.asarray(table, dtype=np.int64)
-    present = table.reshape(len(labels), 4).sum(axis=1) > 0
-    is_priv = np.array([str(v) == str(privileged) for v in labels], dtype=bool)
+    if favourable == 0:
+        table = table[:, ::-1, ::-1]
+    elif favourable != 1:
+        raise ValueError(f"favourable must be 0 or 1, got {favourable!r}")
+    sizes = table.reshape(len(labels), 4).sum(axis=1)
+    present = sizes > 0
+    big = present & (sizes >= min_group_size)
+    wanted = {as_text(v) for v in (privileged if isinstance(privileged, list | tuple) else [privileged])}
+    is_priv = np.array([as_text(v) in wanted for v in labels], dtype=bool)
     priv_cell = table[is_priv].sum(axis=0)
     unpriv_cell = table[~is_priv].sum(axis=0)
     p, u = _Rates(priv_cell), _Rates(unpriv_cell)
@@ -88,7 +109,7 @@ def fairness_from_table(labels: Sequence[str], table: np.ndarray, privileged: ob
         p.sr = p.tpr = p.fpr = p.ppv = p.acc = NAN
     if nan_rates[1]:
         u.sr = u.tpr = u.fpr = u.ppv = u.acc = NAN
-    many = [_Rates(table[i]) for i in range(len(labels)) if present[i]]
+    many = [_Rates(table[i]) for i in range(len(labels)) if big[i]]
     eq_odds = max(abs(p.tpr0 - u.tpr0), abs(p.fpr0 - u.fpr0)) if p.n and u.n else NAN
     return {
         "spd": p.sr - u.sr,
@@ -107,12 +128,21 @@ def fairness_from_table(labels: Sequence[str], table: np.ndarray, privileged: ob
         "dp_ratio_groups": _ratio([g.sr for g in many]),
         "eq_odds_diff_groups": max(_spread([g.tpr0 for g in many]), _spread([g.fpr0 for g in many])),
         "eq_opp_diff_groups": _spread([g.tpr0 for g in many]),
+        "n_groups": float(present.sum()),
+        "n_small_groups": float(present.sum() - big.sum()),
+        "n_smallest_group": float(sizes[present].min()) if present.any() else NAN,
     }
 
 
 def group_fairness_fast(
-    y_true: np.ndarray, y_pred: np.ndarray, sensitive_features: pd.Series | np.ndarray, privileged: object
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    sensitive_features: pd.Series | np.ndarray,
+    privileged: object,
+    favourable: int = 1,
+    min_group_size: int = 0,
 ) -> dict[str, float]:
     """Drop-in for `audits.measures.fairness.group_fairness` on raw rows (encodes, counts, computes)."""
     labels, codes = encode(sensitive_features)
-    return fairness_from_table(labels, confusion_table(codes, len(labels), y_true, y_pred), privileged)
+    table = confusion_table(codes, len(labels), y_true, y_pred)
+    return fairness_from_table(labels, table, privileged, favourable, min_group_size)

@@ -58,6 +58,7 @@ class ProtocolRun:
     info: dict[str, Any]
     seconds: float
     compare: pd.DataFrame | None  # fedlab vs the published results (``--compare``)
+    trend: pd.DataFrame | None = None  # per cell and metric over seeds (trend.csv)
 
 
 def run_protocol(opts: dict[str, Any]) -> ProtocolRun:
@@ -132,7 +133,10 @@ def run_protocol(opts: dict[str, Any]) -> ProtocolRun:
             index=False
         )
     from audits.reproductions.arcolezi2025.attribution import attribution_table
+    from audits.reproductions.arcolezi2025.trend import trend_table
 
     extra["attribution.csv"] = attribution_table(results).to_csv(index=False)
+    trend = trend_table(results)
+    extra["trend.csv"] = trend.to_csv(index=False)
     write_run(out, results, info, grid, settings, seconds, extra)
-    return ProtocolRun(out, results, info, seconds, table)
+    return ProtocolRun(out, results, info, seconds, table, trend)

@@ -111,6 +111,11 @@ def prepare(
     if not schema.protected:
         raise ConfigError(f"{schema_path}: the protocol needs protected = {{ attr = privileged }}")
     for attr, priv in schema.protected.items():
+        if isinstance(priv, list):
+            raise ConfigError(
+                f"{schema_path}: the protocol compares one privileged value (group 1) with the rest; "
+                f"protected.{attr} names {len(priv)} ({', '.join(priv) or 'none'})"
+            )
         values = frame[attr].astype(str)
         if not (values == str(priv)).any():
             raise DataError(

@@ -208,6 +208,13 @@ def build_protocol_report(run_dir: Path, notes: Notes, generated: str, version: 
         sw = _read(run_dir / "switches.csv", notes)
         if sw is not None and len(sw):
             sections.append(switches_section(sw))
+    if cmp is None or not len(cmp):
+        from fedlab.report.audit.protocol_trend import read_trend, trend_section
+
+        results = _read(run_dir / "results.csv", notes)
+        trend = trend_section(read_trend(run_dir, results, notes), results)
+        if trend is not None:
+            sections.append(trend)
     attr = _read(run_dir / "attribution.csv", notes)
     if attr is not None and len(attr):
         sections.append(attribution_section(attr))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from fedlab.report.content import Finding, Section
 from fedlab.report.fmt import cell, pct
 
@@ -46,19 +48,22 @@ def change_finding(
     after: Any,
     topic: str,
     values: dict[str, Any],
+    near_trivial: str = "",
+    bad_is: str = "flag",
 ) -> Finding | None:
-    """'<subject> raises |SPD for sex| (signed mean, …) from +0.176 to +0.199, ×1.13 — beyond …'.
+    """'<subject> lowers |EOD for sex| (signed mean, …) from +0.120 to +0.036, ×0.30 — improvement: …'.
 
-    `before` / `after` are the per-seed values (baseline vs privacy model); the change counts as
-    real only when the difference of means exceeds the larger of the two seed standard deviations.
+    `before` / `after` map seed -> value (baseline vs privacy model; a plain sequence is taken as
+    seeds 0, 1, ...). The verdict is `fedlab.metrics.judge.judge_change`: a change is real only
+    with >= 3 paired seeds, a paired 95 % CI excluding 0 and an effect >= 0.01, and it is never
+    GOOD when `near_trivial` names a near-trivial model of the pair.
     """
-    import numpy as np
+    from fedlab.metrics.judge import IMPROVEMENT, TOO_FEW, TRIVIAL, WORSE, judge_change
 
-    b, a = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
-    b, a = b[~np.isnan(b)], a[~np.isnan(a)]
-    if b.size == 0 or a.size == 0:
+    b_map, a_map = _as_seed_map(before), _as_seed_map(after)
+    if not b_map or not a_map:
         return None
-    mb, ma = float(b.mean()), float(a.mean())
+    mb, ma = float(np.mean(list(b_map.values()))), float(np.mean(list(a_map.values())))
     size_b, size_a = (abs(mb), abs(ma)) if kind == "abs" else (mb, ma)
     fmt = "signed3" if kind == "abs" else "num3"
     if cell(mb, fmt) == cell(ma, fmt):
@@ -75,23 +80,47 @@ def change_finding(
         text = f"{subject} {verb} {label} from {cell(mb, fmt)} to {cell(ma, fmt)}{ratio}"
     if kind == "di" and verb != "leaves":
         text += ", closer to parity" if abs(1 - ma) < abs(1 - mb) else ", further from parity"
-    exceeds: bool | None = None
-    if b.size > 1 and a.size > 1:
-        spread = max(float(b.std(ddof=1)), float(a.std(ddof=1)))
-        exceeds = abs(ma - mb) > spread
-        text += (" — beyond" if exceeds else " — within") + f" the seed spread (±{spread:.3f})"
-        values = {**values, "spread": spread}
+    j = judge_change(b_map, a_map, kind, near_trivial=near_trivial, bad_is=bad_is)
+    if j.verdict == TOO_FEW:
+        text += f" — too few seeds to judge ({j.reason})"
+    elif j.verdict == TRIVIAL:
+        text += f" — not judged, the model is near-trivial ({near_trivial})"
+    elif j.verdict in (IMPROVEMENT, WORSE):
+        text += f" — {'better' if j.verdict == IMPROVEMENT else 'worse'}, beyond noise ({j.reason})"
     else:
-        text += " (one seed: spread unknown)"
+        text += f" — within noise ({j.reason})"
     worse = _worse(mb, ma, kind)
-    severity = "info" if not exceeds else ("flag" if worse else "good")
+    iv = j.interval
+    extra = {"ci_low": iv.ci_low, "ci_high": iv.ci_high, "n_pairs": iv.n} if iv is not None else {}
     return Finding(
         text + ".",
-        severity,
+        j.severity,
         topic,
-        exceeds_spread=exceeds,
-        values={**values, "before": mb, "after": ma, "worse": worse},
+        exceeds_spread=j.beyond_noise if j.verdict != TOO_FEW else None,
+        values={**values, **extra, "before": mb, "after": ma, "worse": worse, "verdict": j.verdict},
     )
+
+
+def _as_seed_map(values: Any) -> dict[int, float]:
+    if isinstance(values, dict):
+        items = values.items()
+    else:
+        items = enumerate(np.asarray(values, dtype=float).tolist())
+    return {int(k): float(v) for k, v in items if v is not None and not math.isnan(float(v))}
+
+
+def utility_caveat(f: Finding, drops: list[str], rate_fell: bool) -> Finding:
+    """A fairness improvement in a cell whose balanced accuracy or F1 fell beyond noise is not GOOD:
+    the finding says both ("… while F1 0.254 → 0.119: the model predicts fewer positives …")."""
+    if f.severity != "good" or not drops:
+        return f
+    why = (
+        "the model predicts the positive label less often for everyone"
+        if rate_fell
+        else "the gap may have shrunk because the model got worse"
+    )
+    text = f.text.rstrip(".") + f" — while {'; '.join(drops)}: {why}."
+    return Finding(text, "warn", f.topic, f.exceeds_spread, {**f.values, "utility_fell": True})
 
 
 def risk_findings(rows: list[Any], threshold: float) -> list[Finding]:
@@ -130,6 +159,14 @@ def sign_sentence(summary: dict[str, Any]) -> str:
     schema = summary.get("schema") or {}
     positive = schema.get("positive_label")
     favourable = schema.get("favourable_label")
+    ds = summary.get("dataset") or {}
+    if "favourable_is_positive" in ds:  # rates of the favourable outcome (AIF360's convention)
+        return (
+            f"differences are privileged − unprivileged of the rate of the favourable outcome "
+            f"({ds.get('target')} = {ds.get('favourable_label')}): a positive difference means the "
+            "privileged group gets the favourable outcome more often; disparate impact < 0.8 means the "
+            "unprivileged group gets it less often (four-fifths rule)."
+        )
     if favourable is None or str(favourable) == str(positive):
         return "differences are privileged − unprivileged (positive favours the privileged group)."
     return (
@@ -222,9 +259,16 @@ def truthful(a: Any, attr: str, found: list[Finding]) -> list[Finding]:
 
 
 def key_findings(secs: list[Section]) -> list[Finding]:
-    """The headline: the largest fairness changes beyond the seed spread (if none, a note saying so
-    and the first three), then utility / individual-fairness changes beyond it, then the risk sentences."""
-    fair = [f for s in secs for f in s.findings if f.topic.startswith("fairness") and f.exceeds_spread]
+    """The headline: near-trivial models first, then the largest fairness changes beyond noise (never
+    one resting on a group below the minimum size; if none, a note saying so and the first three),
+    then utility / individual-fairness changes beyond it, then the risk sentences."""
+    trivial = [f for s in secs for f in s.findings if f.topic == "near-trivial"][:3]
+    fair = [
+        f
+        for s in secs
+        for f in s.findings
+        if f.topic.startswith("fairness") and f.exceeds_spread and not f.values.get("small_group")
+    ]
 
     def rel(f: Finding) -> float:
         b, a = f.values.get("before") or 0.0, f.values.get("after") or 0.0
@@ -232,11 +276,21 @@ def key_findings(secs: list[Section]) -> list[Finding]:
 
     out = sorted(fair, key=rel, reverse=True)[:6]
     if not out:
-        out = [f for s in secs for f in s.findings if f.topic.startswith("fairness")][:3]
+        out = [
+            f
+            for s in secs
+            for f in s.findings
+            if f.topic.startswith("fairness") and not f.values.get("small_group")
+        ][:3]
         if out:
             out.insert(
-                0, Finding("No group-fairness change exceeds the spread over seeds.", "info", "fairness")
+                0,
+                Finding(
+                    "No group-fairness change is beyond noise (paired 95% CI over >= 3 seeds excluding 0).",
+                    "info",
+                    "fairness",
+                ),
             )
     out += [f for s in secs for f in s.findings if f.topic in KEY_TOPICS and f.exceeds_spread][:3]
     out += [f for s in secs for f in s.findings if f.topic == "risk"][:3]
-    return out
+    return trivial + out

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audits.datasets.protected import privileged_text
 from fedlab.report.read import Notes, read_json, read_toml
 
 KEYS = ["client", "privacy_model", "family", "k", "l", "t", "algorithm", "classifier"]
@@ -41,6 +42,25 @@ class Cell:
             "mean": float(v.mean()) if v.size else None,
             "std": float(v.std(ddof=1)) if v.size > 1 else None,
         }
+
+    def by_seed(self, metric: str) -> dict[int, float]:
+        """Seed -> value of the ok rows (what paired judgements pair on)."""
+        if metric not in self.rows.columns or "seed" not in self.rows.columns:
+            return {}
+        vals = pd.to_numeric(self.rows[metric], errors="coerce")
+        return {int(s): float(v) for s, v in zip(self.rows["seed"], vals, strict=True) if v == v}
+
+    def near_trivial(self) -> str:
+        """Why the model of this cell is near-trivial in most of its seeds ("" if it is not)."""
+        if "near_trivial" not in self.rows.columns or not len(self.rows):
+            return ""
+        flags = pd.to_numeric(self.rows["near_trivial"], errors="coerce").fillna(0) > 0
+        if flags.mean() < 0.5:
+            return ""
+        reasons = self.rows.loc[flags, "near_trivial_reason"] if "near_trivial_reason" in self.rows else []
+        parts = str(reasons.iloc[0]).split("; ") if len(reasons) else ["near-trivial"]
+        short = [parts[0], *[p for p in parts[1:] if "majority" in p][:1]]  # the rest: Utility section
+        return f"{self.label}: {'; '.join(short)} ({int(flags.sum())}/{len(flags)} seeds)"
 
     @property
     def family(self) -> str:
@@ -84,6 +104,25 @@ class Audit:
     def subject(self, cell: Cell) -> str:
         ctx = self.context(cell)
         return cell.label + (f" ({ctx})" if ctx else "")
+
+    @property
+    def min_group_size(self) -> int:
+        """Groups below this many test rows are marked and never headline a finding."""
+        return int((self.grid or {}).get("min_group_size", 0) or 0)
+
+    def orientation(self, attr: str | None = None) -> str:
+        """'favourable outcome: two_year_recid = 0 (not the positive label 1); privileged: sex = Male'."""
+        ds = self.summary.get("dataset") or {}
+        target, positive = ds.get("target", "target"), ds.get("positive_label", "1")
+        favourable = ds.get("favourable_label", positive)
+        if ds.get("favourable_is_positive", True):
+            text = f"favourable outcome: {target} = {favourable} (the positive label)"
+        else:
+            text = f"favourable outcome: {target} = {favourable} (not the positive label {positive})"
+        if attr is not None:
+            privileged = privileged_text(self.protected.get(attr, "?"))
+            text += f"; privileged: {attr} = {privileged} vs the rest pooled"
+        return text
 
     def families(self) -> list[str]:
         return [f for f in ("k", "l", "t") if any(c.family == f and c.n_ok for c in self.cells)]
@@ -165,6 +204,27 @@ def load_audit(path: Path, notes: Notes) -> Audit:
     return audit
 
 
+FAMILY_ORDER = {"baseline": 0, "k": 1, "l": 2, "t": 3}
+
+
+def _numeric_order(cell: Cell) -> tuple:
+    """Cells in numeric privacy order (k=5 before k=25), family by family."""
+
+    def num(key: str) -> float:
+        value = pd.to_numeric(pd.Series([cell.keys.get(key)]), errors="coerce").iloc[0]
+        return float(value) if value == value else -1.0
+
+    return (
+        str(cell.keys["client"]),
+        FAMILY_ORDER.get(cell.family, 9),
+        num("l"),
+        num("t"),
+        num("k"),
+        str(cell.keys["algorithm"]),
+        str(cell.keys["classifier"]),
+    )
+
+
 def _cells(results: pd.DataFrame) -> list[Cell]:
     if results.empty:
         return []
@@ -175,4 +235,4 @@ def _cells(results: pd.DataFrame) -> list[Cell]:
         ok = part[part["status"] == "ok"]
         first = part.iloc[0]
         cells.append(Cell({c: first[c] for c in KEYS}, len(part), len(ok), ok))
-    return cells
+    return sorted(cells, key=_numeric_order)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from audits.datasets.protected import privileged_text
 from fedlab.report.audit import findings as fnd
 from fedlab.report.audit.panels import grid_plot
 from fedlab.report.audit.read import Audit, Cell
@@ -62,7 +63,16 @@ def header(a: Audit) -> list[tuple[str, str]]:
         rows.append(("Target", f"{ds['target']} = {ds.get('positive_label')}"))
     rows.append(("Quasi-identifiers", ", ".join(ds.get("quasi_identifiers") or []) or "unknown"))
     rows.append(("Sensitive attribute", str(ds.get("sensitive") or "none / unknown")))
-    rows.append(("Protected attributes", ", ".join(f"{k} (privileged: {v})" for k, v in a.protected.items())))
+    rows.append(
+        (
+            "Protected attributes",
+            ", ".join(f"{k} (privileged: {privileged_text(v)})" for k, v in a.protected.items()),
+        )
+    )
+    if "favourable_is_positive" in ds:
+        rows.append(("Fairness orientation", a.orientation() + "; unprivileged = every other value pooled"))
+    if a.min_group_size:
+        rows.append(("Minimum group size", f"{a.min_group_size} test rows (smaller groups are marked)"))
     models = a.summary.get("privacy_models") or list(dict.fromkeys(r["privacy_model"].astype(str)))
     rows.append(("Privacy models", ", ".join(map(str, models))))
     rows.append(("Algorithms", ", ".join(sorted(set(r["algorithm"].astype(str)) - {"none"})) or "none"))
@@ -87,9 +97,8 @@ def header(a: Audit) -> list[tuple[str, str]]:
 def reproduce(a: Audit) -> str:
     if not (a.path / "config.toml").is_file():
         return "unknown: config.toml is missing"
-    return shlex.join(
-        ["fedlab", "audit", "--config", str(a.path / "config.toml"), "--out", f"{a.path}-rerun"]
-    )
+    path = a.path.resolve()  # runs from any working directory (config.toml holds absolute paths)
+    return shlex.join(["fedlab", "audit", "--config", str(path / "config.toml"), "--out", f"{path}-rerun"])
 
 
 # ----------------------------------------------------------------------------- sections
@@ -111,6 +120,33 @@ def _cell_row(c: Cell) -> dict[str, Any]:
     }
 
 
+def _trivial(a: Audit, c: Cell, base: Cell) -> str:
+    """Why the baseline or the anonymized model of a pair is near-trivial ("" if neither is)."""
+    return "; ".join(r for r in (base.near_trivial(), c.near_trivial()) if r)
+
+
+def _small(a: Audit, c: Cell, base: Cell, attr: str | None) -> bool:
+    """Whether the privileged or the pooled unprivileged group has fewer test rows than the minimum."""
+    if attr is None or not a.min_group_size:
+        return False
+    sizes = [x.stat(f"{attr}_{n}")["mean"] for x in (c, base) for n in ("n_priv", "n_unpriv")]
+    return any(v is not None and v < a.min_group_size for v in sizes)
+
+
+def _utility_drops(c: Cell, base: Cell) -> tuple[list[str], bool]:
+    """Balanced accuracy / F1 falls beyond noise in this cell, and whether the positive rate fell."""
+    from fedlab.metrics.judge import WORSE, judge_change
+
+    drops = []
+    for metric, label in (("balanced_accuracy", "balanced accuracy"), ("f1", "F1")):
+        j = judge_change(base.by_seed(metric), c.by_seed(metric), "higher", bad_is="warn")
+        if j.verdict == WORSE:
+            b, n = base.stat(metric)["mean"], c.stat(metric)["mean"]
+            drops.append(f"{label} {cell(b, 'num3')} → {cell(n, 'num3')}")
+    rate = judge_change(base.by_seed("positive_rate"), c.by_seed("positive_rate"), "higher")
+    return drops, rate.verdict == WORSE
+
+
 def _changes(
     a: Audit, metrics: list[tuple[str, str, str]], topic: str, attr: str | None = None, worse: str = "flag"
 ) -> list[Finding]:
@@ -119,6 +155,9 @@ def _changes(
         base = a.baseline(c)
         if c.family == "baseline" or base is None or not c.n_ok:
             continue
+        trivial = _trivial(a, c, base) if topic != "utility" else ""
+        small = _small(a, c, base, attr)
+        drops, rate_fell = _utility_drops(c, base) if attr is not None else ([], False)
         for metric, label, kind in metrics:
             col = f"{attr}_{metric}" if attr else metric
             subject = a.subject(c)
@@ -127,8 +166,8 @@ def _changes(
                 subject,
                 label_for,
                 kind,
-                base.values(col),
-                c.values(col),
+                base.by_seed(col),
+                c.by_seed(col),
                 topic,
                 {
                     "metric": col,
@@ -136,67 +175,176 @@ def _changes(
                     "algorithm": c.keys["algorithm"],
                     "classifier": c.keys["classifier"],
                     "client": c.keys["client"],
+                    "small_group": small,
                 },
+                near_trivial=trivial,
+                bad_is=worse,
             )
-            if f is not None:
-                f.severity = worse if f.severity == "flag" else f.severity
-                out.append(f)
+            if f is None:
+                continue
+            if attr is not None:
+                f = fnd.utility_caveat(f, drops, rate_fell)
+                f.text = f.text.rstrip(".") + f" [{a.orientation(attr)}]."
+                if small:
+                    f.severity = "info"
+                    f.text = f.text.rstrip(".") + (
+                        f" A group has fewer than {a.min_group_size} test rows: not a headline finding."
+                    )
+            out.append(f)
     return out
+
+
+GROUP_SIZES = [
+    ("n_priv", "n privileged"),
+    ("n_unpriv", "n unprivileged (pooled)"),
+    ("n_smallest_group", "smallest group"),
+    ("n_small_groups", "groups < min size"),
+]
+MULTI_GROUP = [
+    ("dp_diff_groups", "DP difference, max − min over groups"),
+    ("eq_odds_diff_groups", "equalized odds difference over groups"),
+]
+
+
+def _sizes_text(c: Cell, attr: str) -> str:
+    """'Caucasian 740, African-American 1108, …' from the first ok seed's group sizes."""
+    import json
+
+    col = f"{attr}_group_sizes"
+    if col not in c.rows.columns or not len(c.rows):
+        return ""
+    try:
+        sizes = json.loads(str(c.rows[col].iloc[0]))
+    except (json.JSONDecodeError, TypeError):
+        return ""
+    return ", ".join(f"{k} {v}" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1]))
 
 
 def fairness_section(a: Audit, attr: str) -> Section:
     parity = [{"y": 0.0, "label": "parity"}]
-    di = [{"y": 1.0, "label": "parity"}, {"y": 0.8, "label": "80% rule"}]
+    di = [{"y": 1.0, "label": "parity"}, {"y": 0.8, "label": "four-fifths rule"}]
     metrics = [(f"{attr}_{m}", label) for m, label, _ in GROUP_METRICS if f"{attr}_{m}" in a.results.columns]
     hlines = {f"{attr}_{m}": di if kind == "di" else parity for m, _, kind in GROUP_METRICS}
+    orientation = a.orientation(attr)
     plot = grid_plot(
         a,
         f"fair-{attr}",
-        f"Group fairness for {attr} vs privacy level",
+        f"Group fairness for {attr} vs privacy level ({orientation})",
         metrics,
         True,
         "Mean over seeds with ± 1 std (band / error bars), per privacy model family; dashed line and "
-        "grey band = the same classifier without anonymization.",
+        f"grey band = the same classifier without anonymization. Rates of the {orientation}.",
         hlines,
     )
     plots = [plot] if plot else []
+    extra = [(m, label) for m, label in MULTI_GROUP] + GROUP_SIZES
     cols = _cell_columns(a) + [Column(f"{attr}_{m}", label, "mean_std3") for m, label, _ in GROUP_METRICS]
-    rows = [
-        {**_cell_row(c), **{f"{attr}_{m}": c.stat(f"{attr}_{m}") for m, _, _ in GROUP_METRICS}}
-        for c in a.cells
-    ]
+    cols += [Column(f"{attr}_{m}", label, "mean_std3") for m, label in extra]
+    keys = [m for m, _, _ in GROUP_METRICS] + [m for m, _ in extra]
+    rows = [{**_cell_row(c), **{f"{attr}_{m}": c.stat(f"{attr}_{m}") for m in keys}} for c in a.cells]
+    status = []
+    for c in a.cells:
+        sizes = [c.stat(f"{attr}_{n}")["mean"] for n in ("n_priv", "n_unpriv")]
+        small = a.min_group_size and any(v is not None and v < a.min_group_size for v in sizes)
+        status.append("small" if small else ("trivial" if c.near_trivial() else ""))
     metrics = [m for m in GROUP_METRICS if m[0] in FINDING_METRICS]
-    privileged = a.protected.get(attr)
+    first = next((c for c in a.cells if c.n_ok), None)
+    sizes = _sizes_text(first, attr) if first is not None else ""
+    minimum = a.min_group_size
+    intro = (
+        f"Orientation: {orientation}. Every rate is the rate of the favourable outcome, and every "
+        f"value of {attr} that is not privileged is pooled into one unprivileged group. Signed "
+        + fnd.sign_sentence(a.summary)
+        + (f" Test rows per group (first seed): {sizes}." if sizes else "")
+        + (
+            f" The max-over-groups numbers leave out groups with fewer than {minimum} test rows; "
+            "rows in grey rest on a privileged or unprivileged group below that size."
+            if minimum
+            else ""
+        )
+        + " Rows marked as near-trivial are models no better than a constant (see Utility)."
+    )
     return Section(
         f"fairness-{attr}",
         f"Group fairness: {attr}",
-        f"Privileged group: {attr} = {privileged}; every other value is the unprivileged group. Signed "
-        + fnd.sign_sentence(a.summary),
+        intro,
         fnd.truthful(a, attr, _changes(a, metrics, f"fairness:{attr}", attr)),
         plots,
-        [Table(f"audit-fairness-{attr}", f"Group fairness for {attr} ({fnd.SIGNED_LABEL})", cols, rows)],
+        [
+            Table(
+                f"audit-fairness-{attr}",
+                f"Group fairness for {attr} ({fnd.SIGNED_LABEL}; {orientation})",
+                cols,
+                rows,
+                row_status=status,
+            )
+        ],
     )
 
 
+def _trivial_findings(a: Audit) -> list[Finding]:
+    """One warning per near-trivial cell, naming the majority-class rate."""
+    out = []
+    for c in a.cells:
+        reason = c.near_trivial()
+        if not reason:
+            continue
+        acc, maj = c.stat("accuracy")["mean"], c.stat("majority_rate")["mean"]
+        ba, rate = c.stat("balanced_accuracy")["mean"], c.stat("positive_rate")["mean"]
+        prev = c.stat("prevalence")["mean"]
+        text = (
+            f"{a.subject(c)} is a near-trivial model: accuracy {cell(acc, 'num3')} vs majority-class rate "
+            f"{cell(maj, 'num3')}, balanced accuracy {cell(ba, 'num3')}, predicted-positive rate "
+            f"{pct(rate)} vs prevalence {pct(prev)} ({reason.split(': ', 1)[-1]}). Its fairness numbers "
+            "say little: a gap shrinks when the model stops predicting the positive label for anyone."
+        )
+        out.append(Finding(text, "warn", "near-trivial", values={"privacy_model": c.label, "reason": reason}))
+    return out
+
+
 def utility_section(a: Audit) -> Section:
+    maj = [c.stat("majority_rate")["mean"] for c in a.cells if c.n_ok]
+    maj = [m for m in maj if m is not None]
+    hlines = {"balanced_accuracy": [{"y": 0.5, "label": "constant predictor"}]}
+    if maj:
+        hlines["accuracy"] = [{"y": float(sum(maj) / len(maj)), "label": "majority-class rate"}]
     plot = grid_plot(
         a,
         "utility",
         "Utility vs privacy level",
         UTILITY,
         True,
-        "Classifier trained on the anonymized training split, scored on the recoded test split.",
+        "Classifier trained on the anonymized training split, scored on the recoded test split. "
+        "Accuracy: the dotted line is the majority-class rate (always predicting the majority class); "
+        "balanced accuracy 0.5 is a constant predictor.",
+        hlines,
     )
-    cols = _cell_columns(a) + [Column(m, label, "mean_std3") for m, label in UTILITY]
-    rows = [{**_cell_row(c), **{m: c.stat(m) for m, _ in UTILITY}} for c in a.cells]
-    kinds = [(m, label, "higher") for m, label in UTILITY if m in ("accuracy", "roc_auc")]
+    context = [
+        ("majority_rate", "majority-class rate"),
+        ("positive_rate", "predicted-positive rate"),
+        ("prevalence", "prevalence"),
+    ]
+    cols = _cell_columns(a) + [Column(m, label, "mean_std3") for m, label in UTILITY + context]
+    rows = [{**_cell_row(c), **{m: c.stat(m) for m, _ in UTILITY + context}} for c in a.cells]
+    judged = ("accuracy", "balanced_accuracy", "roc_auc")
+    kinds = [(m, label, "higher") for m, label in UTILITY if m in judged]
     return Section(
         "utility",
         "Utility",
-        "What anonymization costs the classifier.",
-        _changes(a, kinds, "utility", worse="warn"),
+        "What anonymization costs the classifier, next to what a constant predictor scores: a model "
+        "whose accuracy is not above the majority-class rate, whose balanced accuracy is near 0.5 or "
+        "whose predicted-positive rate is far from the prevalence is flagged as near-trivial.",
+        _trivial_findings(a) + _changes(a, kinds, "utility", worse="warn"),
         [plot] if plot else [],
-        [Table("audit-utility", "Utility (mean ± std over seeds)", cols, rows)],
+        [
+            Table(
+                "audit-utility",
+                "Utility (mean ± std over seeds)",
+                cols,
+                rows,
+                row_status=["trivial" if c.near_trivial() else "" for c in a.cells],
+            )
+        ],
     )
 
 

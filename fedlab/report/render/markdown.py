@@ -36,8 +36,11 @@ def table_md(t: Table) -> list[str]:
     lines.append("|" + "|".join("---" if c.fmt == "text" else "---:" for c in t.columns) + "|")
     for i, row in enumerate(t.rows):
         cells = [_esc(cell(row.get(c.key), c.fmt)) for c in t.columns]
-        if i < len(t.row_status) and t.row_status[i] == "bad":
+        status = t.row_status[i] if i < len(t.row_status) else ""
+        if status == "bad":
             cells[0] = f"⚠ {cells[0]}"
+        elif status in ("small", "trivial"):
+            cells[0] = f"{cells[0]} ({'small group' if status == 'small' else 'near-trivial'})"
         lines.append("| " + " | ".join(cells) + " |")
     if t.note:
         lines += ["", f"_{_esc(t.note)}_"]

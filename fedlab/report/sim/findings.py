@@ -17,9 +17,16 @@ Rounds = list[dict[str, Any]]  # metrics.jsonl records, oldest round first
 NEGATIVE_TOL = 1e-9  # a Group Effect of -1e-17 is float noise from averaging, not negative transfer
 
 
-def negative(x: Any) -> bool:
+def negative(x: Any, tol: float = NEGATIVE_TOL) -> bool:
     v = number(x)
-    return v is not None and v < -NEGATIVE_TOL
+    return v is not None and v < -tol
+
+
+def row_tolerance(n_test: Any) -> float:
+    """A Group Effect dip smaller than two target test rows (2 / n) is not flagged as negative
+    transfer: it is the difference a couple of predictions make, not a loss from aggregating."""
+    n = number(n_test)
+    return max(NEGATIVE_TOL, 2.0 / n) if n else NEGATIVE_TOL
 
 
 # ----------------------------------------------------------------------------- simulation
@@ -30,15 +37,29 @@ def accuracy_findings(summary: dict[str, Any], rounds: Rounds) -> list[Finding]:
     out: list[Finding] = []
     if final is None:
         return [Finding("No round finished: there is no final accuracy to report.", "warn", "accuracy")]
+    majority, n_test = number(s.get("target_majority_rate")), number(s.get("target_test"))
     text = f"Final accuracy of the global model on target {s.get('target')}: {pct(final)}"
     text += f" after {len(rounds)} round(s)"
-    text += f" (initial model: {pct(init)})." if init is not None else "."
+    context = [f"initial model: {pct(init)}"] if init is not None else []
+    if majority is not None:
+        context.append(f"always predicting the majority class: {pct(majority)}")
+    text += f" ({'; '.join(context)})." if context else "."
+    severity = "good" if init is not None and final > init else "info"
+    if majority is not None:
+        # beyond the binomial noise of the majority rate on this test split (2 SE)
+        noise = 2 * (majority * (1 - majority) / n_test) ** 0.5 if n_test else 0.0
+        if final <= majority + noise:
+            severity = "warn"
+            text += (
+                " The model is no better than a constant predictor on this target"
+                f" (within 2 SE = {100 * noise:.1f} pp of the majority-class rate)."
+            )
     out.append(
         Finding(
             text,
-            "good" if init is not None and final > init else "info",
+            severity,
             "accuracy",
-            values={"final_target_acc": final, "initial_target_acc": init},
+            values={"final_target_acc": final, "initial_target_acc": init, "majority_rate": majority},
         )
     )
     if best is not None and best_round is not None and best > final:
@@ -69,12 +90,13 @@ def accuracy_findings(summary: dict[str, Any], rounds: Rounds) -> list[Finding]:
     return out
 
 
-def group_effect_findings(rounds: Rounds) -> list[Finding]:
+def group_effect_findings(rounds: Rounds, n_test: Any = None) -> list[Finding]:
     ge = [(r.get("round"), number(r.get("group_effect"))) for r in rounds]
     ge = [(rnd, g) for rnd, g in ge if g is not None]
     if not ge:
         return [Finding("No Group Effect was recorded.", "warn", "group_effect")]
-    negative = [(rnd, g) for rnd, g in ge if g < -NEGATIVE_TOL]
+    tol = row_tolerance(n_test)
+    negative = [(rnd, g) for rnd, g in ge if g < -tol]
     final = ge[-1][1]
     out = []
     if negative:
@@ -92,7 +114,10 @@ def group_effect_findings(rounds: Rounds) -> list[Finding]:
     else:
         out.append(
             Finding(
-                f"No negative transfer: the Group Effect was ≥ 0 in all {len(ge)} round(s).",
+                f"No negative transfer: the Group Effect was ≥ 0 in all {len(ge)} round(s)."
+                if not any(g < -NEGATIVE_TOL for _, g in ge)
+                else f"No negative transfer beyond noise: every dip below 0 in the {len(ge)} round(s) is "
+                f"smaller than two target test rows ({pp(-tol)}).",
                 "good",
                 "group_effect",
             )

@@ -107,7 +107,8 @@ def _accuracy_section(run: SimRun) -> Section:
             Column("adoption_rate", "Adoption rate", "pct1"),
         ]
     rows = [{c.key: r.get(c.key) for c in columns} for r in run.rounds]
-    status = ["bad" if fnd.negative(r.get("group_effect")) else "" for r in run.rounds]
+    tol = fnd.row_tolerance((run.summary or {}).get("target_test"))
+    status = ["bad" if fnd.negative(r.get("group_effect"), tol) else "" for r in run.rounds]
     table = Table("sim-rounds", "Per-round results", columns, rows, row_status=status)
     return Section(
         "accuracy",
@@ -144,7 +145,7 @@ def _group_effect_section(run: SimRun) -> Section:
         "group-effect",
         "Group Effect and negative transfer",
         "The gain from aggregating: positive when the federation helps the target domain.",
-        fnd.group_effect_findings(run.rounds),
+        fnd.group_effect_findings(run.rounds, (run.summary or {}).get("target_test")),
         [plot],
     )
 
