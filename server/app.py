@@ -36,6 +36,7 @@ from fedlab.federation.setup import setup_for
 from fedlab.learn.training import resolve_device
 from fedlab.metrics.run_record import dp_summary, summarize_rounds
 from fedlab.wire import keys
+from server.finite import FiniteReplies
 from server.replies import ReplyTracker
 from server.strategies import StrategySettings, build_strategy, check_dp, resolve_strategy
 from server.strategies.domain import RoundCallback
@@ -58,6 +59,7 @@ def run_federation(
     `num_clients` defaults to the simulation's partitions; a deployment passes the number
     of SuperNodes instead. `round_timeout` bounds the wait for replies in each round.
     """
+    grid = FiniteReplies(grid)  # a diverged client stops the run (round + client named)
     seed_everything(cfg.seed)
     setup = setup_for(cfg)
     device = resolve_device(cfg.device)

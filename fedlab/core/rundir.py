@@ -134,6 +134,40 @@ def default_run_name(prefix: str) -> str:
     return f"{prefix}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}"
 
 
+def check_out_dir(final: Path, flag: str = "--out") -> None:
+    """The run directory `final` can be created: it is not a file, no folder above it is a file,
+    and the nearest existing folder above it is writable. Checked before any data is loaded, so a
+    bad ``--out`` costs nothing and writes nothing (one `FedlabError` line)."""
+    from fedlab.core.errors import FedlabError
+
+    final = Path(final).expanduser()
+    if final.exists() and not final.is_dir():
+        raise FedlabError(f"{flag} {final} is an existing file; expected a directory (new or empty)")
+    probe = final
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe != final and not probe.is_dir():
+        raise FedlabError(f"{flag} {final}: {probe} is a file, so no directory can be created below it")
+    target = final if final.exists() else probe
+    if not os.access(target, os.W_OK | os.X_OK) or _read_only_mount(target):
+        raise FedlabError(f"{flag} {final}: {target} is not writable; choose another {flag}")
+
+
+def _read_only_mount(folder: Path) -> bool:
+    """True on a read-only file system or a pseudo file system (/proc, /sys), where even root's
+    `os.access` says yes but creating a folder fails."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return True
+    if stat.f_flag & os.ST_RDONLY:
+        return True
+    resolved = Path(folder).resolve()
+    return any(resolved == Path(p) or Path(p) in resolved.parents for p in ("/proc", "/sys"))
+
+
 @contextmanager
 def atomic_run_dir(final: Path, *, resume: bool = False) -> Iterator[Path]:
     """Yield a working directory that becomes `final` only if the block succeeds.
@@ -145,11 +179,15 @@ def atomic_run_dir(final: Path, *, resume: bool = False) -> Iterator[Path]:
     from fedlab.core.errors import FedlabError
 
     final = Path(final)
+    check_out_dir(final)
     if final.exists() and any(final.iterdir()) and not resume:
         raise FedlabError(f"run directory {final} already exists and is not empty; choose another --out")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(final.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(final.parent)
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    except OSError as exc:
+        raise FedlabError(f"--out {final}: cannot create ({exc.strerror or type(exc).__name__})") from exc
     owner = None
     try:
         owner = _lock_owner(work)
