@@ -263,13 +263,12 @@ def probe_sigkill(python: str, root: Path) -> dict[str, object]:
         proc.wait()
         time.sleep(5)
         alive = [p for p in workers if _alive(p)]
-        for pid in alive:  # ours: do not leave them running
-            os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)
         partials = [p.name for p in d.glob(".run.partial-*")]
         nxt = subprocess.run([python, "-m", "fedlab.cli", "simulate", *QUICK, "--out", str(d / "run2")],
                              cwd=root, env=ENV, capture_output=True, text=True, timeout=300)  # fmt: skip
         left = [p.name for p in d.glob(".run.partial-*")]
+        for pid in [p for p in workers if _alive(p)]:  # ours: do not leave them running
+            os.kill(pid, signal.SIGKILL)
         return {
             "probe": "sigkill-process-engine",
             "rc": -9,
