@@ -67,6 +67,9 @@ def local(
     nodes: int = typer.Option(2, "--nodes", min=1, help="Number of SuperNodes."),
     tls: bool = typer.Option(True, "--tls/--insecure", help="TLS + SuperNode auth (default) or plain HTTP."),
     auth: bool = typer.Option(True, "--auth/--no-auth", help="SuperNode authentication (needs TLS)."),
+    gate: bool = typer.Option(
+        True, "--gate/--no-gate", help="SuperNodes connect through the Fleet gate (Fleet API only)."
+    ),
     rounds: int = typer.Option(2, "--rounds", min=1),
     federation: str = typer.Option("digits", "--federation"),
     strategy: str = typer.Option("fedavg", "--strategy"),
@@ -95,6 +98,7 @@ def local(
         nodes=nodes,
         tls=tls,
         auth=auth and tls,
+        gate=gate,
         rounds=rounds,
         federation=federation,
         strategy=strategy,

@@ -125,6 +125,16 @@ def superlink_argv(port: int, certs: CertPaths | None, auth: bool) -> list[str]:
     return argv
 
 
+def gate_argv(port: int, link_port: int, certs: CertPaths | None) -> list[str]:
+    """The Fleet gate (`fedlab.deploy.fleet_gate`) on HOST:port in front of the SuperLink at link_port."""
+    argv = [sys.executable, "-m", "fedlab.deploy.fleet_gate", "--listen", f"{HOST}:{port}"]
+    argv += ["--superlink", f"{HOST}:{link_port}"]
+    if certs is not None:
+        argv += ["--certfile", str(certs.server_cert), "--keyfile", str(certs.server_key)]
+        argv += ["--ca", str(certs.ca_cert)]
+    return argv
+
+
 def register_argv(key: NodeKeys) -> list[str]:
     """``flwr supernode register``: let the SuperLink accept the SuperNode holding `key`."""
     return [*FLWR_CLI, "supernode", "register", str(key.public_key), CONNECTION]

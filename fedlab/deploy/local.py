@@ -31,6 +31,7 @@ from fedlab.deploy.flower_config import (
     child_env,
     default_app_dir,
     existing_certs,
+    gate_argv,
     list_argv,
     register_argv,
     run_argv,
@@ -59,6 +60,9 @@ class LocalOptions:
     nodes: int = 2
     tls: bool = True
     auth: bool = True  # SuperNode authentication (needs TLS)
+    # SuperNodes reach the SuperLink through the Fleet gate (`fedlab.deploy.fleet_gate`): only the
+    # Fleet API is served to them, the Control API stays on the SuperLink's loopback port
+    gate: bool = True
     rounds: int = 2
     federation: str = "digits"
     strategy: str = "fedavg"
@@ -279,17 +283,23 @@ class LocalDeployment:
                 ca = certs.ca_cert.resolve() if certs else None
                 if opts.root_ca is not None and certs is not None:
                     ca = Path(opts.root_ca).resolve()
-                link_port, *node_ports = free_ports(1 + opts.nodes)
+                link_port, fleet_port, *node_ports = free_ports(2 + opts.nodes)
                 link = self._start_superlink(link_port, certs)
                 if ca is not None:
                     check_tls(HOST, link_port, ca)
                 write_cli_config(self.home, link_port, ca)
                 self.sink(f"[fedlab] SuperLink on {HOST}:{link_port} ({'TLS' if certs else 'insecure'})")
+                if opts.gate:
+                    gate = self.procs.start("fleet-gate", gate_argv(fleet_port, link_port, certs))
+                    wait_port(HOST, fleet_port, gate, opts.startup_timeout)
+                    self.sink(f"[fedlab] Fleet gate on {HOST}:{fleet_port} (SuperNodes: Fleet API only)")
+                else:
+                    fleet_port = link_port
                 if keys:
                     self._register(keys)
                 for i in range(1, opts.nodes + 1):
                     key = keys[i - 1] if keys else None
-                    self.nodes.append(self._start_node(i, link_port, node_ports[i - 1], ca, key))
+                    self.nodes.append(self._start_node(i, fleet_port, node_ports[i - 1], ca, key))
                 self._wait_nodes()
                 self._arm_kill()
                 joined = ", ".join(self.domains)
