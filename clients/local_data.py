@@ -20,6 +20,7 @@ SuperNode logs it for its operator and answers with a generic line.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
 from functools import lru_cache
@@ -30,6 +31,7 @@ import numpy as np
 
 from fedlab.config import SimulationConfig
 from fedlab.core.errors import DataError
+from fedlab.core.identity import check_code_identity
 from fedlab.data import ClientPartition, load_federation, prepare
 from fedlab.federation.setup import setup_for
 
@@ -51,15 +53,18 @@ def partition_for(cfg: SimulationConfig, target: str, node_config: dict[str, Any
         raise DataError(
             "node config needs 'partition-id' (simulation) or 'domain' [+ 'data-path'] (deployment)"
         )
+    check_code_identity()  # a deployed node: is the submitted fedlab the one installed here?
     domain = str(node_config["domain"])
-    client_id = int(node_config.get("client-id", zlib.crc32(domain.encode()) % 10_000))
+    given = node_config.get("client-id")
     data_path = str(node_config.get("data-path", ""))
     data_dir = str(node_config.get("data-dir", ""))
     try:
         if data_path:
+            client_id = int(given) if given is not None else zlib.crc32(domain.encode()) % 10_000
             return _from_npz(Path(data_path), domain, client_id)
         check_node_files(cfg, data_dir)
-        return _from_federation(cfg.model_dump_json(), target, domain, client_id, data_dir)
+        part = _from_federation(cfg.model_dump_json(), target, domain, data_dir)
+        return part if given is None else dataclasses.replace(part, client_id=int(given))
     except DataError as exc:
         # the operator sees the details here; the run's submitter only that loading failed
         log.error("SuperNode data (domain %r): %s", domain, exc)
@@ -119,12 +124,18 @@ def _from_npz(path: Path, domain: str, client_id: int) -> ClientPartition:
 
 
 @lru_cache(maxsize=8)
-def _from_federation(
-    config_json: str, target: str, domain: str, client_id: int, data_dir: str
-) -> ClientPartition:
+def _from_federation(config_json: str, target: str, domain: str, data_dir: str) -> ClientPartition:
+    """The node's domain as the simulation's client of that domain: same rows, same client id
+    (which seeds its training, `fedlab.core.seeding.client_seed`), so a deployment reproduces
+    the simulation of the same config — identity by domain, never by connection order."""
     cfg = SimulationConfig.model_validate_json(config_json)
     # the node's own folder, never the run config's (an empty one: embedded data only)
     fed_cfg = cfg.federation.model_copy(update={"data_dir": data_dir})
+    if fed_cfg.clients_per_domain == 1:
+        setup = setup_for(cfg.model_copy(update={"federation": fed_cfg}), target)
+        for client in setup.clients:
+            if client.domain == domain:
+                return client
     fed = prepare(load_federation(fed_cfg, cfg.seed), target)
     if domain not in fed.domains:
         raise DataError(
@@ -135,6 +146,7 @@ def _from_federation(
             f"node domain {domain!r} is the run's target domain; a client must hold a source domain"
         )
     d = fed.domains[domain]
+    client_id = [n for n in fed.domains if n != target].index(domain)
     return ClientPartition(
         client_id, domain, d.x_train, d.y_train, d.x_test, d.y_test, d.groups_train, d.groups_test
     )

@@ -250,9 +250,11 @@ def main(grid: Grid, context: Context) -> None:
         write_resolved_config(work, cfg)
         tracker = ReplyTracker(grid, nodes)  # per-round replies received vs expected, lost nodes
         summary = run_federation(tracker, cfg, work, num_clients=num_clients, round_timeout=round_timeout)
-        # `clients` lists the federation's partitions; record who actually took part.
+        # `clients` listed the federation's partitions; a deployment lists who actually took part
+        seen = _clients_seen(work)
+        summary["clients"] = [c for c in summary["clients"] if f"{c['id']}:{c['domain']}" in seen]
         summary["deployment"] = {
-            "clients_seen": sorted(_clients_seen(work)),
+            "clients_seen": sorted(seen),
             "supernodes": num_clients,
             "min_train_nodes": min_train,
             "round_timeout_s": round_timeout,

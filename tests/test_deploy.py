@@ -284,7 +284,7 @@ def test_tls_auth_deployment_trains_two_rounds(tmp_path: Path) -> None:
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["rounds"] == 2 and summary["target"] == "colour"
     assert summary["deployment"]["supernodes"] == 2
-    assert summary["deployment"]["clients_seen"] == ["1:original", "2:rotated"]
+    assert summary["deployment"]["clients_seen"] == ["0:original", "1:rotated"]  # by domain
     rounds = _metrics(result.run_dir)
     assert [r["round"] for r in rounds] == [1, 2]
     assert all(r["clients_ok"] == 2 and r["clients_failed"] == 0 for r in rounds)

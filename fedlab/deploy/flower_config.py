@@ -149,7 +149,8 @@ def supernode_argv(
     if key is not None:
         argv += ["--auth-supernode-private-key", str(key.private_key)]
     argv += ["--host", HOST, "--port", str(port), "--max-retries", "3"]
-    argv += ["--node-config", f"domain={json.dumps(domain)} client-id={index}"]
+    # no client-id: the node's identity (and its training seed) follows its domain, as in simulation
+    argv += ["--node-config", f"domain={json.dumps(domain)}"]
     return argv
 
 
