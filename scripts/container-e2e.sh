@@ -96,6 +96,7 @@ SUPERLINK_ARGS=(
   --ssl-keyfile=/certs/server.key
   --enable-supernode-auth
   --disable-runtime-dependency-installation
+  --database=/home/fedlab/superlink.db
 )
 supernode_args() {  # $1: node index, $2: domain, $3: SuperLink address
   SUPERNODE_ARGS=(
