@@ -100,8 +100,7 @@ def executable(name: str) -> str:
 def existing_certs(certs_dir: Path) -> CertPaths:
     """The files of an earlier `fedlab deploy certs` run, checked to exist."""
     d = Path(certs_dir).expanduser().resolve()  # processes run in the workdir
-    certs = CertPaths(d, d / "ca.crt", d / "ca.key", d / "server.pem", d / "server.key",
-                      d / "superexec.secret", ())  # fmt: skip
+    certs = CertPaths(d, d / "ca.crt", d / "ca.key", d / "server.pem", d / "server.key", ())
     missing = [p for p in (certs.ca_cert, certs.server_cert, certs.server_key) if not p.is_file()]
     if missing:
         raise FedlabError(f"{missing[0]} not found; run `fedlab deploy certs --out {d}` first")
@@ -141,7 +140,13 @@ def register_argv(key: NodeKeys) -> list[str]:
 
 
 def supernode_argv(
-    index: int, domain: str, link_port: int, port: int, ca: Path | None, key: NodeKeys | None
+    index: int,
+    domain: str,
+    link_port: int,
+    port: int,
+    ca: Path | None,
+    key: NodeKeys | None,
+    data_dir: Path | None = None,
 ) -> list[str]:
     """``flower-supernode`` number `index`: trusts `ca` (else insecure), signs with `key`, loads `domain`."""
     argv = [executable("flower-supernode"), "--superlink", f"{HOST}:{link_port}"]
@@ -150,7 +155,10 @@ def supernode_argv(
         argv += ["--auth-supernode-private-key", str(key.private_key)]
     argv += ["--host", HOST, "--port", str(port), "--max-retries", "3"]
     # no client-id: the node's identity (and its training seed) follows its domain, as in simulation
-    argv += ["--node-config", f"domain={json.dumps(domain)}"]
+    node_config = f"domain={json.dumps(domain)}"
+    if data_dir is not None:  # the node's own data folder: the only files it will read
+        node_config += f" data-dir={json.dumps(str(Path(data_dir).expanduser().resolve()))}"
+    argv += ["--node-config", node_config]
     return argv
 
 

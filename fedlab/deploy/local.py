@@ -70,6 +70,9 @@ class LocalOptions:
     domains: Sequence[str] | None = None  # one per node; None: the federation's non-target domains
     local_steps: int = 5
     seed: int = 0
+    # file-based federations: the ServerApp's target data (run config data-dir) and each
+    # SuperNode's own data (node config data-dir); one folder on this one machine
+    data_dir: Path | None = None
     out: Path = Path("runs/deploy")
     app_dir: Path | None = None  # the Flower app (folder with pyproject.toml); None: this checkout
     certs_dir: Path | None = None  # existing `fedlab deploy certs` output; None: fresh ones
@@ -170,7 +173,7 @@ class LocalDeployment:
     def _start_node(
         self, index: int, link_port: int, port: int, ca: Path | None, key: NodeKeys | None
     ) -> Managed:
-        argv = supernode_argv(index, self.domains[index - 1], link_port, port, ca, key)
+        argv = supernode_argv(index, self.domains[index - 1], link_port, port, ca, key, self.opts.data_dir)
         return self.procs.start(f"supernode-{index}", argv)
 
     def _wait_nodes(self) -> None:
@@ -219,6 +222,7 @@ class LocalDeployment:
             "min-clients": opts.nodes,
             "round-timeout": float(opts.round_timeout),
             **({"target": opts.target} if opts.target else {}),
+            **({"data-dir": str(Path(opts.data_dir).expanduser().resolve())} if opts.data_dir else {}),
             **opts.run_config,
         }
         return run_config_arg(values)
