@@ -141,7 +141,9 @@ def test_compose_and_e2e_use_the_same_flags(compose: dict, flower_flags: dict[st
     assert "--network-alias superlink" in E2E
     for name in ("supernode-1", "supernode-2"):
         assert _flags(services[name]["command"])["--superlink"] == f"superlink:{port}"
-    assert script["supernode"]["--superlink"] == "$3" and 'supernode_args "$i" "$domain" "$LINK_ADDR"' in E2E
+    assert script["supernode"]["--superlink"] == "$3"
+    # node i's client id is the simulation's id of its domain (written by the export step)
+    assert 'supernode_args "$(cat "$WORK/data/supernode-$i.id")" "$domain" "$LINK_ADDR"' in E2E
 
 
 def _mount_targets(volumes: list[str]) -> list[str]:
