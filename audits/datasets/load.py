@@ -138,7 +138,7 @@ def _read_files(paths: list[Path], schema: Schema) -> pd.DataFrame:
         if schema.columns:
             check_unique_columns(schema.columns, f"schema {schema.name!r} columns")
         elif path.suffix.lower() not in (".gz", ".bz2", ".zip", ".xz"):
-            check_unique_header(path, schema.sep)
+            check_unique_header(path, schema.sep, used=schema.use_columns or None)
         try:
             frames.append(
                 pd.read_csv(

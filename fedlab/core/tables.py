@@ -42,8 +42,10 @@ def _out_of_range(values: np.ndarray) -> np.ndarray:
         return np.isinf(values) | (np.abs(np.nan_to_num(values, nan=0.0)) > MAX_ABS_VALUE)
 
 
-def check_unique_header(path: Path, sep: str = ",", skip: int = 0) -> None:
-    """The header line (after `skip` lines) names every column once."""
+def check_unique_header(path: Path, sep: str = ",", skip: int = 0, used: Any = None) -> None:
+    """The header line (after `skip` lines) names every column once — or, where a name repeats,
+    its copies hold the same values (real files do this: COMPAS repeats ``priors_count``), so
+    whichever copy pandas keeps is the data. `used`: only these names matter (None: all)."""
     try:
         with Path(path).open(encoding="utf-8", errors="replace", newline="") as fh:
             for _ in range(skip):
@@ -56,14 +58,26 @@ def check_unique_header(path: Path, sep: str = ",", skip: int = 0) -> None:
     else:
         names = next(csv.reader(io.StringIO(first), delimiter=sep), [])
     names = [n.strip() for n in names]
-    seen: set[str] = set()
-    for name in names:
-        if name and name in seen:
+    wanted = None if used is None else {str(u) for u in used}
+    repeated = sorted({n for n in names if n and names.count(n) > 1 and (wanted is None or n in wanted)})
+    if repeated:
+        _check_copies_equal(path, sep, skip, names, repeated)
+
+
+def _check_copies_equal(path: Path, sep: str, skip: int, names: list[str], repeated: list[str]) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(path, sep=r"\s+" if sep == " " else sep, skiprows=skip, header=None,
+                        skipinitialspace=True, dtype=str, keep_default_na=False)  # fmt: skip
+    frame = frame.iloc[1:]  # the header row
+    for name in repeated:
+        positions = [i for i, n in enumerate(names) if n == name]
+        first = frame.iloc[:, positions[0]].str.strip()
+        if any(not first.equals(frame.iloc[:, i].str.strip()) for i in positions[1:]):
             raise DataError(
-                f"{path}: column name {_short(name)!r} appears more than once in the header; "
-                "expected unique column names"
+                f"{path}: column name {_short(name)!r} appears {len(positions)} times in the header with "
+                "different values; expected unique column names"
             )
-        seen.add(name)
 
 
 def check_unique_columns(columns: Any, source: str) -> None:
