@@ -6,12 +6,22 @@ started with ``--node-config "domain=NAME [data-path=FILE] [client-id=N]"``:
 
 * ``data-path`` to an ``.npz`` with ``x_train, y_train, x_test, y_test`` (what
   `export_domain` below writes) — the node's own local data;
-* no ``data-path``: the named domain of the run's federation is loaded locally
-  (e.g. the embedded ``digits`` domains, or a ``data-dir`` the node config gives).
+* ``data-dir``: the named domain of the run's federation, read from this folder only (every
+  file the federation names must resolve inside it);
+* neither: only an embedded federation (``digits``), which reads no file.
+
+Why so strict (issue #27): the run config comes from whoever submits the run, the node config
+from the site's operator. A run config naming ``data_dir``, ``csv`` or ``files`` would let the
+submitter choose which file on the site's host is read, so a deployed node ignores the run
+config's ``data_dir`` and refuses absolute or escaping file names. And the reply to the server
+never carries the data error's text (which may quote the file, e.g. its column names): the
+SuperNode logs it for its operator and answers with a generic line.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -21,10 +31,13 @@ import numpy as np
 
 from fedlab.config import SimulationConfig
 from fedlab.core.errors import DataError
+from fedlab.core.identity import check_code_identity
 from fedlab.data import ClientPartition, load_federation, prepare
 from fedlab.federation.setup import setup_for
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+EMBEDDED = ("digits",)  # federations that read no file: allowed on a node without data
+log = logging.getLogger("fedlab.clients")
 
 
 def partition_for(cfg: SimulationConfig, target: str, node_config: dict[str, Any]) -> ClientPartition:
@@ -40,14 +53,53 @@ def partition_for(cfg: SimulationConfig, target: str, node_config: dict[str, Any
         raise DataError(
             "node config needs 'partition-id' (simulation) or 'domain' [+ 'data-path'] (deployment)"
         )
+    check_code_identity()  # a deployed node: is the submitted fedlab the one installed here?
     domain = str(node_config["domain"])
-    client_id = int(node_config.get("client-id", zlib.crc32(domain.encode()) % 10_000))
+    given = node_config.get("client-id")
     data_path = str(node_config.get("data-path", ""))
-    if data_path:
-        return _from_npz(Path(data_path), domain, client_id)
-    return _from_federation(
-        cfg.model_dump_json(), target, domain, client_id, str(node_config.get("data-dir", ""))
-    )
+    data_dir = str(node_config.get("data-dir", ""))
+    try:
+        if data_path:
+            client_id = int(given) if given is not None else zlib.crc32(domain.encode()) % 10_000
+            return _from_npz(Path(data_path), domain, client_id)
+        check_node_files(cfg, data_dir)
+        part = _from_federation(cfg.model_dump_json(), target, domain, data_dir)
+        return part if given is None else dataclasses.replace(part, client_id=int(given))
+    except DataError as exc:
+        # the operator sees the details here; the run's submitter only that loading failed
+        log.error("SuperNode data (domain %r): %s", domain, exc)
+        raise DataError(
+            f"SuperNode of domain {domain!r} could not load its configured data "
+            f"({type(exc).__name__}; details in the SuperNode's log)"
+        ) from None
+
+
+def check_node_files(cfg: SimulationConfig, data_dir: str) -> None:
+    """The run config names no file outside the node's own `data_dir` (see the module doc)."""
+    fed = cfg.federation
+    if not data_dir:
+        if fed.name not in EMBEDDED:
+            raise DataError(
+                f"federation {fed.name!r} reads files, but this SuperNode was given no data: start it "
+                "with --node-config data-path=FILE.npz or data-dir=FOLDER (a run config cannot "
+                "choose a file on a site)"
+            )
+        return
+    root = Path(data_dir).expanduser().resolve()
+    names = [("csv", fed.csv)] if fed.name == "tabular" else []
+    if fed.name == "features":
+        names += [("pattern", fed.pattern)]
+        names += [(f"files.{d}.{k}", v) for d, split in fed.files.items() for k, v in split.items()]
+    for key, name in names:
+        if not name:
+            continue
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DataError(
+                f"run config federation.{key} = {name!r}: a deployed SuperNode reads only files "
+                "below its own data-dir; expected a relative name without '..'"
+            )
+        if key != "pattern" and root not in (root / name).resolve().parents:
+            raise DataError(f"run config federation.{key} = {name!r} leaves this SuperNode's data-dir")
 
 
 def _from_npz(path: Path, domain: str, client_id: int) -> ClientPartition:
@@ -60,7 +112,7 @@ def _from_npz(path: Path, domain: str, client_id: int) -> ClientPartition:
                 raise DataError(f"{path}: missing arrays {missing}; expected {', '.join(NPZ_KEYS)}")
             arrays = {k: z[k] for k in NPZ_KEYS}
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
+        raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__})") from exc
     return ClientPartition(
         client_id=client_id,
         domain=domain,
@@ -72,11 +124,18 @@ def _from_npz(path: Path, domain: str, client_id: int) -> ClientPartition:
 
 
 @lru_cache(maxsize=8)
-def _from_federation(
-    config_json: str, target: str, domain: str, client_id: int, data_dir: str
-) -> ClientPartition:
+def _from_federation(config_json: str, target: str, domain: str, data_dir: str) -> ClientPartition:
+    """The node's domain as the simulation's client of that domain: same rows, same client id
+    (which seeds its training, `fedlab.core.seeding.client_seed`), so a deployment reproduces
+    the simulation of the same config — identity by domain, never by connection order."""
     cfg = SimulationConfig.model_validate_json(config_json)
-    fed_cfg = cfg.federation.model_copy(update={"data_dir": data_dir} if data_dir else {})
+    # the node's own folder, never the run config's (an empty one: embedded data only)
+    fed_cfg = cfg.federation.model_copy(update={"data_dir": data_dir})
+    if fed_cfg.clients_per_domain == 1:
+        setup = setup_for(cfg.model_copy(update={"federation": fed_cfg}), target)
+        for client in setup.clients:
+            if client.domain == domain:
+                return client
     fed = prepare(load_federation(fed_cfg, cfg.seed), target)
     if domain not in fed.domains:
         raise DataError(
@@ -87,6 +146,7 @@ def _from_federation(
             f"node domain {domain!r} is the run's target domain; a client must hold a source domain"
         )
     d = fed.domains[domain]
+    client_id = [n for n in fed.domains if n != target].index(domain)
     return ClientPartition(
         client_id, domain, d.x_train, d.y_train, d.x_test, d.y_test, d.groups_train, d.groups_test
     )

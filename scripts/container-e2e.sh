@@ -21,7 +21,8 @@
 # Options:
 #   --engine podman|docker   default: podman if installed, else docker
 #   --rounds N (3)  --strategy NAME (fedka)  --target DOMAIN (colour)
-#   --domains D1,D2 (original,rotated)  --local-steps N (10)  --seed N (0)
+#   --domains D1,D2[,...] (original,rotated): one per SuperNode  --local-steps N (10)  --seed N (0)
+#   --nodes N (the number of --domains; fewer domains are reused in turn)
 #   --out DIR (runs/container-e2e)  --timeout S (1200, for `flwr run`)
 #   --network bridge|host    bridge (default): a private network + published port; host: the
 #                            host's network (for engines that cannot create networks)
@@ -38,7 +39,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 ENGINE="" ROUNDS=3 STRATEGY=fedka TARGET=colour DOMAINS=original,rotated LOCAL_STEPS=10 SEED=0
-OUT=runs/container-e2e TIMEOUT=1200 NETWORK=bridge REQUIRE_ALL=0 KEEP=0 STOP_NODE="" ROUND_TIMEOUT=300
+NODES="" OUT=runs/container-e2e TIMEOUT=1200 NETWORK=bridge REQUIRE_ALL=0 KEEP=0 STOP_NODE="" ROUND_TIMEOUT=300
 while [ $# -gt 0 ]; do
   case "$1" in
     --engine) ENGINE=${2:?}; shift 2 ;;
@@ -46,6 +47,7 @@ while [ $# -gt 0 ]; do
     --strategy) STRATEGY=${2:?}; shift 2 ;;
     --target) TARGET=${2:?}; shift 2 ;;
     --domains) DOMAINS=${2:?}; shift 2 ;;
+    --nodes) NODES=${2:?}; shift 2 ;;
     --local-steps) LOCAL_STEPS=${2:?}; shift 2 ;;
     --seed) SEED=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
@@ -67,11 +69,16 @@ case "$NETWORK" in bridge|host) ;; *) echo "error: --network $NETWORK: expected 
 for n in "$ROUNDS" "$LOCAL_STEPS" "$SEED" "$TIMEOUT" "$ROUND_TIMEOUT"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: expected a whole number, got '$n'" >&2; exit 2; }
 done
-if [ -n "$STOP_NODE" ] && ! [[ "$STOP_NODE" =~ ^[12]@[0-9]+$ ]]; then
-  echo "error: --stop-node $STOP_NODE: expected N@R with N 1 or 2 and R a round" >&2; exit 2
+IFS=, read -r -a GIVEN_DOMAINS <<<"$DOMAINS"
+[ "${#GIVEN_DOMAINS[@]}" -ge 1 ] || { echo "error: --domains '$DOMAINS': expected at least one domain" >&2; exit 2; }
+NODES=${NODES:-${#GIVEN_DOMAINS[@]}}
+[[ "$NODES" =~ ^[1-9][0-9]*$ ]] || { echo "error: --nodes $NODES: expected a whole number >= 1" >&2; exit 2; }
+NODE_DOMAINS=()
+for ((i = 0; i < NODES; i++)); do NODE_DOMAINS+=("${GIVEN_DOMAINS[$((i % ${#GIVEN_DOMAINS[@]}))]}"); done
+if [ -n "$STOP_NODE" ] && { ! [[ "$STOP_NODE" =~ ^[0-9]+@[0-9]+$ ]] || [ "${STOP_NODE%@*}" -lt 1 ] \
+    || [ "${STOP_NODE%@*}" -gt "$NODES" ]; }; then
+  echo "error: --stop-node $STOP_NODE: expected N@R with N in 1..$NODES and R a round" >&2; exit 2
 fi
-IFS=, read -r -a NODE_DOMAINS <<<"$DOMAINS"
-[ "${#NODE_DOMAINS[@]}" = 2 ] || { echo "error: --domains $DOMAINS: expected two domains (one per SuperNode)" >&2; exit 2; }
 command -v "$ENGINE" >/dev/null || { echo "error: --engine $ENGINE: not installed" >&2; exit 2; }
 if [ "$ENGINE" = podman ] && [ -z "${CONTAINERS_CONF:-}" ] && command -v runc >/dev/null; then
   export CONTAINERS_CONF=$ROOT/docker/podman-containers.conf
@@ -96,8 +103,9 @@ SUPERLINK_ARGS=(
   --ssl-keyfile=/certs/server.key
   --enable-supernode-auth
   --disable-runtime-dependency-installation
+  --database=/home/fedlab/superlink.db
 )
-supernode_args() {  # $1: node index, $2: domain, $3: SuperLink address
+supernode_args() {  # $1: client id (the simulation's, by domain), $2: domain, $3: SuperLink address
   SUPERNODE_ARGS=(
     --superlink=$3
     --root-certificates=/certs/ca.crt
@@ -135,7 +143,7 @@ cleanup() {
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
   done
   for c in "${CONTAINERS[@]}"; do
-    "$ENGINE" logs "$c" >"$WORK/logs/${c#"$PREFIX"-}.log" 2>&1 || true
+    "$ENGINE" logs --timestamps "$c" >"$WORK/logs/${c#"$PREFIX"-}.log" 2>&1 || true
     "$ENGINE" rm -f -t 5 "$c" >/dev/null 2>&1 || "$ENGINE" rm -f "$c" >/dev/null 2>&1 || true
   done
   if [ "$NETWORK_MADE" = 1 ]; then "$ENGINE" network rm "$NET" >/dev/null 2>&1 || true; fi
@@ -165,7 +173,7 @@ wait_for_log() {  # $1 container, $2 regex, $3 seconds
 # -- 1-2. key material and each node's data (host) ----------------------------------------
 mkdir -p "$WORK/logs" "$WORK/flwr-home"
 "$PY" -m fedlab.cli deploy certs --out "$WORK/certs" --hostname superlink >"$WORK/logs/certs.log"
-"$PY" -m fedlab.cli deploy keys --nodes 2 --out "$WORK/keys" >"$WORK/logs/keys.log"
+"$PY" -m fedlab.cli deploy keys --nodes "$NODES" --out "$WORK/keys" >"$WORK/logs/keys.log"
 "$PY" - "$WORK/data" "$TARGET" "$SEED" "${NODE_DOMAINS[@]}" <<'EOF'
 import sys
 from pathlib import Path
@@ -176,7 +184,9 @@ from fedlab.config.settings import SimulationConfig
 out, target, seed, domains = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 cfg = SimulationConfig.model_validate({"seed": seed, "training": {"target": target}})
 for i, domain in enumerate(domains, start=1):
-    part = partition_for(cfg, target, {"domain": domain, "client-id": i})
+    # no client-id: the simulation's client of this domain (its id seeds training, as simulated)
+    part = partition_for(cfg, target, {"domain": domain})
+    (out / f"supernode-{i}.id").write_text(str(part.client_id))
     (out / f"supernode-{i}").mkdir(parents=True)
     export_domain(out / f"supernode-{i}" / f"{domain}.npz", part)
     print(f"[e2e] supernode-{i}: {domain} ({len(part.y_train)} train / {len(part.y_test)} test)", file=sys.stderr)
@@ -187,7 +197,7 @@ stage() {  # $1 source file, $2 dest dir
   if [ "$(id -u)" = 0 ]; then chown -R 10001:10001 "$2"; else chmod 0644 "$2/$(basename "$1")"; fi
 }
 for f in ca.crt server.pem server.key; do stage "$WORK/certs/$f" "$WORK/mount/superlink/certs"; done
-for i in 1 2; do
+for i in $(seq 1 "$NODES"); do
   stage "$WORK/certs/ca.crt" "$WORK/mount/supernode-$i/certs"
   stage "$WORK/keys/supernode-$i/auth.key" "$WORK/mount/supernode-$i/keys"
   if [ "$(id -u)" = 0 ]; then chown -R 10001:10001 "$WORK/data/supernode-$i"; else chmod -R a+rX "$WORK/data/supernode-$i"; fi
@@ -236,15 +246,15 @@ root-certificates = "$WORK/certs/ca.crt"
 EOF
 
 # -- 4. register both keys, start the SuperNodes ---------------------------------------------
-for i in 1 2; do
+for i in $(seq 1 "$NODES"); do
   "$FLWR" supernode register "$WORK/keys/supernode-$i/auth.pub" fedlab-e2e >"$WORK/logs/register-$i.log" 2>&1 \
     || { cat "$WORK/logs/register-$i.log" >&2; exit 1; }
   grep -q "registered successfully" "$WORK/logs/register-$i.log" \
     || { echo "error: registering supernode-$i: $(tail -2 "$WORK/logs/register-$i.log")" >&2; exit 1; }
 done
-for i in 1 2; do
+for i in $(seq 1 "$NODES"); do
   domain=${NODE_DOMAINS[$((i - 1))]}
-  supernode_args "$i" "$domain" "$LINK_ADDR"
+  supernode_args "$(cat "$WORK/data/supernode-$i.id")" "$domain" "$LINK_ADDR"
   if [ "$NETWORK" = host ]; then  # the nodes share the host's ports: not both on the default 9094
     SUPERNODE_ARGS+=("--port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
   fi
@@ -255,12 +265,12 @@ for i in 1 2; do
     -v "$WORK/data/supernode-$i:/data:ro" \
     "$NODE_IMAGE" "${SUPERNODE_ARGS[@]}" >/dev/null
 done
-for i in 1 2; do wait_for_log "$PREFIX-supernode-$i" "SuperNode ID:" 120; done
-log "2 SuperNodes connected (${NODE_DOMAINS[*]}); submitting $ROUNDS $STRATEGY rounds, target $TARGET"
+for i in $(seq 1 "$NODES"); do wait_for_log "$PREFIX-supernode-$i" "SuperNode ID:" 120; done
+log "$NODES SuperNodes connected (${NODE_DOMAINS[*]}); submitting $ROUNDS $STRATEGY rounds, target $TARGET"
 
 # -- 5. the run ------------------------------------------------------------------------------
 RUN_CONFIG="federation='digits' strategy='$STRATEGY' target='$TARGET' num-server-rounds=$ROUNDS"
-RUN_CONFIG+=" local-steps=$LOCAL_STEPS seed=$SEED out='/home/fedlab/runs' min-clients=2"
+RUN_CONFIG+=" local-steps=$LOCAL_STEPS seed=$SEED out='/home/fedlab/runs' min-clients=$NODES"
 RUN_CONFIG+=" round-timeout=$ROUND_TIMEOUT.0"
 : >"$WORK/logs/serverapp.log"
 if [ -n "$STOP_NODE" ]; then
@@ -296,10 +306,10 @@ RUN_DIR=$(grep -oE "run directory: /home/fedlab/runs/[^ ]+" "$WORK/logs/serverap
 mkdir -p "$OUT"
 "$ENGINE" cp "$PREFIX-superlink:$RUN_DIR" "$OUT/"
 LOCAL_RUN=$OUT/$(basename "$RUN_DIR")
-for i in 1 2; do "$ENGINE" logs "$PREFIX-supernode-$i" >"$WORK/logs/supernode-$i.log" 2>&1; done
+for i in $(seq 1 "$NODES"); do "$ENGINE" logs --timestamps "$PREFIX-supernode-$i" >"$WORK/logs/supernode-$i.log" 2>&1; done
 log "run ${RUN_ID:-?} finished in $("$PY" -c "print(f'{$T_DONE - $T_RUN:.1f}')") s; run directory copied to $LOCAL_RUN"
-report=("$PY" -m fedlab.deploy.rounds "$LOCAL_RUN"
-        --node-log "supernode-1=$WORK/logs/supernode-1.log" --node-log "supernode-2=$WORK/logs/supernode-2.log")
+report=("$PY" -m fedlab.deploy.rounds "$LOCAL_RUN")
+for i in $(seq 1 "$NODES"); do report+=(--node-log "supernode-$i=$WORK/logs/supernode-$i.log"); done
 [ "$REQUIRE_ALL" = 1 ] && report+=(--require-all-nodes)
 set +e
 "${report[@]}"

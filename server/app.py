@@ -37,6 +37,7 @@ from fedlab.federation.setup import setup_for
 from fedlab.learn.training import resolve_device
 from fedlab.metrics.run_record import dp_summary, summarize_rounds
 from fedlab.wire import keys
+from server.finite import FiniteReplies
 from server.replies import ReplyTracker
 from server.strategies import StrategySettings, build_strategy, check_dp, resolve_strategy
 from server.strategies.domain import RoundCallback
@@ -65,6 +66,7 @@ def run_federation(
     `num_clients` defaults to the simulation's partitions; a deployment passes the number
     of SuperNodes instead. `round_timeout` bounds the wait for replies in each round.
     """
+    grid = FiniteReplies(grid)  # a diverged client stops the run (round + client named)
     seed_everything(cfg.seed)
     setup = setup_for(cfg)
     device = resolve_device(cfg.device)
@@ -264,9 +266,11 @@ def main(grid: Grid, context: Context) -> None:
         write_resolved_config(work, cfg)
         tracker = ReplyTracker(grid, nodes)  # per-round replies received vs expected, lost nodes
         summary = run_federation(tracker, cfg, work, num_clients=num_clients, round_timeout=round_timeout)
-        # `clients` lists the federation's partitions; record who actually took part.
+        # `clients` listed the federation's partitions; a deployment lists who actually took part
+        seen = _clients_seen(work)
+        summary["clients"] = [c for c in summary["clients"] if f"{c['id']}:{c['domain']}" in seen]
         summary["deployment"] = {
-            "clients_seen": sorted(_clients_seen(work)),
+            "clients_seen": sorted(seen),
             "supernodes": num_clients,
             "min_train_nodes": min_train,
             "round_timeout_s": round_timeout,

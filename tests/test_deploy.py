@@ -66,7 +66,7 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
 def test_certs_have_sans_permissions_and_chain(tmp_path: Path) -> None:
     paths = generate_certs(tmp_path / "certs", ["superlink", "10.1.2.3", "node.example.org"])
     assert _mode(paths.directory) == 0o700
-    for private in (paths.ca_key, paths.server_key, paths.superexec_secret):
+    for private in (paths.ca_key, paths.server_key):
         assert _mode(private) == 0o600, private
     for public in (paths.ca_cert, paths.server_cert):
         assert _mode(public) == 0o644, public
@@ -84,7 +84,7 @@ def test_certs_have_sans_permissions_and_chain(tmp_path: Path) -> None:
     assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1", "10.1.2.3"}
     key = serialization.load_pem_private_key(paths.server_key.read_bytes(), password=None)
     assert key.public_key() == server.public_key()
-    assert len(paths.superexec_secret.read_bytes()) == 64
+    assert not list(paths.directory.glob("*secret*"))  # no SuperExec secret: unused in subprocess mode
 
     # Python's TLS stack (what check_tls and httpx use) accepts the pair for "localhost".
     ctx = ssl.create_default_context(purpose=ssl.Purpose.CLIENT_AUTH)
@@ -94,10 +94,8 @@ def test_certs_have_sans_permissions_and_chain(tmp_path: Path) -> None:
 def test_certs_reuse_the_ca_unless_asked(tmp_path: Path) -> None:
     first = generate_certs(tmp_path / "c")
     ca_before = first.ca_cert.read_bytes()
-    secret_before = first.superexec_secret.read_bytes()
     second = generate_certs(tmp_path / "c", ["superlink"])
     assert second.ca_cert.read_bytes() == ca_before  # reissued server cert, same trust root
-    assert second.superexec_secret.read_bytes() == secret_before
     assert "superlink" in second.sans
     third = generate_certs(tmp_path / "c", new_ca=True)
     assert third.ca_cert.read_bytes() != ca_before
@@ -119,7 +117,7 @@ def test_node_keys_are_what_flower_loads(tmp_path: Path) -> None:
     for node in nodes:
         assert _mode(node.directory) == 0o700
         assert _mode(node.private_key) == 0o600
-        assert _mode(node.superexec_secret) == 0o600
+        assert not list(node.directory.glob("*secret*"))
         assert _mode(node.public_key) == 0o644
         # flower-supernode: load_ssh_private_key(...) must give an EC key
         private = serialization.load_ssh_private_key(node.private_key.read_bytes(), password=None)
@@ -284,7 +282,7 @@ def test_tls_auth_deployment_trains_two_rounds(tmp_path: Path) -> None:
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["rounds"] == 2 and summary["target"] == "colour"
     assert summary["deployment"]["supernodes"] == 2
-    assert summary["deployment"]["clients_seen"] == ["1:original", "2:rotated"]
+    assert summary["deployment"]["clients_seen"] == ["0:original", "1:rotated"]  # by domain
     rounds = _metrics(result.run_dir)
     assert [r["round"] for r in rounds] == [1, 2]
     assert all(r["clients_ok"] == 2 and r["clients_failed"] == 0 for r in rounds)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fedlab.core.rundir import OWNER_LOCK, atomic_run_dir, remove_stale_partials
+from fedlab.core.rundir import MARKER, MARKER_TEXT, OWNER_LOCK, atomic_run_dir, remove_stale_partials
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "PYTHONPATH": str(ROOT)}
@@ -78,11 +78,13 @@ def test_signal_stops_within_5s_and_leaves_nothing(tmp_path, sig, code, extra) -
 def test_stale_partial_removed_live_one_kept(tmp_path) -> None:
     stale = tmp_path / ".old-run.partial-abc123"
     stale.mkdir()
+    (stale / MARKER).write_text(MARKER_TEXT)
     (stale / OWNER_LOCK).write_text("")
     (stale / "metrics.jsonl").write_text("{}\n")
     # a live owner: another process holding the lock
     live = tmp_path / ".live-run.partial-def456"
     live.mkdir()
+    (live / MARKER).write_text(MARKER_TEXT)
     (live / OWNER_LOCK).write_text("")
     holder = subprocess.Popen(
         [

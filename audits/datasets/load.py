@@ -17,6 +17,13 @@ from audits.anonymity.hierarchy import Hierarchy
 from audits.datasets.protected import as_text, resolve_mapping
 from audits.datasets.schema import BUILTIN, Schema, builtin_schema, load_schema
 from fedlab.core.errors import ConfigError, DataError
+from fedlab.core.tables import (
+    check_finite,
+    check_two_classes,
+    check_unique_columns,
+    check_unique_header,
+    no_complete_rows,
+)
 
 
 @dataclass
@@ -130,6 +137,10 @@ def _read_files(paths: list[Path], schema: Schema) -> pd.DataFrame:
     for path in paths:
         if not path.is_file():
             raise DataError(f"data file {path} not found")
+        if schema.columns:
+            check_unique_columns(schema.columns, f"schema {schema.name!r} columns")
+        elif path.suffix.lower() not in (".gz", ".bz2", ".zip", ".xz"):
+            check_unique_header(path, schema.sep, used=schema.use_columns or None)
         try:
             frames.append(
                 pd.read_csv(
@@ -145,7 +156,9 @@ def _read_files(paths: list[Path], schema: Schema) -> pd.DataFrame:
                 )
             )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read as CSV: {exc}") from exc
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+            raise DataError(f"{path}: cannot read as CSV: {reason}") from exc
+        check_finite(frames[-1], str(path))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -242,9 +255,9 @@ def _threshold(frame: pd.DataFrame, schema: Schema, source: str) -> float | None
 
 
 def _no_rows_error(frame: pd.DataFrame, source: str) -> DataError:
-    empty = [c for c in frame.columns if frame[c].isna().all()]
-    hint = f"; columns {empty} are empty in every row: list them under drop" if empty else ""
-    return DataError(f"{source}: no complete rows left after dropping missing values{hint}")
+    always_empty = any(frame[c].isna().all() for c in frame.columns)
+    hint = "; list always-empty columns under drop" if always_empty else ""
+    return no_complete_rows(frame, source, hint)
 
 
 def load_dataset(
@@ -284,21 +297,22 @@ def load_dataset(
     if fix is not None:
         frame = fix(frame)
     counts = {"read": len(frame)}
+    if frame.empty:
+        raise no_complete_rows(frame, source)
     threshold = _threshold(frame, schema, source)
     frame = _filter_rename(frame, schema, source)
     counts["filtered_out"] = counts["read"] - len(frame)
     _check_columns(frame, schema, source)
     frame = frame.drop(columns=[c for c in schema.drop if c in frame.columns])
     complete = frame.dropna()
-    if complete.empty and not frame.empty:
+    if complete.empty:
         raise _no_rows_error(frame, source)
     counts["missing_dropped"] = len(frame) - len(complete)
     frame = complete.reset_index(drop=True).infer_objects()
-    if frame.empty:
-        raise DataError(f"{source}: no complete rows left after dropping missing values")
     if threshold is not None:
         frame = _binarize_target(frame, schema, threshold, source)
         counts["threshold"] = threshold  # type: ignore[assignment]
+    check_two_classes(frame[schema.target], source, schema.target)
     counts["rows"] = len(frame)
     hierarchies = build_hierarchies(frame, schema, repair_hierarchies)
     check_inputs(frame, schema, hierarchies, source)

@@ -34,7 +34,7 @@ from audits.experiment.results import (
 )
 from audits.experiment.table import AuditData, load_audit_data, settings_of
 from fedlab.core.errors import FedlabError
-from fedlab.core.rundir import atomic_run_dir, write_json_atomic
+from fedlab.core.rundir import atomic_run_dir, check_out_dir, write_json_atomic
 
 
 def plan_tasks(grid: AuditGrid, data: AuditData) -> list[Task]:
@@ -93,6 +93,7 @@ def run_audit(
     started = time.perf_counter()
     final = Path(out_dir)
     grid = grid.portable()
+    check_out_dir(final)
     data = load_audit_data(grid)  # all input errors surface here, before anything is written
     settings = settings_of(grid, data)
     tasks = plan_tasks(grid, data)

@@ -32,13 +32,12 @@ def certs(
     days: int = typer.Option(365, min=1, help="Validity of the server certificate in days."),
     new_ca: bool = typer.Option(False, "--new-ca", help="Replace an existing CA (SuperNodes must get it)."),
 ) -> None:
-    """CA + SuperLink TLS certificate (SANs: localhost, 127.0.0.1, ::1 + --hostname) + SuperExec secret."""
+    """CA + SuperLink TLS certificate (SANs: localhost, 127.0.0.1, ::1 + --hostname)"""
     paths = generate_certs(out, hostname, days=days, new_ca=new_ca)
     typer.echo(f"CA certificate      {paths.ca_cert}   (give to SuperNodes and the flwr CLI)")
     typer.echo(f"CA key              {paths.ca_key}   (keep offline)")
     typer.echo(f"server certificate  {paths.server_cert}   SANs: {', '.join(paths.sans)}")
     typer.echo(f"server key          {paths.server_key}")
-    typer.echo(f"SuperExec secret    {paths.superexec_secret}   (SuperLink + ServerApp SuperExec)")
 
 
 @deploy_app.command("keys")
@@ -67,6 +66,9 @@ def local(
     nodes: int = typer.Option(2, "--nodes", min=1, help="Number of SuperNodes."),
     tls: bool = typer.Option(True, "--tls/--insecure", help="TLS + SuperNode auth (default) or plain HTTP."),
     auth: bool = typer.Option(True, "--auth/--no-auth", help="SuperNode authentication (needs TLS)."),
+    gate: bool = typer.Option(
+        True, "--gate/--no-gate", help="SuperNodes connect through the Fleet gate (Fleet API only)."
+    ),
     rounds: int = typer.Option(2, "--rounds", min=1),
     federation: str = typer.Option("digits", "--federation"),
     strategy: str = typer.Option("fedavg", "--strategy"),
@@ -74,6 +76,9 @@ def local(
     domains: str | None = typer.Option(None, "--domains", help="Comma-separated domain per SuperNode."),
     local_steps: int = typer.Option(5, "--local-steps", min=1),
     seed: int = typer.Option(0, "--seed"),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="File-based federations: the server's and each SuperNode's data folder."
+    ),
     out: Path = typer.Option(Path("runs/deploy"), "--out", help="Where the ServerApp writes its run dir."),
     certs_dir: Path | None = typer.Option(None, "--certs", help="Reuse `fedlab deploy certs` output."),
     app_dir: Path | None = typer.Option(None, "--app", help="Flower app folder (default: this checkout)."),
@@ -95,6 +100,7 @@ def local(
         nodes=nodes,
         tls=tls,
         auth=auth and tls,
+        gate=gate,
         rounds=rounds,
         federation=federation,
         strategy=strategy,
@@ -102,6 +108,7 @@ def local(
         domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
         local_steps=local_steps,
         seed=seed,
+        data_dir=data_dir,
         out=out,
         certs_dir=certs_dir,
         app_dir=app_dir,

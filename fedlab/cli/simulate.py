@@ -12,7 +12,7 @@ from rich.table import Table
 from fedlab.cli.console import console, progress_bar
 from fedlab.config import load_simulation_config
 from fedlab.core.errors import ConfigError
-from fedlab.core.rundir import default_run_name
+from fedlab.core.rundir import check_out_dir, default_run_name
 from fedlab.runs.simulate import check_strategy
 from server.strategies import available
 
@@ -137,6 +137,7 @@ def simulate(
         raise ConfigError(f"--strategy: {exc}" if strategies else str(exc)) from None
     if pattern is not None and cfg.federation.name != "features":
         raise ConfigError(f"--pattern applies to --federation features only (got {cfg.federation.name})")
+    check_out_dir(out if out is not None else Path(cfg.out), "--out" if out is not None else "out")
     import time
 
     started = time.monotonic()

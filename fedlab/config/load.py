@@ -52,6 +52,12 @@ def load_simulation_config(
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{p}: not a text file (byte {exc.start} is not UTF-8); expected a TOML config"
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read ({exc.strerror or type(exc).__name__})") from exc
         for key in ("schema", "schema_file"):
             schema = (data.get("federation") or {}).get(key)
             if isinstance(schema, str) and schema and not Path(schema).expanduser().is_absolute():

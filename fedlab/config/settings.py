@@ -30,6 +30,17 @@ OWN_OPTIONS = {
 }
 
 
+# Upper bounds of sizes and rates (documented in README "Configuration"): past them a run would
+# never finish (10**21 local steps) or overflow (a learning rate of 1e300 makes every weight inf).
+MAX_ROUNDS = 10_000
+MAX_STEPS = 100_000  # local / fine-tuning steps per round (and max_epochs_per_round)
+MAX_BATCH = 65_536
+MAX_ROWS = 1_000_000_000  # subsampling caps and the target sample
+MAX_CLIENTS = 100_000
+MAX_SEED = 2**32 - 1  # NumPy's seed range
+MAX_RATE = 1e6  # learning rates, weight decay, proximal and MMD weights
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
@@ -51,14 +62,14 @@ class FederationConfig(_Strict):
     domains: list[str] = Field(default_factory=list)  # subset to use; empty = all found
     clients_per_domain: int = Field(1, ge=1, le=1000)
     split: Literal["iid", "dirichlet"] = "iid"
-    dirichlet_alpha: float = Field(0.5, gt=0)
+    dirichlet_alpha: float = Field(0.5, gt=0, le=1e6)
     test_fraction: float = Field(0.2, gt=0, lt=1)
-    max_per_domain: int = Field(0, ge=0)  # 0 = keep all samples of a domain
+    max_per_domain: int = Field(0, ge=0, le=MAX_ROWS)  # 0 = keep all samples of a domain
     # official test splits (digit-five files, features <domain>_test files, digits): cap, 0 = all
-    max_test_per_domain: int = Field(0, ge=0)
+    max_test_per_domain: int = Field(0, ge=0, le=MAX_ROWS)
     # seeds the subsample and train/test split: fixed across run seeds, so every run is scored
     # on the same target test rows
-    split_seed: int = Field(0, ge=0)
+    split_seed: int = Field(0, ge=0, le=MAX_SEED)
     # office-caltech10
     features: Literal["surf", "decaf"] = "surf"
     # features: glob of per-domain files inside data_dir (one file = one domain; <d>_train.* +
@@ -115,16 +126,16 @@ class TrainingConfig(_Strict):
     # constructor keywords of the strategy (e.g. FedAdam's eta, Krum's num_malicious_nodes)
     strategy_options: dict[str, float | int | bool | str] = Field(default_factory=dict)
     target: str = ""  # domain held out as the unlabeled target; "" = federation default
-    rounds: int = Field(10, ge=1, le=10_000)
-    local_steps: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.01, gt=0)
+    rounds: int = Field(10, ge=1, le=MAX_ROUNDS)
+    local_steps: int = Field(20, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH)
+    lr: float = Field(0.01, gt=0, le=MAX_RATE)
     momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
-    proximal_mu: float = Field(0.01, ge=0)
-    mmd_weight: float = Field(1.0, ge=0)
-    target_sample: int = Field(256, ge=2)  # target embeddings sent to clients each round
-    finetune_steps: int = Field(20, ge=0)  # server fine-tuning steps on voted pseudo-labels
+    weight_decay: float = Field(5e-4, ge=0, le=MAX_RATE)
+    proximal_mu: float = Field(0.01, ge=0, le=MAX_RATE)
+    mmd_weight: float = Field(1.0, ge=0, le=MAX_RATE)
+    target_sample: int = Field(256, ge=2, le=MAX_ROWS)  # target embeddings sent to clients each round
+    finetune_steps: int = Field(20, ge=0, le=MAX_STEPS)  # server fine-tuning steps on voted pseudo-labels
     vote_agreement: float = Field(0.5, gt=0, le=1)  # share of voters that must agree (1 = unanimous)
     # which voted samples FedKA may adopt: "majority" (winner has > half the votes; fedlab) or
     # "plurality" (every sample, as the reference notebook does)
@@ -132,7 +143,8 @@ class TrainingConfig(_Strict):
     # FedKA voting starts after this share of the rounds: pseudo-labels from barely trained
     # clients are mostly wrong, and fine-tuning on them locks the errors in (confirmation bias).
     vote_warmup: float = Field(0.5, ge=0, lt=1)
-    finetune_lr: float | None = Field(None, gt=0)  # server fine-tuning learning rate (default: lr)
+    # server fine-tuning learning rate (default: lr)
+    finetune_lr: float | None = Field(None, gt=0, le=MAX_RATE)
     # FedKA adopts, per voted class, only this share of the majority-voted samples: the most
     # confident ones (class-balanced self-training). 1 = the reference rule (every majority vote).
     vote_select: float = Field(0.5, gt=0, le=1)
@@ -150,12 +162,12 @@ class TrainingConfig(_Strict):
     optimizer: Literal["sgd", "adam"] = "sgd"  # clients and server fine-tuning (adam: no momentum)
     # > 0: a client's local steps and FedKA's fine-tuning steps stop after this many passes over
     # their data (the reference's "up to 32 / 128 batches" on small domains); 0 = no cap
-    max_epochs_per_round: float = Field(0.0, ge=0)
+    max_epochs_per_round: float = Field(0.0, ge=0, le=MAX_STEPS)
     # Cross-device scale (see `server.sampling`): clients trained per round, drawn with a seeded RNG
     # (0 = every client every round); evaluation every `eval_every` rounds (and the last); which
     # clients score the global model on their own split in those rounds.
-    clients_per_round: int = Field(0, ge=0)
-    eval_every: int = Field(1, ge=1)
+    clients_per_round: int = Field(0, ge=0, le=MAX_CLIENTS)
+    eval_every: int = Field(1, ge=1, le=MAX_ROUNDS)
     client_eval: Literal["none", "sampled", "all"] = "sampled"
 
     @field_validator("strategy")
@@ -251,7 +263,7 @@ class SimulationConfig(_Strict):
     layer reads."""
 
     protocol: Literal["", "fedka2022"] = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Simulation engine: "inprocess" (default on CPU: no Ray cluster, deterministic)
     # or "ray" (parallel clients in actors, fractional GPUs). "auto": ray when gpus_per_client > 0
@@ -266,7 +278,7 @@ class SimulationConfig(_Strict):
     torch_threads: int = Field(0, ge=0, le=1024)
     ray_address: str = ""
     gpus_per_client: float = Field(0.0, ge=0, le=1)
-    cpus_per_client: float = Field(1.0, gt=0)
+    cpus_per_client: float = Field(1.0, gt=0, le=1024)
     out: str = "runs"
     federation: FederationConfig = Field(default_factory=FederationConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -7,9 +7,11 @@ Single files are written the same way (temp file + ``os.replace``).
 
 A process killed with SIGKILL (or a crash of the machine) cannot clean up, so a working
 directory holds an exclusive `flock` on ``.owner.lock`` for as long as its process lives; the
-next `atomic_run_dir` in the same parent folder removes every ``.NAME.partial-*`` folder whose
-lock is free (its owner is gone). Folders from older fedlab versions, which have no lock file,
-are removed once they are older than `LEGACY_PARTIAL_AGE` seconds.
+next `atomic_run_dir` in the same parent folder removes every ``.NAME.partial-*`` folder that
+fedlab marked as its own when it created it (`MARKER`, holding `MARKER_TEXT`) and whose lock
+is free (its owner is gone). A folder without the marker is never touched, whatever its name
+or age: fedlab deletes only what it created (issue #27: a user's ``.results.partial-keep`` was
+deleted by an ordinary run).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -84,7 +85,8 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
 
 
 OWNER_LOCK = ".owner.lock"
-LEGACY_PARTIAL_AGE = 3600.0
+MARKER = ".fedlab-partial"
+MARKER_TEXT = "fedlab partial run directory: removed by the next run once its owner is gone\n"
 
 
 def _lock_owner(work: Path) -> Any:
@@ -98,10 +100,23 @@ def _lock_owner(work: Path) -> Any:
     return fh
 
 
+def _is_fedlabs(folder: Path) -> bool:
+    """The folder carries the marker fedlab writes into every working directory it creates."""
+    marker = folder / MARKER
+    try:
+        if not marker.is_file() or marker.is_symlink():
+            return False
+        return marker.read_text(encoding="utf-8") == MARKER_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _is_stale(folder: Path) -> bool:
+    if folder.is_symlink() or not _is_fedlabs(folder):
+        return False  # not ours: never removed
     lock = folder / OWNER_LOCK
     if not lock.exists():
-        return time.time() - folder.stat().st_mtime > LEGACY_PARTIAL_AGE
+        return False  # the marker is written before the lock: its owner is still starting
     try:
         import fcntl
     except ImportError:
@@ -116,7 +131,8 @@ def _is_stale(folder: Path) -> bool:
 
 
 def remove_stale_partials(parent: Path) -> list[Path]:
-    """Remove ``.*.partial-*`` folders in `parent` left by killed runs; returns what was removed."""
+    """Remove ``.*.partial-*`` folders in `parent` that fedlab created (`MARKER`) and whose owner is gone;
+    returns what was removed."""
     removed = []
     if not Path(parent).is_dir():
         return removed
@@ -134,6 +150,40 @@ def default_run_name(prefix: str) -> str:
     return f"{prefix}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}"
 
 
+def check_out_dir(final: Path, flag: str = "--out") -> None:
+    """The run directory `final` can be created: it is not a file, no folder above it is a file,
+    and the nearest existing folder above it is writable. Checked before any data is loaded, so a
+    bad ``--out`` costs nothing and writes nothing (one `FedlabError` line)."""
+    from fedlab.core.errors import FedlabError
+
+    final = Path(final).expanduser()
+    if final.exists() and not final.is_dir():
+        raise FedlabError(f"{flag} {final} is an existing file; expected a directory (new or empty)")
+    probe = final
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe != final and not probe.is_dir():
+        raise FedlabError(f"{flag} {final}: {probe} is a file, so no directory can be created below it")
+    target = final if final.exists() else probe
+    if not os.access(target, os.W_OK | os.X_OK) or _read_only_mount(target):
+        raise FedlabError(f"{flag} {final}: {target} is not writable; choose another {flag}")
+
+
+def _read_only_mount(folder: Path) -> bool:
+    """True on a read-only file system or a pseudo file system (/proc, /sys), where even root's
+    `os.access` says yes but creating a folder fails."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return True
+    if stat.f_flag & os.ST_RDONLY:
+        return True
+    resolved = Path(folder).resolve()
+    return any(resolved == Path(p) or Path(p) in resolved.parents for p in ("/proc", "/sys"))
+
+
 @contextmanager
 def atomic_run_dir(final: Path, *, resume: bool = False) -> Iterator[Path]:
     """Yield a working directory that becomes `final` only if the block succeeds.
@@ -145,11 +195,16 @@ def atomic_run_dir(final: Path, *, resume: bool = False) -> Iterator[Path]:
     from fedlab.core.errors import FedlabError
 
     final = Path(final)
+    check_out_dir(final)
     if final.exists() and any(final.iterdir()) and not resume:
         raise FedlabError(f"run directory {final} already exists and is not empty; choose another --out")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(final.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(final.parent)
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+        (work / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+    except OSError as exc:
+        raise FedlabError(f"--out {final}: cannot create ({exc.strerror or type(exc).__name__})") from exc
     owner = None
     try:
         owner = _lock_owner(work)
@@ -164,6 +219,7 @@ def atomic_run_dir(final: Path, *, resume: bool = False) -> Iterator[Path]:
     if owner is not None:
         owner.close()
     (work / OWNER_LOCK).unlink(missing_ok=True)
+    (work / MARKER).unlink(missing_ok=True)
     if final.exists():
         backup = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, backup)

@@ -43,6 +43,7 @@ import numpy as np
 
 from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
+from fedlab.core.tables import check_finite, check_finite_array, check_unique_header, no_complete_rows
 from fedlab.data.base import FederationData, RawDomain, Source
 
 log = logging.getLogger("fedlab.data.features")
@@ -176,11 +177,14 @@ def find_pairs(
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
+    check_unique_header(path)
     try:
         df = pd.read_csv(path, skipinitialspace=True)
     except Exception as exc:
         raise DataError(f"{path}: cannot read CSV ({type(exc).__name__}); expected a header row") from exc
-    if df.shape[1] < 2 or len(df) == 0:
+    if len(df) == 0:
+        raise no_complete_rows(df, str(path))
+    if df.shape[1] < 2:
         raise DataError(
             f"{path}: CSV has {df.shape[1]} columns and {len(df)} rows; expected features + label"
         )
@@ -195,6 +199,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if feats.isna().any().any():
         col = feats.columns[feats.isna().any()][0]
         raise DataError(f"{path}: column {col!r} has missing values; expected complete numeric features")
+    check_finite(feats, str(path))
     return feats.to_numpy(np.float32), df[label].to_numpy()
 
 
@@ -210,6 +215,7 @@ def _read_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x)
     if x.ndim != 2 or len(x) != len(y):
         raise DataError(f"{path}: {xk!r} has shape {x.shape} for {len(y)} labels; expected (N, D)")
+    check_finite_array(x, str(path), f"array {xk!r}")
     return x.astype(np.float32), y
 
 

@@ -52,6 +52,7 @@ import pandas as pd
 from audits.datasets.protected import as_text
 from fedlab.config import FederationConfig
 from fedlab.core.errors import DataError
+from fedlab.core.tables import check_finite, check_two_classes, check_unique_header, no_complete_rows
 from fedlab.data.base import Domain, FederationData, RawDomain, Source
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,8 @@ def read_table(path: Path, cfg: FederationConfig) -> tuple[pd.DataFrame, dict[st
     has_header = not adult
     if wanted and all(c in head for c in wanted):
         has_header, adult = True, False
+    if has_header:
+        check_unique_header(path, skip=skip)
     try:
         df = pd.read_csv(
             path,
@@ -238,6 +241,7 @@ def read_table(path: Path, cfg: FederationConfig) -> tuple[pd.DataFrame, dict[st
     for c in df.columns:
         if df[c].dtype == object:
             df[c] = df[c].str.strip().replace("", np.nan)
+    check_finite(df, str(path))
     return df, _settings(cfg, adult)
 
 
@@ -276,6 +280,8 @@ def tabular_source(cfg: FederationConfig) -> Source:
     if not path.is_absolute() and cfg.data_dir:
         path = Path(cfg.data_dir).expanduser() / path
     df, s = read_table(path, cfg)
+    if df.empty:
+        raise no_complete_rows(df, str(path))
     dom_col, lab_col = s["domain_column"], s["label_column"]
     for role, col in (
         ("domain_column", dom_col),
@@ -286,11 +292,14 @@ def tabular_source(cfg: FederationConfig) -> Source:
             raise DataError(f"{path}: {role} {col!r} not found; columns are {', '.join(df.columns)}")
     protected = _privileged(df, s["protected"], path)
     df = df.drop(columns=[c for c in cfg.drop_columns if c not in (dom_col, lab_col, *protected)])
-    n_before = len(df)
+    n_before, df_before = len(df), df
     df = df.dropna().reset_index(drop=True)
+    if df.empty:
+        raise no_complete_rows(df_before, str(path))
     if len(df) < n_before:
         log.info("%s: dropped %d of %d rows with missing values", path, n_before - len(df), n_before)
     label = df[lab_col].map(as_text).str.rstrip(".")
+    check_two_classes(label, str(path), lab_col)
     positive = as_text(s["positive_label"]).rstrip(".")
     values = sorted(set(label))
     if positive not in values:

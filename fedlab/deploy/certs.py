@@ -23,7 +23,6 @@ import datetime as dt
 import ipaddress
 import os
 import re
-import secrets
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 SERVER_CERT = "server.pem"
 SERVER_KEY = "server.key"
-SUPEREXEC_SECRET = "superexec.secret"
 NODE_PRIVATE_KEY = "auth.key"
 NODE_PUBLIC_KEY = "auth.pub"
 NODE_PREFIX = "supernode"
@@ -64,19 +62,18 @@ class CertPaths:
     ca_key: Path
     server_cert: Path
     server_key: Path
-    superexec_secret: Path
     sans: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class NodeKeys:
-    """One SuperNode's authentication key pair and its SuperExec secret."""
+    """One SuperNode's authentication key pair (no SuperExec secret: Flower ignores it in the
+    ``subprocess`` isolation fedlab uses, so none is generated)."""
 
     name: str
     directory: Path
     private_key: Path
     public_key: Path
-    superexec_secret: Path
     key_status: str = "kept"  # "created", "replaced" (--overwrite) or "kept" (already there)
 
 
@@ -239,10 +236,6 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _secret() -> bytes:
-    # Flower reads the file as exact raw bytes; hex keeps it printable and free of newlines.
-    return secrets.token_hex(32).encode("ascii")
-
 
 def generate_certs(
     directory: Path,
@@ -251,7 +244,10 @@ def generate_certs(
     days: int = 365,
     new_ca: bool = False,
 ) -> CertPaths:
-    """CA (reused if present) + SuperLink server certificate + SuperExec secret in `directory`."""
+    """CA (reused if present) + SuperLink server certificate in `directory`.
+
+    No SuperExec secret: Flower 1.42 ignores it in ``subprocess`` isolation (the mode fedlab
+    runs), so a generated one would be key material used nowhere (issue #27)."""
     if days < 1:
         raise FedlabError(f"--days must be at least 1 (got {days})")
     directory = ensure_private_dir(Path(directory))
@@ -268,16 +264,12 @@ def generate_certs(
     # Key before certificate: a reader that sees the new cert never pairs it with an old key.
     write_secure(directory / SERVER_KEY, _pem_key(key), PRIVATE_MODE)
     write_secure(directory / SERVER_CERT, cert.public_bytes(serialization.Encoding.PEM), PUBLIC_MODE)
-    secret_path = directory / SUPEREXEC_SECRET
-    if new_ca or not secret_path.is_file():
-        write_secure(secret_path, _secret(), PRIVATE_MODE)
     return CertPaths(
         directory=directory,
         ca_cert=directory / CA_CERT,
         ca_key=directory / CA_KEY,
         server_cert=directory / SERVER_CERT,
         server_key=directory / SERVER_KEY,
-        superexec_secret=secret_path,
         sans=tuple(str(getattr(s, "value", s)) for s in sans),
     )
 
@@ -291,7 +283,7 @@ def node_name(index: int) -> str:
 
 
 def generate_node_keys(directory: Path, nodes: int, *, overwrite: bool = False) -> list[NodeKeys]:
-    """One directory per SuperNode with its ECDSA P-384 key pair (OpenSSH) and SuperExec secret.
+    """One directory per SuperNode with its ECDSA P-384 key pair (OpenSSH).
 
     Existing key pairs are kept unless `overwrite`: a registered public key must not
     silently change under a running federation.
@@ -303,7 +295,7 @@ def generate_node_keys(directory: Path, nodes: int, *, overwrite: bool = False) 
     for i in range(1, nodes + 1):
         name = node_name(i)
         node_dir = ensure_private_dir(root / name)
-        priv, pub, sec = node_dir / NODE_PRIVATE_KEY, node_dir / NODE_PUBLIC_KEY, node_dir / SUPEREXEC_SECRET
+        priv, pub = node_dir / NODE_PRIVATE_KEY, node_dir / NODE_PUBLIC_KEY
         existed = priv.is_file() and pub.is_file()
         status = "replaced" if existed and overwrite else "kept" if existed else "created"
         if status != "kept":
@@ -316,9 +308,7 @@ def generate_node_keys(directory: Path, nodes: int, *, overwrite: bool = False) 
             )
             write_secure(priv, private, PRIVATE_MODE)
             write_secure(pub, public + f" fedlab-{name}\n".encode(), PUBLIC_MODE)
-        if overwrite or not sec.is_file():
-            write_secure(sec, _secret(), PRIVATE_MODE)
-        out.append(NodeKeys(name, node_dir, priv, pub, sec, status))
+        out.append(NodeKeys(name, node_dir, priv, pub, status))
     return out
 
 

@@ -100,8 +100,7 @@ def executable(name: str) -> str:
 def existing_certs(certs_dir: Path) -> CertPaths:
     """The files of an earlier `fedlab deploy certs` run, checked to exist."""
     d = Path(certs_dir).expanduser().resolve()  # processes run in the workdir
-    certs = CertPaths(d, d / "ca.crt", d / "ca.key", d / "server.pem", d / "server.key",
-                      d / "superexec.secret", ())  # fmt: skip
+    certs = CertPaths(d, d / "ca.crt", d / "ca.key", d / "server.pem", d / "server.key", ())
     missing = [p for p in (certs.ca_cert, certs.server_cert, certs.server_key) if not p.is_file()]
     if missing:
         raise FedlabError(f"{missing[0]} not found; run `fedlab deploy certs --out {d}` first")
@@ -125,13 +124,29 @@ def superlink_argv(port: int, certs: CertPaths | None, auth: bool) -> list[str]:
     return argv
 
 
+def gate_argv(port: int, link_port: int, certs: CertPaths | None) -> list[str]:
+    """The Fleet gate (`fedlab.deploy.fleet_gate`) on HOST:port in front of the SuperLink at link_port."""
+    argv = [sys.executable, "-m", "fedlab.deploy.fleet_gate", "--listen", f"{HOST}:{port}"]
+    argv += ["--superlink", f"{HOST}:{link_port}"]
+    if certs is not None:
+        argv += ["--certfile", str(certs.server_cert), "--keyfile", str(certs.server_key)]
+        argv += ["--ca", str(certs.ca_cert)]
+    return argv
+
+
 def register_argv(key: NodeKeys) -> list[str]:
     """``flwr supernode register``: let the SuperLink accept the SuperNode holding `key`."""
     return [*FLWR_CLI, "supernode", "register", str(key.public_key), CONNECTION]
 
 
 def supernode_argv(
-    index: int, domain: str, link_port: int, port: int, ca: Path | None, key: NodeKeys | None
+    index: int,
+    domain: str,
+    link_port: int,
+    port: int,
+    ca: Path | None,
+    key: NodeKeys | None,
+    data_dir: Path | None = None,
 ) -> list[str]:
     """``flower-supernode`` number `index`: trusts `ca` (else insecure), signs with `key`, loads `domain`."""
     argv = [executable("flower-supernode"), "--superlink", f"{HOST}:{link_port}"]
@@ -139,7 +154,11 @@ def supernode_argv(
     if key is not None:
         argv += ["--auth-supernode-private-key", str(key.private_key)]
     argv += ["--host", HOST, "--port", str(port), "--max-retries", "3"]
-    argv += ["--node-config", f"domain={json.dumps(domain)} client-id={index}"]
+    # no client-id: the node's identity (and its training seed) follows its domain, as in simulation
+    node_config = f"domain={json.dumps(domain)}"
+    if data_dir is not None:  # the node's own data folder: the only files it will read
+        node_config += f" data-dir={json.dumps(str(Path(data_dir).expanduser().resolve()))}"
+    argv += ["--node-config", node_config]
     return argv
 
 

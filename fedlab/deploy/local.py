@@ -31,6 +31,7 @@ from fedlab.deploy.flower_config import (
     child_env,
     default_app_dir,
     existing_certs,
+    gate_argv,
     list_argv,
     register_argv,
     run_argv,
@@ -59,6 +60,9 @@ class LocalOptions:
     nodes: int = 2
     tls: bool = True
     auth: bool = True  # SuperNode authentication (needs TLS)
+    # SuperNodes reach the SuperLink through the Fleet gate (`fedlab.deploy.fleet_gate`): only the
+    # Fleet API is served to them, the Control API stays on the SuperLink's loopback port
+    gate: bool = True
     rounds: int = 2
     federation: str = "digits"
     strategy: str = "fedavg"
@@ -66,6 +70,9 @@ class LocalOptions:
     domains: Sequence[str] | None = None  # one per node; None: the federation's non-target domains
     local_steps: int = 5
     seed: int = 0
+    # file-based federations: the ServerApp's target data (run config data-dir) and each
+    # SuperNode's own data (node config data-dir); one folder on this one machine
+    data_dir: Path | None = None
     out: Path = Path("runs/deploy")
     app_dir: Path | None = None  # the Flower app (folder with pyproject.toml); None: this checkout
     certs_dir: Path | None = None  # existing `fedlab deploy certs` output; None: fresh ones
@@ -166,7 +173,7 @@ class LocalDeployment:
     def _start_node(
         self, index: int, link_port: int, port: int, ca: Path | None, key: NodeKeys | None
     ) -> Managed:
-        argv = supernode_argv(index, self.domains[index - 1], link_port, port, ca, key)
+        argv = supernode_argv(index, self.domains[index - 1], link_port, port, ca, key, self.opts.data_dir)
         return self.procs.start(f"supernode-{index}", argv)
 
     def _wait_nodes(self) -> None:
@@ -215,6 +222,7 @@ class LocalDeployment:
             "min-clients": opts.nodes,
             "round-timeout": float(opts.round_timeout),
             **({"target": opts.target} if opts.target else {}),
+            **({"data-dir": str(Path(opts.data_dir).expanduser().resolve())} if opts.data_dir else {}),
             **opts.run_config,
         }
         return run_config_arg(values)
@@ -279,17 +287,23 @@ class LocalDeployment:
                 ca = certs.ca_cert.resolve() if certs else None
                 if opts.root_ca is not None and certs is not None:
                     ca = Path(opts.root_ca).resolve()
-                link_port, *node_ports = free_ports(1 + opts.nodes)
+                link_port, fleet_port, *node_ports = free_ports(2 + opts.nodes)
                 link = self._start_superlink(link_port, certs)
                 if ca is not None:
                     check_tls(HOST, link_port, ca)
                 write_cli_config(self.home, link_port, ca)
                 self.sink(f"[fedlab] SuperLink on {HOST}:{link_port} ({'TLS' if certs else 'insecure'})")
+                if opts.gate:
+                    gate = self.procs.start("fleet-gate", gate_argv(fleet_port, link_port, certs))
+                    wait_port(HOST, fleet_port, gate, opts.startup_timeout)
+                    self.sink(f"[fedlab] Fleet gate on {HOST}:{fleet_port} (SuperNodes: Fleet API only)")
+                else:
+                    fleet_port = link_port
                 if keys:
                     self._register(keys)
                 for i in range(1, opts.nodes + 1):
                     key = keys[i - 1] if keys else None
-                    self.nodes.append(self._start_node(i, link_port, node_ports[i - 1], ca, key))
+                    self.nodes.append(self._start_node(i, fleet_port, node_ports[i - 1], ca, key))
                 self._wait_nodes()
                 self._arm_kill()
                 joined = ", ".join(self.domains)

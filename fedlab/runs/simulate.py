@@ -21,7 +21,7 @@ from typing import Any
 
 from fedlab.config import SimulationConfig
 from fedlab.core.errors import ConfigError
-from fedlab.core.rundir import atomic_run_dir, default_run_name
+from fedlab.core.rundir import atomic_run_dir, check_out_dir, default_run_name
 from fedlab.federation.setup import setup_for
 from fedlab.runtime.backends import CLIENT_APP_REF, simulation_backend
 
@@ -169,6 +169,7 @@ def simulate(
 
     _quiet_flower(verbose)
     check_strategy(cfg)
+    check_out_dir(Path(out) if out else Path(cfg.out), "--out" if out else "out")
     setup = setup_for(cfg)  # validates data + target before any directory exists
     check_scale(cfg, len(setup.clients))
     _warn_small_clients(setup.clients_too_small())

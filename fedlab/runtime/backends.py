@@ -29,6 +29,7 @@ from flwr.clientapp.client_app import ClientAppException, LoadClientAppError
 from flwr.server.superlink.fleet.vce.backend import Backend, BackendConfig
 
 from fedlab.runtime.flower_compat import flower_runtime_backend
+from fedlab.runtime.parent_watch import ParentLink, close_parent_link, parent_link, watch_parent
 
 CLIENT_APP_REF = "clients.app:app"
 
@@ -73,11 +74,14 @@ def _load_app(ref: str) -> ClientApp:
     return getattr(importlib.import_module(module), attr)
 
 
-def _worker_init(app_ref: str) -> None:
-    """Each worker: one torch thread (W workers share the cores), the ClientApp imported once."""
+def _worker_init(app_ref: str, link: ParentLink | None = None) -> None:
+    """Each worker: dies with its parent, one torch thread (W workers share the cores), the ClientApp
+    imported once."""
     global _WORKER_APP
     import signal
 
+    if link is not None:
+        watch_parent(link)  # a SIGKILLed parent leaves no orphan holding the run's lock
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
@@ -103,16 +107,21 @@ class ProcessPoolBackend(Backend):
         self.workers = max(1, int(init.get("workers", 2)))
         self.app_ref = str(init.get("app_ref", CLIENT_APP_REF))
         self.pool: ProcessPoolExecutor | None = None
+        self.link: ParentLink | None = None
 
     def build(self, app_fn: Callable[[], ClientApp]) -> None:
         # Workers import the ClientApp by reference (`app_fn` itself need not be picklable).
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self.link = parent_link(forked=method == "fork")
         self.pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context(method),
             initializer=_worker_init,
-            initargs=(self.app_ref,),
+            initargs=(self.app_ref, self.link),
         )
+        # fork starts every worker at the first submit: do it here, in the thread that built the
+        # pool (the one PR_SET_PDEATHSIG ties the workers to)
+        self.pool.submit(int).result()
 
     @property
     def num_workers(self) -> int:
@@ -132,7 +141,9 @@ class ProcessPoolBackend(Backend):
     def terminate(self) -> None:
         """Stop at once: queued messages are cancelled and the workers killed (also on Ctrl-C)."""
         pool, self.pool = self.pool, None
+        link, self.link = self.link, None
         if pool is None:
+            close_parent_link(link)
             return
         procs = list(getattr(pool, "_processes", {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
@@ -141,6 +152,7 @@ class ProcessPoolBackend(Backend):
                 proc.terminate()
         for proc in procs:
             proc.join(timeout=2)
+        close_parent_link(link)  # any worker still alive reads EOF and exits
 
 
 @contextmanager
