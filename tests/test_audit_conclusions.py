@@ -225,7 +225,7 @@ def test_schema_input_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert sorted(ok.frame["y"].unique()) == [0, 1, 2]  # kept; the audit binarizes 1 vs rest
     ages = [20.0 + i for i in range(59)] + [float("inf")]
-    with pytest.raises(DataError, match=r"column 'age' holds 1 infinite value"):
+    with pytest.raises(DataError, match=r"column 'age' row 60 holds inf .*expected finite"):
         load_dataset(csv=_csv(tmp_path, ys, ages), schema=_schema(tmp_path, '{race = "a"}'))
     with pytest.raises(DataError, match="favourable_label '7' is not a value of target 'y'"):
         load_dataset(csv=_csv(tmp_path, ys), schema=_schema(tmp_path, '{race = "a"}', "favourable_label = 7"))
