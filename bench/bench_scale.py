@@ -178,7 +178,7 @@ def _in_worker_thread(fn: Any, *args: Any) -> Any:
 
 def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     from fedlab.federation.setup import setup_for
-    from fedlab.runs.simulate import _threads_for, torch_threads
+    from fedlab.learn.threads import threads_for, torch_threads
 
     cfg = _config(cell)
     setup = setup_for(cfg)  # data loaded before timing (both sides)
@@ -186,7 +186,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     n = len(setup.clients)
     k = n if cfg.training.clients_per_round in (0, n) else cfg.training.clients_per_round
     rounds_s: list[float] = []
-    with torch_threads(_threads_for(cfg, setup.fed.kind)):
+    with torch_threads(threads_for(cfg.torch_threads, setup.fed.kind)):
         if cell["variant"].startswith("loop"):
             from _scale_loop import plain_loop
 

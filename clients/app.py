@@ -28,6 +28,7 @@ from fedlab.data import ClientPartition
 from fedlab.federation.setup import model_norm
 from fedlab.learn.models import DomainDiscriminator, DomainModel, build_model
 from fedlab.learn.spec import local_spec
+from fedlab.learn.threads import threads_for, use_threads
 from fedlab.learn.training import LocalTrainSpec, accuracy_of, mean_loss, predict, resolve_device, train_local
 from fedlab.wire import keys
 from fedlab.wire.arrays import load_weights, record_state, state_record
@@ -38,13 +39,16 @@ DISCRIMINATOR_STATE = "fdann-discriminator"  # f-DANN's discriminator, kept in t
 def _context(msg: Message, context: Context) -> tuple[SimulationConfig, ClientPartition]:
     cfg = run_settings(context.run_config)
     target = str(msg.content[keys.CONFIG][keys.TARGET])
-    return cfg, partition_for(cfg, target, dict(context.node_config))
+    part = partition_for(cfg, target, dict(context.node_config))
+    # a deployed node's process: the simulation's thread count, hence its exact arithmetic
+    use_threads(threads_for(cfg.torch_threads, "image" if part.x_train.ndim == 4 else "vector"))
+    return cfg, part
 
 
 def run_settings(run_config: Any) -> SimulationConfig:
     """The run's `SimulationConfig` from the run config (validated once per process and run)."""
     flat = {**(_GIVEN_RUN_CONFIG.get() or {}), **dict(run_config)}
-    if keys.RUN_CONFIG in flat:
+    if flat.get(keys.RUN_CONFIG):  # the whole config (simulation, `deploy local --config`)
         return _parse_config(str(flat[keys.RUN_CONFIG]))
     return _parse_flat(tuple(sorted((str(k), str(v)) for k, v in flat.items())))
 

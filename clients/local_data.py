@@ -86,7 +86,7 @@ def check_node_files(cfg: SimulationConfig, data_dir: str) -> None:
             )
         return
     root = Path(data_dir).expanduser().resolve()
-    names = [("csv", fed.csv)] if fed.name == "tabular" else []
+    names = [("csv", fed.csv), ("schema", fed.schema_file)] if fed.name == "tabular" else []
     if fed.name == "features":
         names += [("pattern", fed.pattern)]
         names += [(f"files.{d}.{k}", v) for d, split in fed.files.items() for k, v in split.items()]
@@ -130,7 +130,10 @@ def _from_federation(config_json: str, target: str, domain: str, data_dir: str) 
     the simulation of the same config — identity by domain, never by connection order."""
     cfg = SimulationConfig.model_validate_json(config_json)
     # the node's own folder, never the run config's (an empty one: embedded data only)
-    fed_cfg = cfg.federation.model_copy(update={"data_dir": data_dir})
+    update = {"data_dir": data_dir}
+    if data_dir and cfg.federation.schema_file:  # relative to the node's folder (check_node_files)
+        update["schema_file"] = str(Path(data_dir).expanduser().resolve() / cfg.federation.schema_file)
+    fed_cfg = cfg.federation.model_copy(update=update)
     if fed_cfg.clients_per_domain == 1:
         setup = setup_for(cfg.model_copy(update={"federation": fed_cfg}), target)
         for client in setup.clients:

@@ -34,6 +34,7 @@ from fedlab.core.rundir import (
 )
 from fedlab.core.seeding import seed_everything
 from fedlab.federation.setup import setup_for
+from fedlab.learn.threads import threads_for, use_threads
 from fedlab.learn.training import resolve_device
 from fedlab.metrics.run_record import dp_summary, summarize_rounds
 from fedlab.wire import keys
@@ -247,6 +248,7 @@ def main(grid: Grid, context: Context) -> None:
     """
     run_config = dict(context.run_config)
     cfg = SimulationConfig.from_flat(run_config)
+    use_threads(threads_for(cfg.torch_threads, setup_for(cfg).fed.kind))  # as `simulate` does
     min_clients = int(_deploy_setting(run_config, "min-clients"))
     cfg.training.min_fit_clients_fraction = _deploy_setting(run_config, "min-fit-fraction")
     round_timeout = _deploy_setting(run_config, "round-timeout")

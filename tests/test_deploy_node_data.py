@@ -56,3 +56,14 @@ def test_embedded_federation_needs_no_node_data() -> None:
     cfg = SimulationConfig.model_validate({"federation": {"name": "digits"}})
     part = partition_for(cfg, "rotated", {"domain": "original", "client-id": 7})
     assert part.domain == "original" and part.client_id == 7 and len(part.y_train) > 0
+
+
+def test_schema_named_by_the_run_config_stays_inside_the_node_folder(tmp_path: Path, caplog) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    cfg = _tabular("adult.csv")
+    cfg.federation.schema_file = str(tmp_path / "elsewhere.toml")  # absolute: a file on the site
+    caplog.set_level(logging.ERROR, logger="fedlab.clients")
+    with pytest.raises(DataError, match="could not load its configured data"):
+        partition_for(cfg, "White", {"domain": "Black", "data-dir": str(site)})
+    assert "federation.schema" in caplog.text and "relative name" in caplog.text

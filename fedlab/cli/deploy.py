@@ -69,13 +69,20 @@ def local(
     gate: bool = typer.Option(
         True, "--gate/--no-gate", help="SuperNodes connect through the Fleet gate (Fleet API only)."
     ),
-    rounds: int = typer.Option(2, "--rounds", min=1),
-    federation: str = typer.Option("digits", "--federation"),
-    strategy: str = typer.Option("fedavg", "--strategy"),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="A fedlab TOML config (any federation, every setting); the flags below override it.",
+    ),
+    rounds: int | None = typer.Option(None, "--rounds", min=1, help="[default: 2, or the config's]"),
+    federation: str | None = typer.Option(None, "--federation", help="[default: digits, or the config's]"),
+    strategy: str | None = typer.Option(None, "--strategy", help="[default: fedavg, or the config's]"),
     target: str | None = typer.Option(None, "--target", help="Target domain (default: the app's)."),
     domains: str | None = typer.Option(None, "--domains", help="Comma-separated domain per SuperNode."),
-    local_steps: int = typer.Option(5, "--local-steps", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    local_steps: int | None = typer.Option(
+        None, "--local-steps", min=1, help="[default: 5, or the config's]"
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="[default: 0, or the config's]"),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="File-based federations: the server's and each SuperNode's data folder."
     ),
@@ -94,6 +101,14 @@ def local(
     from fedlab.deploy.rounds import EXIT_NODES_LOST, NodeIdSink, RoundReport
 
     sink = NodeIdSink(LocalOptions().sink)  # learns which node id each supernode-N got
+    cfg = None
+    if config is not None:  # the config decides; explicit flags still win (as in `fedlab simulate`)
+        from fedlab.config import load_simulation_config
+
+        flags = {"training.rounds": rounds, "training.local_steps": local_steps, "seed": seed,
+                 "training.strategy": strategy, "federation.name": federation, "training.target": target,
+                 "federation.data_dir": str(data_dir) if data_dir else None}  # fmt: skip
+        cfg = load_simulation_config(config, flags)
 
     # run_local prints the --insecure / --no-auth warning (also for programmatic callers).
     opts = LocalOptions(
@@ -101,13 +116,14 @@ def local(
         tls=tls,
         auth=auth and tls,
         gate=gate,
-        rounds=rounds,
-        federation=federation,
-        strategy=strategy,
+        rounds=2 if rounds is None else rounds,
+        federation=federation or "digits",
+        strategy=strategy or "fedavg",
         target=target,
         domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
-        local_steps=local_steps,
-        seed=seed,
+        local_steps=5 if local_steps is None else local_steps,
+        seed=0 if seed is None else seed,
+        config=cfg,
         data_dir=data_dir,
         out=out,
         certs_dir=certs_dir,

@@ -311,7 +311,7 @@ class SimulationConfig(_Strict):
         keys of a deployment."""
         import json
 
-        if "fedlab-config" in flat:
+        if flat.get("fedlab-config"):  # "" (the app's default): the flat keys below
             return cls.model_validate(json.loads(str(flat["fedlab-config"])))
         # `flwr run .` path: keys from [tool.flwr.app.config]
         data: dict[str, Any] = {"federation": {}, "training": {}}

@@ -58,7 +58,14 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(str(value))
+    text = str(value)
+    if '"' in text:
+        # Flower's --run-config parser takes "..." up to the next double quote (no escapes), so a
+        # value holding one (the JSON of `fedlab-config`) travels as a TOML literal string '...'
+        if "'" in text or "\n" in text:
+            raise FedlabError(f"run config value {text[:40]!r}...: holds both quote kinds or a newline")
+        return f"'{text}'"
+    return json.dumps(text)
 
 
 def run_config_arg(values: Mapping[str, Any]) -> str:

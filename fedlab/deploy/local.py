@@ -12,6 +12,7 @@ they are all gone afterwards. Cleanup runs in ``finally``, on Ctrl-C and on SIGT
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -83,6 +84,9 @@ class LocalOptions:
     startup_timeout: float = 120.0
     kill_node: tuple[int, str] | None = None  # (node 1..N, log regex of that node): SIGKILL it then
     keep_workdir: bool = False
+    # the whole fedlab config (`fedlab deploy local --config`): any federation, every setting; it
+    # then decides federation, strategy, target, rounds, local steps, seed and data folder
+    config: Any = None  # fedlab.config.SimulationConfig
     sink: Sink = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
 
@@ -105,9 +109,58 @@ class LocalResult:
         return self.status == "finished:completed"
 
 
+def with_config(opts: LocalOptions) -> LocalOptions:
+    """`opts` with the fields its `config` decides taken from it (unchanged without a config)."""
+    cfg = opts.config
+    if cfg is None:
+        return opts
+    data_dir = cfg.federation.data_dir
+    return dataclasses.replace(
+        opts,
+        federation=cfg.federation.name,
+        strategy=cfg.training.strategy,
+        target=cfg.training.target,
+        rounds=cfg.training.rounds,
+        local_steps=cfg.training.local_steps,
+        seed=cfg.seed,
+        data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+    )
+
+
+def _node_schema(opts: LocalOptions) -> str:
+    """The config's schema file as the SuperNodes name it: relative to their data folder (a run
+    config never names a file elsewhere on a site, `clients.local_data.check_node_files`)."""
+    schema = opts.config.federation.schema_file
+    if not schema:
+        return ""
+    path = Path(schema).expanduser().resolve()
+    root = Path(opts.data_dir).expanduser().resolve() if opts.data_dir else None
+    if root is None or root not in path.parents:
+        raise FedlabError(
+            f"federation.schema = {schema}: a deployed SuperNode reads only its own data folder; put the "
+            f"schema below --data-dir ({root or 'not given'}) and name it there"
+        )
+    return str(path.relative_to(root))
+
+
+def _config_domains(opts: LocalOptions) -> list[str]:
+    """The simulation's clients' domains, in client-id order: one SuperNode each."""
+    from fedlab.federation.setup import setup_for
+
+    cfg = opts.config
+    if cfg.federation.clients_per_domain != 1:
+        raise FedlabError(
+            f"federation.clients_per_domain = {cfg.federation.clients_per_domain}: a deployment runs one "
+            "SuperNode per domain (its operator's whole domain); set it to 1 in the config"
+        )
+    return [client.domain for client in setup_for(cfg).clients]
+
+
 def _domains_for(opts: LocalOptions) -> list[str]:
     if opts.domains:
         domains = list(opts.domains)
+    elif opts.config is not None:
+        domains = _config_domains(opts)
     elif opts.federation == "digits":
         from fedlab.data.digits import DEFAULT_TARGET, DOMAINS
 
@@ -128,6 +181,7 @@ class LocalDeployment:
             raise FedlabError(f"--nodes must be at least 1 (got {opts.nodes})")
         if opts.rounds < 1:
             raise FedlabError(f"--rounds must be at least 1 (got {opts.rounds})")
+        opts = with_config(opts)
         self.opts = opts
         self.sink = opts.sink
         self.app_dir = Path(opts.app_dir or default_app_dir()).resolve()
@@ -212,6 +266,15 @@ class LocalDeployment:
 
     def _run_config(self) -> str:
         opts = self.opts
+        if opts.config is not None:  # the whole config, as the simulation passes it
+            out = str(Path(opts.out).expanduser().resolve())
+            fed = opts.config.federation.model_copy(
+                update={"data_dir": str(opts.data_dir or ""), "schema_file": _node_schema(opts)}
+            )
+            cfg = opts.config.model_copy(update={"out": out, "federation": fed})
+            deployment = {"min-clients": opts.nodes, "round-timeout": float(opts.round_timeout), "out": out}
+            text = cfg.model_dump_json().replace("'", "\\u0027")  # JSON's escape: see run_config_arg
+            return run_config_arg({"fedlab-config": text, **deployment, **opts.run_config})
         values: dict[str, Any] = {
             "federation": opts.federation,
             "strategy": opts.strategy,

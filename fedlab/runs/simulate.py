@@ -23,6 +23,7 @@ from fedlab.config import SimulationConfig
 from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import atomic_run_dir, check_out_dir, default_run_name
 from fedlab.federation.setup import setup_for
+from fedlab.learn.threads import threads_for, torch_threads
 from fedlab.runtime.backends import CLIENT_APP_REF, simulation_backend
 
 RoundCallback = Callable[[dict[str, Any]], None]
@@ -70,24 +71,6 @@ def resolve_engine(cfg: SimulationConfig) -> str:
     if cfg.engine != "auto":
         return cfg.engine
     return "ray" if cfg.gpus_per_client > 0 or cfg.ray_address else "inprocess"
-
-
-def _threads_for(cfg: SimulationConfig, kind: str) -> int:
-    return cfg.torch_threads or (1 if kind == "vector" else 0)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Set torch's intra-op threads for the block (0 = leave as is), then restore them."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextmanager
@@ -183,7 +166,7 @@ def simulate(
     )
     with (
         atomic_run_dir(final) as work,
-        torch_threads(_threads_for(cfg, setup.fed.kind)),
+        torch_threads(threads_for(cfg.torch_threads, setup.fed.kind)),
         long_lived_objects_frozen(),
     ):
         write_resolved_config(work, cfg)
