@@ -35,6 +35,20 @@
 # Environment: PYTHON (host interpreter with fedlab + flwr; default .venv/bin/python),
 # CONTAINERS_CONF (podman; default docker/podman-containers.conf when runc is installed).
 set -euo pipefail
+# Ctrl-C must stop the run and remove everything whatever the parent did with SIGINT: a
+# non-interactive bash cannot trap a signal that was ignored when it started (CI runners and
+# scripts often start children that way), so restart once with INT and TERM at their defaults
+# (HUP is left alone: `nohup` users mean it).
+if [ -z "${FEDLAB_E2E_SIGNALS:-}" ]; then
+  export FEDLAB_E2E_SIGNALS=default
+  if env --default-signal=INT true 2>/dev/null; then
+    exec env --default-signal=INT,TERM bash "$0" "$@"
+  fi
+  exec python3 -c 'import os, signal, sys
+for s in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(s, signal.SIG_DFL)
+os.execvp("bash", ["bash", *sys.argv[1:]])' "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
@@ -142,10 +156,16 @@ cleanup() {
   for pid in "$WATCHER" "$RUN_PID" "$FOLLOW_PID"; do  # only what this script started
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
   done
+  # within ~5 s in all: every container's log at once, then one forced removal of them all
+  local log_pids=()
   for c in "${CONTAINERS[@]}"; do
-    "$ENGINE" logs --timestamps "$c" >"$WORK/logs/${c#"$PREFIX"-}.log" 2>&1 || true
-    "$ENGINE" rm -f -t 5 "$c" >/dev/null 2>&1 || "$ENGINE" rm -f "$c" >/dev/null 2>&1 || true
+    timeout 3 "$ENGINE" logs --timestamps "$c" >"$WORK/logs/${c#"$PREFIX"-}.log" 2>&1 &
+    log_pids+=($!)
   done
+  [ "${#log_pids[@]}" = 0 ] || wait "${log_pids[@]}" 2>/dev/null || true
+  if [ "${#CONTAINERS[@]}" -gt 0 ]; then
+    "$ENGINE" rm -f -t 1 "${CONTAINERS[@]}" >/dev/null 2>&1 || "$ENGINE" rm -f "${CONTAINERS[@]}" >/dev/null 2>&1 || true
+  fi
   if [ "$NETWORK_MADE" = 1 ]; then "$ENGINE" network rm "$NET" >/dev/null 2>&1 || true; fi
   local left
   left=$("$ENGINE" ps -a --format '{{.Names}}' 2>/dev/null | grep -c "^$PREFIX-" || true)
@@ -186,8 +206,8 @@ cfg = SimulationConfig.model_validate({"seed": seed, "training": {"target": targ
 for i, domain in enumerate(domains, start=1):
     # no client-id: the simulation's client of this domain (its id seeds training, as simulated)
     part = partition_for(cfg, target, {"domain": domain})
-    (out / f"supernode-{i}.id").write_text(str(part.client_id))
     (out / f"supernode-{i}").mkdir(parents=True)
+    (out / f"supernode-{i}.id").write_text(str(part.client_id))
     export_domain(out / f"supernode-{i}" / f"{domain}.npz", part)
     print(f"[e2e] supernode-{i}: {domain} ({len(part.y_train)} train / {len(part.y_test)} test)", file=sys.stderr)
 EOF
