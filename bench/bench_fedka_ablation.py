@@ -82,6 +82,12 @@ def main() -> None:
     )
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--local-steps", type=int, default=None)
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take a variant's runs from --out/variant-N/runs.csv where an earlier (or a parallel) "
+        "invocation finished it, instead of running it again",
+    )
     ap.add_argument("--out", default=f"runs/bench-fedka-ablation-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -105,7 +111,14 @@ def main() -> None:
             continue
         cfg = load_simulation_config(None, {**base_overrides, **overrides})
         started = time.perf_counter()
-        _, runs, _ = run_sweep(cfg, targets, [strategy], seeds, Path(args.out) / f"variant-{i}")
+        done = Path(args.out) / f"variant-{i}" / "runs.csv"
+        if args.reuse and done.is_file():
+            runs = pd.read_csv(done)
+            runs = runs[runs["target"].isin(targets) & runs["seed"].isin(seeds)]
+            if len(runs) != len(targets) * len(seeds):
+                sys.exit(f"error: {done}: {len(runs)} runs, expected {len(targets) * len(seeds)}")
+        else:
+            _, runs, _ = run_sweep(cfg, targets, [strategy], seeds, Path(args.out) / f"variant-{i}")
         runs = runs.assign(strategy=label)
         all_runs.append(runs[["target", "strategy", "seed", *comparison.METRICS.values()]])
         if baseline is None:

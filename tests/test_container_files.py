@@ -197,11 +197,13 @@ def test_node_config_is_what_the_clientapp_reads(compose: dict, tmp_path: Path) 
         arg = next(a for a in compose["services"][name]["command"] if a.startswith("--node-config="))
         node_config = dict(parse_config_args([_default(arg.split("=", 1)[1])]))
         assert node_config["data-path"] == f"/data/{node_config['domain']}.npz"
-        assert node_config["client-id"] == int(name[-1])
-        # What the e2e script exports into the node's folder is what the ClientApp loads.
+        # What the e2e script exports into the node's folder is what the ClientApp loads, and the
+        # node's client id is the simulation's id of its domain (it seeds the node's training).
+        simulated = partition_for(cfg, "colour", {"domain": node_config["domain"]})
+        assert node_config["client-id"] == simulated.client_id, name
         local = tmp_path / name / f"{node_config['domain']}.npz"
         local.parent.mkdir()
-        export_domain(local, partition_for(cfg, "colour", {"domain": node_config["domain"]}))
+        export_domain(local, simulated)
         part = partition_for(cfg, "colour", {**node_config, "data-path": str(local)})
         assert part.domain == node_config["domain"] and len(part.y_train) > 0
         domains.append(part.domain)
