@@ -39,9 +39,11 @@ DISCRIMINATOR_STATE = "fdann-discriminator"  # f-DANN's discriminator, kept in t
 def _context(msg: Message, context: Context) -> tuple[SimulationConfig, ClientPartition]:
     cfg = run_settings(context.run_config)
     target = str(msg.content[keys.CONFIG][keys.TARGET])
-    part = partition_for(cfg, target, dict(context.node_config))
-    # a deployed node's process: the simulation's thread count, hence its exact arithmetic
-    use_threads(threads_for(cfg.torch_threads, "image" if part.x_train.ndim == 4 else "vector"))
+    node_config = dict(context.node_config)
+    part = partition_for(cfg, target, node_config)
+    if "partition-id" not in node_config:  # a deployed node: the simulation's thread count, hence
+        # its exact arithmetic (simulation engines set theirs: `simulate`, the process workers)
+        use_threads(threads_for(cfg.torch_threads, "image" if part.x_train.ndim == 4 else "vector"))
     return cfg, part
 
 

@@ -9,8 +9,9 @@
 #  1. key material with `fedlab deploy certs` (CA + SuperLink certificate, SAN `superlink`)
 #     and `fedlab deploy keys` (one ECDSA key pair per SuperNode);
 #  2. each SuperNode's own data: its digits domain exported to data/supernode-N/<domain>.npz;
-#  3. a private network; the SuperLink container (TLS, SuperNode authentication on) with
-#     its port published on 127.0.0.1 only, for the `flwr` CLI on this host;
+#  3. two private networks; the SuperLink container (TLS, SuperNode authentication on) with
+#     its port published on 127.0.0.1 only, for the `flwr` CLI on this host, and the Fleet
+#     gate, the only address the SuperNodes' network reaches (Fleet API only, 403 otherwise);
 #  4. registers both public keys (`flwr supernode register`), then starts 2 SuperNode
 #     containers, each mounting read-only only the CA certificate, its own private key and
 #     its own data folder;
@@ -71,7 +72,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --stop-node) STOP_NODE=${2:?}; shift 2 ;;
     --round-timeout) ROUND_TIMEOUT=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -119,6 +120,19 @@ SUPERLINK_ARGS=(
   --disable-runtime-dependency-installation
   --database=/home/fedlab/superlink.db
 )
+# The Fleet gate (fedlab.deploy.fleet_gate): the only SuperLink address the SuperNodes reach. It
+# serves the Fleet API and /health and answers 403 to the Control API, which stays on the
+# SuperLink's own port, published on 127.0.0.1 for the operator's `flwr` CLI.
+GATE_PORT=9092
+GATE_ARGS=(
+  -m
+  fedlab.deploy.fleet_gate
+  --listen=0.0.0.0:$GATE_PORT
+  --superlink=superlink:$LINK_PORT
+  --certfile=/certs/server.pem
+  --keyfile=/certs/server.key
+  --ca=/certs/ca.crt
+)
 supernode_args() {  # $1: client id (the simulation's, by domain), $2: domain, $3: SuperLink address
   SUPERNODE_ARGS=(
     --superlink=$3
@@ -135,7 +149,8 @@ for image in "$LINK_IMAGE" "$NODE_IMAGE"; do
 done
 
 PREFIX=fedlab-e2e-$$
-NET=$PREFIX-net
+NET=$PREFIX-net        # SuperLink + Fleet gate
+FLEET_NET=$PREFIX-fleet  # Fleet gate + SuperNodes: no route to the SuperLink itself
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fedlab-e2e.XXXXXX")
 chmod 700 "$WORK"
 CONTAINERS=()
@@ -166,12 +181,12 @@ cleanup() {
   if [ "${#CONTAINERS[@]}" -gt 0 ]; then
     "$ENGINE" rm -f -t 1 "${CONTAINERS[@]}" >/dev/null 2>&1 || "$ENGINE" rm -f "${CONTAINERS[@]}" >/dev/null 2>&1 || true
   fi
-  if [ "$NETWORK_MADE" = 1 ]; then "$ENGINE" network rm "$NET" >/dev/null 2>&1 || true; fi
+  if [ "$NETWORK_MADE" = 1 ]; then "$ENGINE" network rm "$NET" "$FLEET_NET" >/dev/null 2>&1 || true; fi
   local left
   left=$("$ENGINE" ps -a --format '{{.Names}}' 2>/dev/null | grep -c "^$PREFIX-" || true)
   [ "$left" = 0 ] || log "WARNING: $left container(s) named $PREFIX-* still exist"
   if [ "$KEEP" = 1 ]; then log "kept $WORK (keys, logs)"; else rm -rf "$WORK"; fi
-  log "removed containers: ${CONTAINERS[*]:-none}; network: $([ "$NETWORK_MADE" = 1 ] && echo "$NET" || echo none)"
+  log "removed containers: ${CONTAINERS[*]:-none}; network: $([ "$NETWORK_MADE" = 1 ] && echo "$NET $FLEET_NET" || echo none)"
   return "$code"
 }
 trap cleanup EXIT
@@ -192,7 +207,7 @@ wait_for_log() {  # $1 container, $2 regex, $3 seconds
 
 # -- 1-2. key material and each node's data (host) ----------------------------------------
 mkdir -p "$WORK/logs" "$WORK/flwr-home"
-"$PY" -m fedlab.cli deploy certs --out "$WORK/certs" --hostname superlink >"$WORK/logs/certs.log"
+"$PY" -m fedlab.cli deploy certs --out "$WORK/certs" --hostname superlink --hostname fleet-gate >"$WORK/logs/certs.log"
 "$PY" -m fedlab.cli deploy keys --nodes "$NODES" --out "$WORK/keys" >"$WORK/logs/keys.log"
 "$PY" - "$WORK/data" "$TARGET" "$SEED" "${NODE_DOMAINS[@]}" <<'EOF'
 import sys
@@ -226,17 +241,21 @@ done
 # -- 3. SuperLink ------------------------------------------------------------------------
 HOST_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 if [ "$NETWORK" = bridge ]; then
-  "$ENGINE" network create "$NET" >/dev/null
   NETWORK_MADE=1
+  "$ENGINE" network create "$NET" >/dev/null
+  "$ENGINE" network create "$FLEET_NET" >/dev/null
   net_link=(--network "$NET" --network-alias superlink -p "127.0.0.1:$HOST_PORT:$LINK_PORT")
-  net_node=(--network "$NET")
-  LINK_ADDR=superlink:$LINK_PORT
+  net_node=(--network "$FLEET_NET")
+  LINK_ADDR=fleet-gate:$GATE_PORT
 else
   LINK_PORT=$HOST_PORT
   SUPERLINK_ARGS[1]=--port=$LINK_PORT
   SUPERLINK_ARGS[0]=--host=127.0.0.1
+  GATE_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  GATE_ARGS[2]=--listen=127.0.0.1:$GATE_PORT
+  GATE_ARGS[3]=--superlink=127.0.0.1:$LINK_PORT
   net_link=(--network host) net_node=(--network host)
-  LINK_ADDR=localhost:$LINK_PORT
+  LINK_ADDR=localhost:$GATE_PORT
 fi
 CONTAINERS+=("$PREFIX-superlink")
 engine run -d --name "$PREFIX-superlink" "${net_link[@]}" \
@@ -255,6 +274,14 @@ else:
     sys.exit(f'error: {err}')
 "
 log "SuperLink $PREFIX-superlink up (TLS verified with the deployment CA on 127.0.0.1:$HOST_PORT)"
+CONTAINERS+=("$PREFIX-fleet-gate")
+if [ "$NETWORK" = bridge ]; then gate_net=(--network "$NET"); else gate_net=(--network host); fi
+engine run -d --name "$PREFIX-fleet-gate" "${gate_net[@]}" \
+  -v "$WORK/mount/superlink/certs:/certs:ro" \
+  --entrypoint python "$LINK_IMAGE" "${GATE_ARGS[@]}" >/dev/null
+if [ "$NETWORK" = bridge ]; then engine network connect --alias fleet-gate "$FLEET_NET" "$PREFIX-fleet-gate"; fi
+wait_for_log "$PREFIX-fleet-gate" "fleet gate on" 60
+log "Fleet gate $PREFIX-fleet-gate up: the SuperNodes reach $LINK_ADDR (Fleet API only)"
 export FLWR_HOME=$WORK/flwr-home
 cat >"$FLWR_HOME/config.toml" <<EOF
 [superlink]
@@ -286,6 +313,13 @@ for i in $(seq 1 "$NODES"); do
     "$NODE_IMAGE" "${SUPERNODE_ARGS[@]}" >/dev/null
 done
 for i in $(seq 1 "$NODES"); do wait_for_log "$PREFIX-supernode-$i" "SuperNode ID:" 120; done
+if [ "$NETWORK" = bridge ]; then  # the SuperNodes' network has no route to the Control API
+  if engine exec "$PREFIX-supernode-1" python -c "import socket; socket.create_connection(('superlink', $LINK_PORT), 5)" \
+      >/dev/null 2>&1; then
+    echo "error: supernode-1 reaches the SuperLink's own port (superlink:$LINK_PORT) past the Fleet gate" >&2; exit 1
+  fi
+  log "supernode-1 cannot reach superlink:$LINK_PORT (Control API); only the gate's Fleet API"
+fi
 log "$NODES SuperNodes connected (${NODE_DOMAINS[*]}); submitting $ROUNDS $STRATEGY rounds, target $TARGET"
 
 # -- 5. the run ------------------------------------------------------------------------------

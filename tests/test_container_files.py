@@ -111,9 +111,11 @@ def test_build_script_tags_what_e2e_and_compose_run(compose: dict) -> None:
 
 
 def test_compose_and_e2e_use_the_same_flags(compose: dict, flower_flags: dict[str, set[str]]) -> None:
-    services = compose["services"]
+    services = dict(compose["services"])
+    gate = services.pop("fleet-gate")  # the gate's command is compared in the next test
     roles = {name: _service_role(svc) for name, svc in services.items()}
     assert roles == {"superlink": "superlink", "supernode-1": "supernode", "supernode-2": "supernode"}
+    assert _service_role(gate) == "superlink" and gate["entrypoint"] == ["python"]
     link_port = re.search(r"^LINK_PORT=(\d+)$", E2E, re.M)
     assert link_port
     script = {
@@ -136,14 +138,40 @@ def test_compose_and_e2e_use_the_same_flags(compose: dict, flower_flags: dict[st
     link = _flags(services["superlink"]["command"])
     assert "--enable-supernode-auth" in link and link["--ssl-ca-certfile"]
     port = link["--port"]
-    assert any(str(p).endswith(f":{port}") for p in services["superlink"]["ports"])
-    assert '-p "127.0.0.1:$HOST_PORT:$LINK_PORT"' in E2E and "LINK_ADDR=superlink:$LINK_PORT" in E2E
+    assert services["superlink"]["ports"] == [f"127.0.0.1:${{SUPERLINK_PORT:-{port}}}:{port}"]
+    assert '-p "127.0.0.1:$HOST_PORT:$LINK_PORT"' in E2E and "LINK_ADDR=fleet-gate:$GATE_PORT" in E2E
     assert "--network-alias superlink" in E2E
+    gate_port = re.search(r"^GATE_PORT=(\d+)$", E2E, re.M).group(1)
     for name in ("supernode-1", "supernode-2"):
-        assert _flags(services[name]["command"])["--superlink"] == f"superlink:{port}"
+        assert _flags(services[name]["command"])["--superlink"] == f"fleet-gate:{gate_port}"
     assert script["supernode"]["--superlink"] == "$3"
     # node i's client id is the simulation's id of its domain (written by the export step)
     assert 'supernode_args "$(cat "$WORK/data/supernode-$i.id")" "$domain" "$LINK_ADDR"' in E2E
+
+
+def test_supernodes_reach_only_the_fleet_gate(compose: dict) -> None:
+    """Issue #27.4: the SuperNodes' network holds the gate, not the SuperLink (whose Control API
+    trusts anyone with ca.crt); compose and the e2e script start the same gate."""
+    services = compose["services"]
+    gate = services["fleet-gate"]
+    link_port = re.search(r"^LINK_PORT=(\d+)$", E2E, re.M).group(1)
+    gate_port = re.search(r"^GATE_PORT=(\d+)$", E2E, re.M).group(1)
+    script = []
+    for arg in _script_array("GATE_ARGS"):
+        script.append(arg.replace("$LINK_PORT", link_port).replace("$GATE_PORT", gate_port))
+    assert gate["command"] == script
+    assert services["superlink"]["networks"] == ["link"] and set(gate["networks"]) == {"link", "fleet"}
+    for name in ("supernode-1", "supernode-2"):
+        assert services[name]["networks"] == ["fleet"]
+        assert services[name]["depends_on"] == {"fleet-gate": {"condition": "service_healthy"}}
+    assert gate["ports"] == [f"${{FLEET_BIND:-127.0.0.1}}:${{FLEET_PORT:-{gate_port}}}:{gate_port}"]
+    assert 'net_node=(--network "$FLEET_NET")' in E2E and "network connect --alias fleet-gate" in E2E
+    assert "--hostname superlink --hostname fleet-gate" in E2E
+    # only the Fleet API and /health pass the gate
+    from fedlab.deploy.fleet_gate import allowed
+
+    assert allowed("/v1/fleet/pull-messages") and allowed("/health")
+    assert not allowed("/v1/control/list-runs") and not allowed("/flwr.proto.Control/ListRuns")
 
 
 def _mount_targets(volumes: list[str]) -> list[str]:
@@ -164,7 +192,7 @@ def test_mounts_cover_every_file_flag_and_each_node_gets_only_its_own(compose: d
     assert link_mounts == ["/certs"] and node_mounts == ["/certs", "/keys", "/data"]
     for name, svc in services.items():
         targets = _mount_targets(svc["volumes"])
-        script_targets = link_mounts if name == "superlink" else node_mounts
+        script_targets = node_mounts if name.startswith("supernode") else link_mounts
         assert all(v.endswith(":ro") for v in svc["volumes"]), f"{name}: every mount read-only"
         for arg in svc["command"]:
             if arg.startswith("--database="):  # the SuperLink's state: its container's own layer
@@ -174,12 +202,13 @@ def test_mounts_cover_every_file_flag_and_each_node_gets_only_its_own(compose: d
                 if p.startswith("/") and p.count("/") > 1:
                     assert any(p == t or p.startswith(t.rstrip("/") + "/") for t in targets), f"{name}: {p}"
                     assert any(p.startswith(t + "/") for t in script_targets), f"container-e2e.sh: {p}"
-        if name != "superlink":
+        if name.startswith("supernode"):
             own, other = name, "supernode-2" if name == "supernode-1" else "supernode-1"
             hosts = " ".join(v.split(":")[0] for v in svc["volumes"])
             assert own in hosts and other not in hosts, f"{name} must mount only its own key and data"
             assert not any("server.key" in v or "ca.key" in v for v in svc["volumes"])
-    assert not any("ca.key" in v for v in services["superlink"]["volumes"]), "the CA key stays offline"
+    for name in ("superlink", "fleet-gate"):
+        assert not any("ca.key" in v for v in services[name]["volumes"]), "the CA key stays offline"
     assert 'stage "$WORK/keys/supernode-$i/auth.key" "$WORK/mount/supernode-$i/keys"' in E2E
     assert '-v "$WORK/data/supernode-$i:/data:ro"' in E2E
 
@@ -214,7 +243,7 @@ def test_node_config_is_what_the_clientapp_reads(compose: dict, tmp_path: Path) 
 def test_readme_documents_the_compose_steps() -> None:
     readme = (DOCKER / "README.md").read_text(encoding="utf-8")
     for step in (
-        "fedlab deploy certs --out docker/certs --hostname superlink",
+        "fedlab deploy certs --out docker/certs --hostname superlink --hostname fleet-gate",
         "fedlab deploy keys --nodes 2 --out docker/keys",
         "bash scripts/container-build.sh",
         "bash scripts/container-e2e.sh",

@@ -1,0 +1,155 @@
+"""FedKA ablation in complete blocks: every chosen variant on one (seed, target), then the next.
+
+Why besides bench_fedka_ablation.py: that bench runs one variant over all targets and seeds
+before the next, so a run stopped early (a 2-core machine, a time limit) leaves whole variants
+unmeasured. Here the unit is a block — all variants on one (seed, target) — so whatever stops
+the run, the finished blocks are a balanced paired design. Rows are appended to OUT/runs.csv as
+runs finish (a rerun skips them: resumable), blocks can be split over processes
+(``--worker 1/2``, ``--worker 2/2``), and ``--report`` prints the paired comparison with FedAvg
+over the complete blocks only.
+
+    python bench/bench_fedka_blocks.py --out runs/blocks --variants 0,1,2,11,12,13 \\
+        --targets amazon,caltech --seeds 0,1,2,3,4 --protocol fedka2022 [--worker 1/2]
+    python bench/bench_fedka_blocks.py --out runs/blocks --variants 0,1,2,11,12,13 --report
+    # runs already made by bench_fedka_ablation.py (its variant-N folders, finished or partial):
+    python bench/bench_fedka_blocks.py --out runs/blocks --ingest runs/ablation/variant-0=0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import print_table
+from bench_federation import PRESETS, preset_overrides
+from bench_fedka_ablation import VARIANTS
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+
+from fedlab.config import load_simulation_config
+from fedlab.metrics import comparison
+from fedlab.metrics.stats import describe
+from fedlab.runs.sweep import RUN_COLUMNS, run_row, run_sweep
+
+LABELS = list(VARIANTS)
+
+
+def _done(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=[*RUN_COLUMNS, "variant"])
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows)
+    frame.to_csv(path, mode="a", header=not path.is_file(), index=False)
+
+
+def ingest(out: Path, spec: str) -> None:
+    """Rows from the run folders under DIR (summary.json, any depth) as variant N."""
+    folder, _, number = spec.rpartition("=")
+    rows = []
+    for summary in sorted(Path(folder).rglob("summary.json")):
+        if summary.parent == Path(folder):
+            continue  # the sweep's own summary
+        import json
+
+        row = run_row(json.loads(summary.read_text(encoding="utf-8")))
+        rows.append({**row, "variant": int(number)})
+    have = _done(out / "runs.csv")
+    keys = set(zip(have["variant"], have["target"], have["seed"], strict=True)) if len(have) else set()
+    rows = [r for r in rows if (r["variant"], r["target"], r["seed"]) not in keys]
+    if rows:
+        _append(out / "runs.csv", rows)
+    print(f"ingested {len(rows)} runs from {folder} as variant {number}")
+
+
+def run_blocks(args: argparse.Namespace, variants: list[int]) -> None:
+    preset, missing = preset_overrides(args.federation, args.data_dir)
+    if missing is not None:
+        sys.exit(f"error: {missing} not found (the {args.federation} data; see --data-dir)")
+    base = {**preset, "device": "cpu", "protocol": args.protocol}
+    if args.rounds is not None:
+        base["training.rounds"] = args.rounds
+        print(f"DEPARTURE from protocol {args.protocol}: training.rounds = {args.rounds}")
+    blocks = [(s, t) for s in args.seeds.split(",") for t in args.targets.split(",")]
+    index, _, count = args.worker.partition("/")
+    mine = blocks[int(index) - 1 :: int(count)]
+    csv = args.out / "runs.csv"
+    for seed, target in mine:
+        for v in variants:
+            have = _done(csv)
+            if ((have["variant"] == v) & (have["target"] == target) & (have["seed"] == int(seed))).any():
+                continue
+            strategy, overrides = VARIANTS[LABELS[v]]
+            cfg = load_simulation_config(None, {**base, **overrides})
+            started = time.perf_counter()
+            scratch = args.out / f"runs-w{index}" / f"v{v}-{target}-s{seed}"
+            _, runs, _ = run_sweep(cfg, [target], [strategy], [int(seed)], scratch)
+            _append(csv, [{**runs.iloc[0].to_dict(), "variant": v}])
+            print(f"variant {v} {target} seed {seed}: {runs.iloc[0]['final_target_acc']:.3f} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
+
+
+def report(args: argparse.Namespace, variants: list[int]) -> None:
+    runs = _done(args.out / "runs.csv")
+    runs = runs[runs["variant"].isin(variants)]
+    runs = runs.drop_duplicates(["variant", "target", "seed"])
+    counts = runs.groupby(["target", "seed"])["variant"].nunique()
+    complete = counts[counts == len(variants)].index
+    runs = runs.set_index(["target", "seed"]).loc[list(complete)].reset_index()
+    runs = runs.assign(strategy=[LABELS[v] for v in runs["variant"]])
+    cells = comparison.compare(runs, baseline=LABELS[0])
+    rows = []
+    for v in variants:
+        label = LABELS[v]
+        mine = runs[runs["variant"] == v]
+        own = [c for c in cells if c["strategy"] == label]
+        pooled = next((c for c in own if c["target"] == comparison.ALL_TARGETS), None)
+        per_target = {c["target"]: describe(c["final"]) for c in own if c["target"] != comparison.ALL_TARGETS}
+        rows.append([
+            v, label, f"{100 * mine['final_target_acc'].mean():.1f}",
+            describe(pooled["final"]) if pooled else "-", describe(pooled["best"]) if pooled else "-",
+            "; ".join(f"{t} {d}" for t, d in sorted(per_target.items())) or "-",
+        ])  # fmt: skip
+    blocks = ", ".join(f"{t} s{s}" for t, s in complete)
+    print_table(
+        ["#", "variant", "final acc %", "final vs FedAvg, pp [95% CI], wins", "best round vs FedAvg",
+         "final vs FedAvg per target"],
+        rows,
+        title=f"[{args.federation}] {len(complete)} complete blocks ({blocks})",
+    )  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--federation", default="office-caltech10", choices=sorted(PRESETS))
+    ap.add_argument("--protocol", default="fedka2022", choices=["fedka2022"])
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--targets", default="amazon,caltech,dslr,webcam")
+    ap.add_argument("--variants", default="0,1,2,11,12,13", help="numbers of bench_fedka_ablation's VARIANTS")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--worker", default="1/1", help="i/n: this process runs every n-th block from the i-th")
+    ap.add_argument("--ingest", action="append", default=[], help="DIR=N: add finished runs under DIR")
+    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    variants = [int(v) for v in args.variants.split(",")]
+    if variants[0] != 0:
+        sys.exit("error: --variants must start with 0 (FedAvg, the baseline)")
+    for spec in args.ingest:
+        ingest(args.out, spec)
+    if args.report:
+        report(args, variants)
+    elif not args.ingest:
+        run_blocks(args, variants)
+
+
+if __name__ == "__main__":
+    main()
