@@ -24,6 +24,10 @@
 #   --rounds N (3)  --strategy NAME (fedka)  --target DOMAIN (colour)
 #   --domains D1,D2[,...] (original,rotated): one per SuperNode  --local-steps N (10)  --seed N (0)
 #   --nodes N (the number of --domains; fewer domains are reused in turn)
+#   --config FILE [--data-dir DIR]  any federation with every setting of a fedlab config: one
+#                            SuperNode per client domain of the config (identity by domain), DIR
+#                            mounted read-only at /data in the SuperNodes and the SuperLink (the
+#                            target); the flags above override the config where given
 #   --out DIR (runs/container-e2e)  --timeout S (1200, for `flwr run`)
 #   --network bridge|host    bridge (default): a private network + published port; host: the
 #                            host's network (for engines that cannot create networks)
@@ -53,7 +57,7 @@ fi
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-ENGINE="" ROUNDS=3 STRATEGY=fedka TARGET=colour DOMAINS=original,rotated LOCAL_STEPS=10 SEED=0
+ENGINE="" ROUNDS="" STRATEGY="" TARGET="" DOMAINS="" LOCAL_STEPS="" SEED="" CONFIG="" DATA_DIR=""
 NODES="" OUT=runs/container-e2e TIMEOUT=1200 NETWORK=bridge REQUIRE_ALL=0 KEEP=0 STOP_NODE="" ROUND_TIMEOUT=300
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -65,6 +69,8 @@ while [ $# -gt 0 ]; do
     --nodes) NODES=${2:?}; shift 2 ;;
     --local-steps) LOCAL_STEPS=${2:?}; shift 2 ;;
     --seed) SEED=${2:?}; shift 2 ;;
+    --config) CONFIG=${2:?}; shift 2 ;;
+    --data-dir) DATA_DIR=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
     --timeout) TIMEOUT=${2:?}; shift 2 ;;
     --network) NETWORK=${2:?}; shift 2 ;;
@@ -72,7 +78,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --stop-node) STOP_NODE=${2:?}; shift 2 ;;
     --round-timeout) ROUND_TIMEOUT=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -82,10 +88,58 @@ fi
 case "$ENGINE" in podman|docker) ;; *) echo "error: --engine $ENGINE: expected podman or docker" >&2; exit 2 ;; esac
 case "$NETWORK" in bridge|host) ;; *) echo "error: --network $NETWORK: expected bridge or host" >&2; exit 2 ;; esac
 for n in "$ROUNDS" "$LOCAL_STEPS" "$SEED" "$TIMEOUT" "$ROUND_TIMEOUT"; do
-  [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: expected a whole number, got '$n'" >&2; exit 2; }
+  [[ -z "$n" || "$n" =~ ^[0-9]+$ ]] || { echo "error: expected a whole number, got '$n'" >&2; exit 2; }
 done
+if [ -n "$CONFIG" ]; then  # the config decides; the flags given override it; domains: its clients'
+  [ -f "$CONFIG" ] || { echo "error: --config $CONFIG: not a file" >&2; exit 2; }
+  [ -z "$DATA_DIR" ] || [ -d "$DATA_DIR" ] || { echo "error: --data-dir $DATA_DIR: not a folder" >&2; exit 2; }
+  [ -z "$DOMAINS" ] || { echo "error: --domains: with --config the nodes are the config's clients" >&2; exit 2; }
+  DOMAINS=config
+else
+  [ -z "$DATA_DIR" ] || { echo "error: --data-dir needs --config (the digits run embeds its data)" >&2; exit 2; }
+  ROUNDS=${ROUNDS:-3} STRATEGY=${STRATEGY:-fedka} TARGET=${TARGET:-colour} DOMAINS=${DOMAINS:-original,rotated}
+  LOCAL_STEPS=${LOCAL_STEPS:-10} SEED=${SEED:-0}
+fi
 IFS=, read -r -a GIVEN_DOMAINS <<<"$DOMAINS"
 [ "${#GIVEN_DOMAINS[@]}" -ge 1 ] || { echo "error: --domains '$DOMAINS': expected at least one domain" >&2; exit 2; }
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=$(command -v python3)
+if [ -n "$CONFIG" ]; then
+  # what `fedlab deploy local --config` submits (fedlab.deploy.from_config): the node domains, and
+  # the whole config as one run-config value, its data folder the containers' /data mount
+  CONFIG_OUT=$(mktemp -d "${TMPDIR:-/tmp}/fedlab-e2e-config.XXXXXX")
+  "$PY" - "$CONFIG" "$DATA_DIR" "$CONFIG_OUT" "$ROUNDS" "$LOCAL_STEPS" "$SEED" "$STRATEGY" "$TARGET" <<'EOF' \
+    || { rm -rf "$CONFIG_OUT"; exit 2; }
+import sys
+from pathlib import Path
+
+from fedlab.config import load_simulation_config
+from fedlab.core.errors import FedlabError
+from fedlab.deploy.from_config import config_domains, whole_config
+
+config, data_dir, out, rounds, steps, seed, strategy, target = sys.argv[1:]
+flags = {"training.rounds": rounds, "training.local_steps": steps, "seed": seed,
+         "training.strategy": strategy, "training.target": target, "federation.data_dir": data_dir}
+try:
+    cfg = load_simulation_config(config, {k: v for k, v in flags.items() if v})
+    domains = config_domains(cfg)
+    data = Path(cfg.federation.data_dir).resolve() if cfg.federation.data_dir else None
+    value = whole_config(cfg, "/home/fedlab/runs", data, server_data_dir="/data" if data else "")
+except FedlabError as exc:
+    sys.exit(f"error: {exc}")
+Path(out, "domains").write_text("\n".join(domains) + "\n")
+Path(out, "data-dir").write_text(str(data or ""))
+Path(out, "fedlab-config").write_text(value)
+Path(out, "what").write_text(f"{cfg.training.strategy}, {cfg.training.rounds} rounds, {cfg.federation.name}")
+EOF
+  mapfile -t GIVEN_DOMAINS <"$CONFIG_OUT/domains"
+  DATA_DIR=$(cat "$CONFIG_OUT/data-dir")
+  FEDLAB_CONFIG=$(cat "$CONFIG_OUT/fedlab-config")
+  WHAT=$(cat "$CONFIG_OUT/what")
+  rm -rf "$CONFIG_OUT"
+else
+  WHAT="$STRATEGY, $ROUNDS rounds, digits, target $TARGET"
+fi
 NODES=${NODES:-${#GIVEN_DOMAINS[@]}}
 [[ "$NODES" =~ ^[1-9][0-9]*$ ]] || { echo "error: --nodes $NODES: expected a whole number >= 1" >&2; exit 2; }
 NODE_DOMAINS=()
@@ -98,8 +152,6 @@ command -v "$ENGINE" >/dev/null || { echo "error: --engine $ENGINE: not installe
 if [ "$ENGINE" = podman ] && [ -z "${CONTAINERS_CONF:-}" ] && command -v runc >/dev/null; then
   export CONTAINERS_CONF=$ROOT/docker/podman-containers.conf
 fi
-PY=${PYTHON:-.venv/bin/python}
-[ -x "$PY" ] || PY=$(command -v python3)
 FLWR=$(dirname "$PY")/flwr
 [ -x "$FLWR" ] || FLWR=$(command -v flwr || true)
 [ -n "$FLWR" ] || { echo "error: the flwr CLI is not installed next to $PY (run scripts/setup.sh)" >&2; exit 2; }
@@ -209,7 +261,7 @@ wait_for_log() {  # $1 container, $2 regex, $3 seconds
 mkdir -p "$WORK/logs" "$WORK/flwr-home"
 "$PY" -m fedlab.cli deploy certs --out "$WORK/certs" --hostname superlink --hostname fleet-gate >"$WORK/logs/certs.log"
 "$PY" -m fedlab.cli deploy keys --nodes "$NODES" --out "$WORK/keys" >"$WORK/logs/keys.log"
-"$PY" - "$WORK/data" "$TARGET" "$SEED" "${NODE_DOMAINS[@]}" <<'EOF'
+[ -n "$CONFIG" ] || "$PY" - "$WORK/data" "$TARGET" "$SEED" "${NODE_DOMAINS[@]}" <<'EOF'
 import sys
 from pathlib import Path
 
@@ -235,6 +287,7 @@ for f in ca.crt server.pem server.key; do stage "$WORK/certs/$f" "$WORK/mount/su
 for i in $(seq 1 "$NODES"); do
   stage "$WORK/certs/ca.crt" "$WORK/mount/supernode-$i/certs"
   stage "$WORK/keys/supernode-$i/auth.key" "$WORK/mount/supernode-$i/keys"
+  [ -n "$CONFIG" ] && continue  # the operator's --data-dir, mounted read-only as it is
   if [ "$(id -u)" = 0 ]; then chown -R 10001:10001 "$WORK/data/supernode-$i"; else chmod -R a+rX "$WORK/data/supernode-$i"; fi
 done
 
@@ -258,7 +311,9 @@ else
   LINK_ADDR=localhost:$GATE_PORT
 fi
 CONTAINERS+=("$PREFIX-superlink")
-engine run -d --name "$PREFIX-superlink" "${net_link[@]}" \
+link_data=()  # --config: the ServerApp's target data from the same folder
+if [ -n "$CONFIG" ] && [ -n "$DATA_DIR" ]; then link_data=(-v "$DATA_DIR:/data:ro"); fi
+engine run -d --name "$PREFIX-superlink" "${net_link[@]}" "${link_data[@]}" \
   -v "$WORK/mount/superlink/certs:/certs:ro" \
   "$LINK_IMAGE" "${SUPERLINK_ARGS[@]}" >/dev/null
 wait_for_log "$PREFIX-superlink" "Uvicorn running on https://|Flower Deployment Runtime|Starting Flower SuperLink" 120
@@ -301,7 +356,15 @@ for i in $(seq 1 "$NODES"); do
 done
 for i in $(seq 1 "$NODES"); do
   domain=${NODE_DOMAINS[$((i - 1))]}
-  supernode_args "$(cat "$WORK/data/supernode-$i.id")" "$domain" "$LINK_ADDR"
+  node_data=$WORK/data/supernode-$i
+  if [ -n "$CONFIG" ]; then  # identity by domain (the simulation's client id), data from /data
+    supernode_args "" "$domain" "$LINK_ADDR"
+    SUPERNODE_ARGS[4]="--node-config=domain='$domain'$([ -n "$DATA_DIR" ] && echo " data-dir='/data'")"
+    node_data=${DATA_DIR:-$WORK/data/supernode-$i}
+    mkdir -p "$node_data"
+  else
+    supernode_args "$(cat "$WORK/data/supernode-$i.id")" "$domain" "$LINK_ADDR"
+  fi
   if [ "$NETWORK" = host ]; then  # the nodes share the host's ports: not both on the default 9094
     SUPERNODE_ARGS+=("--port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
   fi
@@ -309,7 +372,7 @@ for i in $(seq 1 "$NODES"); do
   engine run -d --name "$PREFIX-supernode-$i" "${net_node[@]}" \
     -v "$WORK/mount/supernode-$i/certs:/certs:ro" \
     -v "$WORK/mount/supernode-$i/keys:/keys:ro" \
-    -v "$WORK/data/supernode-$i:/data:ro" \
+    -v "$node_data:/data:ro" \
     "$NODE_IMAGE" "${SUPERNODE_ARGS[@]}" >/dev/null
 done
 for i in $(seq 1 "$NODES"); do wait_for_log "$PREFIX-supernode-$i" "SuperNode ID:" 120; done
@@ -320,11 +383,15 @@ if [ "$NETWORK" = bridge ]; then  # the SuperNodes' network has no route to the 
   fi
   log "supernode-1 cannot reach superlink:$LINK_PORT (Control API); only the gate's Fleet API"
 fi
-log "$NODES SuperNodes connected (${NODE_DOMAINS[*]}); submitting $ROUNDS $STRATEGY rounds, target $TARGET"
+log "$NODES SuperNodes connected (${NODE_DOMAINS[*]}); submitting $WHAT"
 
 # -- 5. the run ------------------------------------------------------------------------------
-RUN_CONFIG="federation='digits' strategy='$STRATEGY' target='$TARGET' num-server-rounds=$ROUNDS"
-RUN_CONFIG+=" local-steps=$LOCAL_STEPS seed=$SEED out='/home/fedlab/runs' min-clients=$NODES"
+if [ -n "$CONFIG" ]; then
+  RUN_CONFIG="fedlab-config='$FEDLAB_CONFIG' out='/home/fedlab/runs' min-clients=$NODES"
+else
+  RUN_CONFIG="federation='digits' strategy='$STRATEGY' target='$TARGET' num-server-rounds=$ROUNDS"
+  RUN_CONFIG+=" local-steps=$LOCAL_STEPS seed=$SEED out='/home/fedlab/runs' min-clients=$NODES"
+fi
 RUN_CONFIG+=" round-timeout=$ROUND_TIMEOUT.0"
 : >"$WORK/logs/serverapp.log"
 if [ -n "$STOP_NODE" ]; then

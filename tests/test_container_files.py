@@ -210,7 +210,7 @@ def test_mounts_cover_every_file_flag_and_each_node_gets_only_its_own(compose: d
     for name in ("superlink", "fleet-gate"):
         assert not any("ca.key" in v for v in services[name]["volumes"]), "the CA key stays offline"
     assert 'stage "$WORK/keys/supernode-$i/auth.key" "$WORK/mount/supernode-$i/keys"' in E2E
-    assert '-v "$WORK/data/supernode-$i:/data:ro"' in E2E
+    assert '-v "$node_data:/data:ro"' in E2E and "node_data=$WORK/data/supernode-$i" in E2E
 
 
 def test_node_config_is_what_the_clientapp_reads(compose: dict, tmp_path: Path) -> None:

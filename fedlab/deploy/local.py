@@ -42,6 +42,7 @@ from fedlab.deploy.flower_config import (
     supernode_argv,
     write_cli_config,
 )
+from fedlab.deploy.from_config import config_domains, whole_config
 from fedlab.deploy.network import HOST, check_tls, free_ports
 from fedlab.deploy.processes import (
     Managed,
@@ -127,40 +128,11 @@ def with_config(opts: LocalOptions) -> LocalOptions:
     )
 
 
-def _node_schema(opts: LocalOptions) -> str:
-    """The config's schema file as the SuperNodes name it: relative to their data folder (a run
-    config never names a file elsewhere on a site, `clients.local_data.check_node_files`)."""
-    schema = opts.config.federation.schema_file
-    if not schema:
-        return ""
-    path = Path(schema).expanduser().resolve()
-    root = Path(opts.data_dir).expanduser().resolve() if opts.data_dir else None
-    if root is None or root not in path.parents:
-        raise FedlabError(
-            f"federation.schema = {schema}: a deployed SuperNode reads only its own data folder; put the "
-            f"schema below --data-dir ({root or 'not given'}) and name it there"
-        )
-    return str(path.relative_to(root))
-
-
-def _config_domains(opts: LocalOptions) -> list[str]:
-    """The simulation's clients' domains, in client-id order: one SuperNode each."""
-    from fedlab.federation.setup import setup_for
-
-    cfg = opts.config
-    if cfg.federation.clients_per_domain != 1:
-        raise FedlabError(
-            f"federation.clients_per_domain = {cfg.federation.clients_per_domain}: a deployment runs one "
-            "SuperNode per domain (its operator's whole domain); set it to 1 in the config"
-        )
-    return [client.domain for client in setup_for(cfg).clients]
-
-
 def _domains_for(opts: LocalOptions) -> list[str]:
     if opts.domains:
         domains = list(opts.domains)
     elif opts.config is not None:
-        domains = _config_domains(opts)
+        domains = config_domains(opts.config)
     elif opts.federation == "digits":
         from fedlab.data.digits import DEFAULT_TARGET, DOMAINS
 
@@ -268,12 +240,8 @@ class LocalDeployment:
         opts = self.opts
         if opts.config is not None:  # the whole config, as the simulation passes it
             out = str(Path(opts.out).expanduser().resolve())
-            fed = opts.config.federation.model_copy(
-                update={"data_dir": str(opts.data_dir or ""), "schema_file": _node_schema(opts)}
-            )
-            cfg = opts.config.model_copy(update={"out": out, "federation": fed})
             deployment = {"min-clients": opts.nodes, "round-timeout": float(opts.round_timeout), "out": out}
-            text = cfg.model_dump_json().replace("'", "\\u0027")  # JSON's escape: see run_config_arg
+            text = whole_config(opts.config, out, opts.data_dir)
             return run_config_arg({"fedlab-config": text, **deployment, **opts.run_config})
         values: dict[str, Any] = {
             "federation": opts.federation,
