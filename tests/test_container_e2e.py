@@ -98,7 +98,7 @@ def test_container_deployment_end_to_end(tmp_path: Path) -> None:
     (run_dir,) = list(out.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["strategy"] == "fedka" and summary["rounds"] == 3 and summary["target"] == "colour"
-    assert summary["deployment"]["clients_seen"] == ["1:original", "2:rotated"]
+    assert summary["deployment"]["clients_seen"] == ["0:original", "1:rotated"]  # the simulation's ids
     assert len(summary["deployment"]["replies"]) == 6
     assert (run_dir / "model.pt").stat().st_size > 0
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3
@@ -116,7 +116,8 @@ def test_container_deployment_end_to_end(tmp_path: Path) -> None:
         env=env,
         check=True,
     ).stdout.split()
-    assert f"{prefix.group(1)}-net" not in networks
+    assert f"{prefix.group(1)}-net" not in networks and f"{prefix.group(1)}-fleet" not in networks
+    assert "supernode-1 cannot reach superlink:8000" in log  # only the Fleet gate is on its network
     assert not list(tmp_path.glob("fedlab-e2e.*")), "work folder (keys) left behind"
 
 
@@ -194,3 +195,49 @@ def test_ctrl_c_mid_run_removes_everything(tmp_path: Path) -> None:
 def test_skip_reason_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEDLAB_CONTAINER_ENGINE", "no-such-engine")
     assert container_engine() == (None, "no-such-engine: not installed")
+
+
+COMPAS = ROOT.parent / "shared" / "data" / "compas" / "compas-scores-two-years.csv"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(not COMPAS.is_file(), reason=f"{COMPAS} not found (../shared/data)")
+def test_containers_reproduce_the_simulation_of_a_config(tmp_path: Path) -> None:
+    """Issue #27.6/7: a file-based federation from a fedlab config (COMPAS, tabular, 2 rounds),
+    deployed in containers through the Fleet gate, gives the simulation's metrics and model."""
+    import torch
+
+    from fedlab.config import load_simulation_config
+    from fedlab.runs.simulate import simulate
+
+    example_file = ROOT / "docs" / "examples" / "compas_federation.toml"
+    example = tomllib.loads(example_file.read_text(encoding="utf-8"))
+    fed = {k: v for k, v in example["federation"].items() if k not in ("schema", "clients_per_domain")}
+    fed.update(clients_per_domain=1, max_per_domain=400)
+    lines = ["seed = 0", "[federation]"] + [f"{k} = {json.dumps(v)}" for k, v in fed.items()]
+    lines += ["[training]", 'strategy = "fedavg"', "rounds = 2", "local_steps = 3", "lr = 0.1"]
+    config = tmp_path / "compas.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = COMPAS.parents[1]
+    sim = simulate(load_simulation_config(config, {"federation.data_dir": str(data)}), out=tmp_path / "sim")
+
+    engine, reason = container_engine()
+    if engine is None:
+        pytest.skip(f"no container runtime can run the deployment: {reason}")
+    out = tmp_path / "runs"
+    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--config", str(config),
+         "--data-dir", str(data), "--out", str(out), "--require-all-nodes"],
+        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    (run_dir,) = list(out.iterdir())
+    deployed = json.loads((run_dir / "summary.json").read_text())
+    for key in ("initial_target_acc", "final_target_acc", "final_group_effect", "best_target_acc"):
+        assert deployed[key] == sim.summary[key], key
+    a = torch.load(sim.run_dir / "model.pt", weights_only=True)
+    b = torch.load(run_dir / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
