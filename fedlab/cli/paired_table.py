@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from fedlab.metrics.comparison import METHODS, REFERENCES
+from fedlab.metrics.comparison import METHODS, interval_text, reference_position
 from fedlab.metrics.stats import Interval, Ratio, describe, format_ratio, verdict
 
 
@@ -54,13 +54,9 @@ def verdict_lines(cells: list[dict[str, Any]]) -> list[str]:
     """One line per cell: "gain" / "negative transfer" only when the 95% CI excludes 0."""
     lines = []
     for c in cells:
-        if c["strategy"] in REFERENCES:  # a reference is a scale, not a competitor
-            iv = c["final"]
-            where = "above" if iv.direction() > 0 else "below" if iv.direction() < 0 else "level with"
-            lines.append(
-                f"{c['target']}, reference {c['strategy']} ({REFERENCES[c['strategy']]}) is {where} "
-                f"{c['baseline']} (final): {iv.mean:+.1f} pp (95% CI {iv.ci_low:+.1f} to {iv.ci_high:+.1f})"
-            )
+        position = reference_position(c)
+        if position is not None:  # a reference is a scale, not a competitor
+            lines.append(f"{c['target']}, {position} (final): {interval_text(c['final'])}")
         else:
             head = f"{c['target']}, {c['strategy']} vs {c['baseline']} (final)"
             lines.append(f"{head}: {verdict(c['final'], 1.0)}")

@@ -153,3 +153,22 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
         return v
 
     return {k: fix(v) for k, v in d.items()}
+
+
+def reference_position(cell: dict[str, Any]) -> str | None:
+    """"reference central (pooled sources ...) is above fedavg" for a reference row, else None.
+
+    Why one wording: a reference (`REFERENCES`) is the scale a federated result is read on, never a
+    competitor, so neither the CLI nor a report may call it a gain or a negative transfer; both
+    print this phrase followed by `interval_text` of its paired difference."""
+    what = REFERENCES.get(cell["strategy"])
+    if what is None:
+        return None
+    d = cell["final"].direction()
+    where = "above" if d > 0 else "below" if d < 0 else "level with"
+    return f"reference {cell['strategy']} ({what}) is {where} {cell['baseline']}"
+
+
+def interval_text(iv: Interval) -> str:
+    """A paired difference in pp with its 95% CI: "+2.5 pp (95% CI +0.2 to +4.8)"."""
+    return f"{iv.mean:+.1f} pp (95% CI {iv.ci_low:+.1f} to {iv.ci_high:+.1f})"

@@ -113,14 +113,11 @@ def paired_findings(cells: list[dict[str, Any]]) -> list[Finding]:
     for c in cells:
         final: Interval = c["final"]
         d = final.direction()
-        what = comparison.REFERENCES.get(c["strategy"])
-        if what:  # a reference is the scale, not a competitor: no gain/loss
-            where = "above" if d > 0 else "below" if d < 0 else "level with"
+        position = comparison.reference_position(c)
+        if position is not None:  # a reference is the scale, not a competitor: no gain/loss
             out.append(
                 Finding(
-                    f"Target {c['target']}: reference {c['strategy']} ({what}) is "
-                    f"{where} {c['baseline']}: {final.mean:+.1f} pp (95% CI {final.ci_low:+.1f} to "
-                    f"{final.ci_high:+.1f}).",
+                    f"Target {c['target']}: {position}: {comparison.interval_text(final)}.",
                     "info",
                     "reference",
                     values={"target": c["target"], "strategy": c["strategy"], "mean_pp": final.mean},
