@@ -74,6 +74,16 @@ def container_engine() -> tuple[str | None, str]:
     return None, "; ".join(reasons)
 
 
+def _run_script(engine: str, tmp_path: Path, *args: str) -> tuple[int, str]:
+    """scripts/container-e2e.sh with `args`, as a user runs it; (exit code, stdout + stderr)."""
+    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, *args],
+        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
+    )  # fmt: skip
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_container_deployment_end_to_end(tmp_path: Path) -> None:
@@ -81,14 +91,9 @@ def test_container_deployment_end_to_end(tmp_path: Path) -> None:
     if engine is None:
         pytest.skip(f"no container runtime can run the deployment: {reason}")
     out = tmp_path / "runs"
-    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--rounds", "3",
-         "--out", str(out), "--require-all-nodes"],
-        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
-    )  # fmt: skip
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-6000:]
+    env = _engine_env()
+    code, log = _run_script(engine, tmp_path, "--rounds", "3", "--out", str(out), "--require-all-nodes")
+    assert code == 0, log[-6000:]
     # Per-round report: every reply arrived, in every round.
     for rnd in (1, 2, 3):
         assert re.search(rf"^round {rnd}: train 2/2 replies, evaluate 2/2 replies, target acc", log, re.M), (
@@ -129,19 +134,15 @@ def test_container_deployment_reports_a_lost_node(tmp_path: Path) -> None:
     engine, reason = container_engine()
     if engine is None:
         pytest.skip(f"no container runtime can run the deployment: {reason}")
-    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--rounds", "2",
-         "--local-steps", "3", "--out", str(tmp_path / "runs"), "--stop-node", "2@1",
-         "--round-timeout", "60", "--require-all-nodes"],
-        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
+    code, log = _run_script(
+        engine, tmp_path, "--rounds", "2", "--local-steps", "3", "--out", str(tmp_path / "runs"),
+        "--stop-node", "2@1", "--round-timeout", "60", "--require-all-nodes",
     )  # fmt: skip
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 3, log[-6000:]
+    assert code == 3, log[-6000:]
     # Killed right after round 1's training replies: round 1's evaluation may or may not
     # have reached it first; from round 2 on it is gone.
     assert re.search(r"^round 1: train 2/2 replies, evaluate [12]/2 replies", log, re.M), log[-4000:]
-    lost = r"^round 2: train 1/2 replies, evaluate 1/2 replies.*LOST supernode-2 \(node \d+, 2:rotated\)"
+    lost = r"^round 2: train 1/2 replies, evaluate 1/2 replies.*LOST supernode-2 \(node \d+, 1:rotated\)"
     assert re.search(lost, log, re.M), log[-4000:]
     assert re.search(
         r"^error: 1 SuperNode\(s\) did not reply: supernode-2 .* in round\(s\) (1,)?2 ", log, re.M
@@ -226,14 +227,9 @@ def test_containers_reproduce_the_simulation_of_a_config(tmp_path: Path) -> None
     if engine is None:
         pytest.skip(f"no container runtime can run the deployment: {reason}")
     out = tmp_path / "runs"
-    env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--config", str(config),
-         "--data-dir", str(data), "--out", str(out), "--require-all-nodes"],
-        capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
-    )  # fmt: skip
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-6000:]
+    args = ("--config", str(config), "--data-dir", str(data), "--out", str(out), "--require-all-nodes")
+    code, log = _run_script(engine, tmp_path, *args)
+    assert code == 0, log[-6000:]
     (run_dir,) = list(out.iterdir())
     deployed = json.loads((run_dir / "summary.json").read_text())
     for key in ("initial_target_acc", "final_target_acc", "final_group_effect", "best_target_acc"):

@@ -44,7 +44,7 @@ def _compas(tmp_path: Path, **federation) -> SimulationConfig:
 def _submitted(opts: LocalOptions, tmp_path: Path) -> dict:
     deployment = LocalDeployment(opts)
     try:
-        return parse_config_args([deployment._run_config()])
+        return parse_config_args([deployment.submitted])
     finally:
         shutil.rmtree(deployment.workdir)  # made by LocalDeployment itself
 

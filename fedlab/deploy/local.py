@@ -158,6 +158,7 @@ class LocalDeployment:
         self.sink = opts.sink
         self.app_dir = Path(opts.app_dir or default_app_dir()).resolve()
         self.domains = _domains_for(opts)
+        self.submitted = self._run_config()  # checked before anything starts (e.g. a schema off-site)
         self.workdir = Path(tempfile.mkdtemp(prefix="fedlab-deploy-"))
         self.home = self.workdir / "flwr-home"
         self.procs = Processes(self.workdir, child_env(self.home), self.sink)
@@ -272,7 +273,7 @@ class LocalDeployment:
                 run_dir.append(Path(m.group(1)))
 
         self.procs.watchers.append(watch)
-        follower = self.procs.start("serverapp", run_argv(self.app_dir, self._run_config()))
+        follower = self.procs.start("serverapp", run_argv(self.app_dir, self.submitted))
         deadline = time.monotonic() + self.opts.timeout
         while follower.alive():
             if time.monotonic() > deadline:
