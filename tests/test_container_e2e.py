@@ -152,9 +152,11 @@ def test_container_deployment_reports_a_lost_node(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_ctrl_c_mid_run_removes_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parent_sigint", ["default", "ignored"])
+def test_ctrl_c_mid_run_removes_everything(tmp_path: Path, parent_sigint: str) -> None:
     """SIGINT to the script's process group (what Ctrl-C in a terminal sends) while `flwr run`
-    streams: exit 130 within seconds, no container, network or key folder left."""
+    streams: exit 130 within 5 s, no container, network or key folder left — also when the
+    script was started with SIGINT ignored (as CI runners start children)."""
     import signal
     import time
 
@@ -162,12 +164,14 @@ def test_ctrl_c_mid_run_removes_everything(tmp_path: Path) -> None:
     if engine is None:
         pytest.skip(f"no container runtime can run the deployment: {reason}")
     env = {**_engine_env(), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    env.pop("FEDLAB_E2E_SIGNALS", None)
+    disposition = signal.SIG_IGN if parent_sigint == "ignored" else signal.SIG_DFL  # default: a terminal
     log_path = tmp_path / "e2e.log"
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(
             ["bash", str(ROOT / "scripts" / "container-e2e.sh"), "--engine", engine, "--out", str(tmp_path)],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 600
@@ -183,7 +187,7 @@ def test_ctrl_c_mid_run_removes_everything(tmp_path: Path) -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
     log = log_path.read_text()
     assert code == 130, log[-3000:]
-    assert stopped_in < 60, f"took {stopped_in:.0f} s to stop"
+    assert stopped_in <= 5, f"took {stopped_in:.1f} s to stop"  # issue #27.8
     prefix = re.search(r"removed containers: (fedlab-e2e-\d+)-superlink", log)
     assert prefix, log[-3000:]
     names = subprocess.run(
