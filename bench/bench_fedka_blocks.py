@@ -68,6 +68,12 @@ def ingest(out: Path, spec: str) -> None:
     print(f"ingested {len(rows)} runs from {folder} as variant {number}")
 
 
+def _fail(message: str) -> None:
+    """One `error:` line and exit 2, before anything is written."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run_blocks(args: argparse.Namespace, variants: list[int]) -> None:
     preset, missing = preset_overrides(args.federation, args.data_dir)
     if missing is not None:
@@ -139,10 +145,13 @@ def main() -> None:
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    variants = [int(v) for v in args.variants.split(",") if v.strip().isdigit() and int(v) < len(LABELS)]
+    if not variants or variants[0] != 0 or len(variants) != len(args.variants.split(",")):
+        _fail(f"--variants {args.variants!r}: expected numbers 0..{len(LABELS) - 1} starting with 0 (FedAvg)")
+    index, _, count = args.worker.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        _fail(f"--worker {args.worker!r}: expected i/n with 1 <= i <= n (e.g. 1/2 and 2/2)")
     args.out.mkdir(parents=True, exist_ok=True)
-    variants = [int(v) for v in args.variants.split(",")]
-    if variants[0] != 0:
-        sys.exit("error: --variants must start with 0 (FedAvg, the baseline)")
     for spec in args.ingest:
         ingest(args.out, spec)
     if args.report:
