@@ -34,7 +34,7 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
 from fedlab.config import load_simulation_config
 from fedlab.metrics import comparison
-from fedlab.metrics.stats import describe
+from fedlab.metrics.stats import describe, format_ratio
 from fedlab.runs.sweep import RUN_COLUMNS, run_row, run_sweep
 
 LABELS = list(VARIANTS)
@@ -129,6 +129,24 @@ def report(args: argparse.Namespace, variants: list[int]) -> None:
         rows,
         title=f"[{args.federation}] {len(complete)} complete blocks ({blocks})",
     )  # fmt: skip
+    print_table(["target", "variant", "GE %", "GE vs FedAvg, pp [95% CI]", "GE ratio vs FedAvg"],
+                group_effect_rows(cells, runs), title="Group Effect (final round)")  # fmt: skip
+
+
+def group_effect_rows(cells: list[dict], runs: pd.DataFrame) -> list[list[str]]:
+    """Per target (and over targets): each variant's Group Effect, paired vs FedAvg's, and the
+    ratio only where FedAvg's own GE interval excludes 0 (a ratio to a GE that may be 0 is not
+    a number anyone should quote)."""
+    rows = []
+    for c in cells:
+        if VARIANTS[c["strategy"]][0] in comparison.REFERENCES:
+            continue  # central/oracle have no clients, hence no Group Effect
+        base = c["ge_baseline"]
+        ratio = (format_ratio(c["ge_ratio"]) if base.excludes_zero()
+                 else f"unbounded (FedAvg GE {describe(base, wins=False)})")  # fmt: skip
+        own = describe(c["ge_strategy"], wins=False)
+        rows.append([c["target"], c["strategy"], own, describe(c["ge"]), ratio])
+    return rows
 
 
 def main() -> None:

@@ -58,3 +58,5 @@ def test_report_uses_complete_blocks_only(tmp_path):
     assert "6 complete blocks" in proc.stdout
     assert "a s3" not in proc.stdout
     assert "+2.0 pp" in proc.stdout and "3/3 wins" in proc.stdout
+    # FedAvg's Group Effect is 0 on every seed: its interval cannot exclude 0, so no ratio is printed
+    assert "unbounded (FedAvg GE" in proc.stdout and "×" not in proc.stdout
