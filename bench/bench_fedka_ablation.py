@@ -51,8 +51,9 @@ VARIANTS = {
     ),
     "fedka + AdaBN voters": ("fedka", {**NO_GUARD, "training.vote_select": 1.0}),
     "fedka + confident selection": ("fedka", {**NO_GUARD, "training.vote_target_batchnorm": False}),
-    "fedka AdaBN + selection (before the guard)": ("fedka", ADABN_SELECT),
-    # 7-10: the label-free guard's components (server.steps.voting), each on top of variant 6
+    "fedka AdaBN + selection, no prox (default before #26)": ("fedka", ADABN_SELECT),
+    # 7-10: the label-free guard's components (server.steps.voting), each on top of variant 6; variant 8
+    # (proximal fine-tuning, mu = 1) is the default since #26, so it and 11 run the same FedKA
     "fedka + head-only fine-tuning": ("fedka", {**ADABN_SELECT, "training.finetune_scope": "head"}),
     "fedka + proximal fine-tuning (mu=1)": ("fedka", {**ADABN_SELECT, "training.finetune_prox": 1.0}),
     "fedka + holdout guard": ("fedka", {**ADABN_SELECT, "training.vote_guard": "holdout"}),

@@ -93,7 +93,15 @@ def test_fedka_ref_uses_the_reference_rule_whatever_the_settings() -> None:
     cfg = load_simulation_config(None, {"training.vote_guard": "holdout", "training.finetune_scope": "head"})
     settings = StrategySettings(training=cfg.training, seed=0, num_clients=2)
     ref = resolve_strategy("fedka-ref").cls.settings_kwargs(settings)["voting"]
-    got = (ref.rule, ref.select, ref.target_batchnorm, ref.scope, ref.guard)
-    assert got == ("plurality", 1.0, False, "all", "off")
+    got = (ref.rule, ref.select, ref.target_batchnorm, ref.scope, ref.prox, ref.guard)
+    assert got == ("plurality", 1.0, False, "all", 0.0, "off")
     default = resolve_strategy("fedka").cls.settings_kwargs(settings)["voting"]
     assert (default.guard, default.scope) == ("holdout", "head")
+
+
+def test_fedkas_default_fine_tuning_is_proximal_and_one_switch_turns_it_off() -> None:
+    """Issue #26: the default pulls the fine-tuned model towards the averaged one (mu = 1)."""
+    step = VotingStep.from_settings(load_simulation_config(None, {}).training, seed=0)
+    assert (step.prox, step.guard, step.select, step.target_batchnorm) == (1.0, "off", 0.5, True)
+    off = VotingStep.from_settings(load_simulation_config(None, {"training.finetune_prox": 0}).training, 0)
+    assert off.prox == 0.0

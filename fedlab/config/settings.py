@@ -153,7 +153,11 @@ class TrainingConfig(_Strict):
     # FedKA's fine-tuning on the votes: every layer ("all", the reference) or the classifier only
     # ("head": the extractor keeps its source-trained, MMD-aligned features)
     finetune_scope: Literal["all", "head"] = "all"
-    finetune_prox: float = Field(0.0, ge=0)  # μ of a pull towards the averaged model while fine-tuning
+    # μ of a pull μ/2·‖w − w_avg‖² towards the averaged model while fine-tuning on the votes: the
+    # fine-tuning can then not forget the source task or undo the alignment (the harm seen even with
+    # correct votes). 1.0 since issue #26 (picked on the Office-Caltech10 ablation, confirmed on
+    # Digit-Five; docs/reproductions/fedka2022.md); 0 = the step as before (fedka-ref always uses 0).
+    finetune_prox: float = Field(1.0, ge=0, le=MAX_RATE)
     # label-free vote-reliability guard: "holdout" fine-tunes on part of the adopted votes and keeps
     # the fine-tuned model only if it agrees with the held-out votes more often than the averaged
     # model does (see `server.steps.voting`); "off" always keeps it (the reference)
