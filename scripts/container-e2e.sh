@@ -243,6 +243,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
+# A step that fails without a message of its own (set -e) still says which one it was; inside
+# the `set +e` stretches a failure is handled there, so nothing is said.
+trap 'e2e_rc=$?; if [[ $- == *e* ]]; then log "error: line $LINENO: $BASH_COMMAND (exit $e2e_rc)"; fi' ERR
 
 wait_for_log() {  # $1 container, $2 regex, $3 seconds
   local deadline=$((SECONDS + $3))
@@ -359,7 +362,7 @@ for i in $(seq 1 "$NODES"); do
   node_data=$WORK/data/supernode-$i
   if [ -n "$CONFIG" ]; then  # identity by domain (the simulation's client id), data from /data
     supernode_args "" "$domain" "$LINK_ADDR"
-    SUPERNODE_ARGS[4]="--node-config=domain='$domain'$([ -n "$DATA_DIR" ] && echo " data-dir='/data'")"
+    SUPERNODE_ARGS[4]="--node-config=domain='$domain'${DATA_DIR:+ data-dir='/data'}"
     node_data=${DATA_DIR:-$WORK/data/supernode-$i}
     mkdir -p "$node_data"
   else

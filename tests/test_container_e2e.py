@@ -241,3 +241,42 @@ def test_containers_reproduce_the_simulation_of_a_config(tmp_path: Path) -> None
     a = torch.load(sim.run_dir / "model.pt", weights_only=True)
     b = torch.load(run_dir / "model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_containers_reproduce_the_simulation_of_an_embedded_config(tmp_path: Path) -> None:
+    """Issue #27.6: the issue's own job (FedKA, digits original + rotated -> colour), from a
+    config with no data directory (embedded federation), 2 rounds: the containers give the
+    simulation's metrics, clients and model. A `--config` without `--data-dir` once ended the
+    script silently with exit 1 (a `set -e` test inside the node-config string)."""
+    import torch
+
+    from fedlab.config import load_simulation_config
+    from fedlab.runs.simulate import simulate
+
+    config = tmp_path / "fedka.toml"
+    config.write_text(
+        'seed = 0\n[federation]\nname = "digits"\ndomains = ["original", "rotated", "colour"]\n'
+        '[training]\nstrategy = "fedka"\ntarget = "colour"\nrounds = 2\nlocal_steps = 5\n',
+        encoding="utf-8",
+    )
+    sim = simulate(load_simulation_config(config, {}), out=tmp_path / "sim")
+
+    engine, reason = container_engine()
+    if engine is None:
+        pytest.skip(f"no container runtime can run the deployment: {reason}")
+    out = tmp_path / "runs"
+    args = ("--config", str(config), "--out", str(out), "--require-all-nodes")
+    code, log = _run_script(engine, tmp_path, *args)
+    assert code == 0, log[-6000:]
+    (run_dir,) = list(out.iterdir())
+    deployed = json.loads((run_dir / "summary.json").read_text())
+    for key in ("initial_target_acc", "final_target_acc", "final_group_effect", "best_target_acc"):
+        assert deployed[key] == sim.summary[key], key
+    assert [(c["id"], c["domain"]) for c in deployed["clients"]] == [
+        (c["id"], c["domain"]) for c in sim.summary["clients"]
+    ]
+    a = torch.load(sim.run_dir / "model.pt", weights_only=True)
+    b = torch.load(run_dir / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
