@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,20 @@ def _run_script(engine: str, tmp_path: Path, *args: str) -> tuple[int, str]:
         capture_output=True, text=True, timeout=1700, env=env, cwd=ROOT,
     )  # fmt: skip
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def _assert_same_run(sim: Any, out: Path) -> dict[str, Any]:
+    """The one run directory under `out` has the simulation's metrics and model; its summary."""
+    import torch
+
+    (run_dir,) = list(out.iterdir())
+    deployed = json.loads((run_dir / "summary.json").read_text())
+    for key in ("initial_target_acc", "final_target_acc", "final_group_effect", "best_target_acc"):
+        assert deployed[key] == sim.summary[key], key
+    a = torch.load(sim.run_dir / "model.pt", weights_only=True)
+    b = torch.load(run_dir / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    return deployed
 
 
 @pytest.mark.slow
@@ -211,8 +226,6 @@ COMPAS = ROOT.parent / "shared" / "data" / "compas" / "compas-scores-two-years.c
 def test_containers_reproduce_the_simulation_of_a_config(tmp_path: Path) -> None:
     """Issue #27.6/7: a file-based federation from a fedlab config (COMPAS, tabular, 2 rounds),
     deployed in containers through the Fleet gate, gives the simulation's metrics and model."""
-    import torch
-
     from fedlab.config import load_simulation_config
     from fedlab.runs.simulate import simulate
 
@@ -234,13 +247,7 @@ def test_containers_reproduce_the_simulation_of_a_config(tmp_path: Path) -> None
     args = ("--config", str(config), "--data-dir", str(data), "--out", str(out), "--require-all-nodes")
     code, log = _run_script(engine, tmp_path, *args)
     assert code == 0, log[-6000:]
-    (run_dir,) = list(out.iterdir())
-    deployed = json.loads((run_dir / "summary.json").read_text())
-    for key in ("initial_target_acc", "final_target_acc", "final_group_effect", "best_target_acc"):
-        assert deployed[key] == sim.summary[key], key
-    a = torch.load(sim.run_dir / "model.pt", weights_only=True)
-    b = torch.load(run_dir / "model.pt", weights_only=True)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _assert_same_run(sim, out)
 
 
 @pytest.mark.slow
@@ -250,8 +257,6 @@ def test_containers_reproduce_the_simulation_of_an_embedded_config(tmp_path: Pat
     config with no data directory (embedded federation), 2 rounds: the containers give the
     simulation's metrics, clients and model. A `--config` without `--data-dir` once ended the
     script silently with exit 1 (a `set -e` test inside the node-config string)."""
-    import torch
-
     from fedlab.config import load_simulation_config
     from fedlab.runs.simulate import simulate
 
@@ -270,13 +275,7 @@ def test_containers_reproduce_the_simulation_of_an_embedded_config(tmp_path: Pat
     args = ("--config", str(config), "--out", str(out), "--require-all-nodes")
     code, log = _run_script(engine, tmp_path, *args)
     assert code == 0, log[-6000:]
-    (run_dir,) = list(out.iterdir())
-    deployed = json.loads((run_dir / "summary.json").read_text())
-    for key in ("initial_target_acc", "final_target_acc", "final_group_effect", "best_target_acc"):
-        assert deployed[key] == sim.summary[key], key
+    deployed = _assert_same_run(sim, out)
     assert [(c["id"], c["domain"]) for c in deployed["clients"]] == [
         (c["id"], c["domain"]) for c in sim.summary["clients"]
     ]
-    a = torch.load(sim.run_dir / "model.pt", weights_only=True)
-    b = torch.load(run_dir / "model.pt", weights_only=True)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
