@@ -82,6 +82,9 @@ def run_blocks(args: argparse.Namespace, variants: list[int]) -> None:
     if args.rounds is not None:
         base["training.rounds"] = args.rounds
         print(f"DEPARTURE from protocol {args.protocol}: training.rounds = {args.rounds}")
+    if args.max_per_domain is not None:
+        base["federation.max_per_domain"] = args.max_per_domain
+        print(f"DEPARTURE from the {args.federation} preset: max_per_domain = {args.max_per_domain}")
     blocks = [(s, t) for s in args.seeds.split(",") for t in args.targets.split(",")]
     index, _, count = args.worker.partition("/")
     mine = blocks[int(index) - 1 :: int(count)]
@@ -109,26 +112,30 @@ def report(args: argparse.Namespace, variants: list[int]) -> None:
     complete = counts[counts == len(variants)].index
     runs = runs.set_index(["target", "seed"]).loc[list(complete)].reset_index()
     runs = runs.assign(strategy=[LABELS[v] for v in runs["variant"]])
-    cells = comparison.compare(runs, baseline=LABELS[0])
+    base = LABELS[args.vs]
+    cells = comparison.compare(runs, baseline=base)
     rows = []
     for v in variants:
         label = LABELS[v]
         mine = runs[runs["variant"] == v]
         own = [c for c in cells if c["strategy"] == label]
         pooled = next((c for c in own if c["target"] == comparison.ALL_TARGETS), None)
-        per_target = {c["target"]: describe(c["final"]) for c in own if c["target"] != comparison.ALL_TARGETS}
+        per_target = sorted((c["target"], c) for c in own if c["target"] != comparison.ALL_TARGETS)
         rows.append([
             v, label, f"{100 * mine['final_target_acc'].mean():.1f}",
             describe(pooled["final"]) if pooled else "-", describe(pooled["best"]) if pooled else "-",
-            "; ".join(f"{t} {d}" for t, d in sorted(per_target.items())) or "-",
+            "; ".join(f"{t} {describe(c['final'])}" for t, c in per_target) or "-",
+            "; ".join(f"{t} {describe(c['best'])}" for t, c in per_target) or "-",
         ])  # fmt: skip
     blocks = ", ".join(f"{t} s{s}" for t, s in complete)
     print_table(
-        ["#", "variant", "final acc %", "final vs FedAvg, pp [95% CI], wins", "best round vs FedAvg",
-         "final vs FedAvg per target"],
+        ["#", "variant", "final acc %", f"final vs {base}, pp [95% CI], wins", "best round",
+         "final per target", "best round per target"],
         rows,
-        title=f"[{args.federation}] {len(complete)} complete blocks ({blocks})",
+        title=f"[{args.federation}] {len(complete)} complete blocks ({blocks}); paired vs {base}",
     )  # fmt: skip
+    if args.vs != 0:
+        return  # the Group Effect table is read against FedAvg only
     print_table(["target", "variant", "GE %", "GE vs FedAvg, pp [95% CI]", "GE ratio vs FedAvg"],
                 group_effect_rows(cells, runs), title="Group Effect (final round)")  # fmt: skip
 
@@ -158,14 +165,18 @@ def main() -> None:
     ap.add_argument("--targets", default="amazon,caltech,dslr,webcam")
     ap.add_argument("--variants", default="0,1,2,11,12,13", help="numbers of bench_fedka_ablation's VARIANTS")
     ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--max-per-domain", type=int, default=None, help="images per domain (departure)")
     ap.add_argument("--worker", default="1/1", help="i/n: this process runs every n-th block from the i-th")
     ap.add_argument("--ingest", action="append", default=[], help="DIR=N: add finished runs under DIR")
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--vs", type=int, default=0, help="--report: the variant the others are paired with")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     variants = [int(v) for v in args.variants.split(",") if v.strip().isdigit() and int(v) < len(LABELS)]
     if not variants or variants[0] != 0 or len(variants) != len(args.variants.split(",")):
         _fail(f"--variants {args.variants!r}: expected numbers 0..{len(LABELS) - 1} starting with 0 (FedAvg)")
+    if args.vs not in variants:
+        _fail(f"--vs {args.vs}: expected one of --variants {args.variants}")
     index, _, count = args.worker.partition("/")
     if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
         _fail(f"--worker {args.worker!r}: expected i/n with 1 <= i <= n (e.g. 1/2 and 2/2)")

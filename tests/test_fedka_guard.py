@@ -10,6 +10,7 @@ from fedlab.config import load_simulation_config
 from fedlab.learn.models import FeatureMLP
 from fedlab.learn.training import LocalTrainSpec, finetune_pseudo
 from fedlab.learn.voting import VoteResult, holdout_split
+from fedlab.report.sim.findings import voting_findings
 from server.steps.voting import VotingStep
 from server.strategies import resolve_strategy
 from server.strategies.domain import StrategySettings
@@ -93,8 +94,8 @@ def test_fedka_ref_uses_the_reference_rule_whatever_the_settings() -> None:
     cfg = load_simulation_config(None, {"training.vote_guard": "holdout", "training.finetune_scope": "head"})
     settings = StrategySettings(training=cfg.training, seed=0, num_clients=2)
     ref = resolve_strategy("fedka-ref").cls.settings_kwargs(settings)["voting"]
-    got = (ref.rule, ref.select, ref.target_batchnorm, ref.scope, ref.prox, ref.guard)
-    assert got == ("plurality", 1.0, False, "all", 0.0, "off")
+    got = (ref.rule, ref.select, ref.target_batchnorm, ref.scope, ref.prox, ref.guard, ref.min_per_class)
+    assert got == ("plurality", 1.0, False, "all", 0.0, "off", 0)
     default = resolve_strategy("fedka").cls.settings_kwargs(settings)["voting"]
     assert (default.guard, default.scope) == ("holdout", "head")
 
@@ -103,5 +104,31 @@ def test_fedkas_default_fine_tuning_is_proximal_and_one_switch_turns_it_off() ->
     """Issue #26: the default pulls the fine-tuned model towards the averaged one (mu = 1)."""
     step = VotingStep.from_settings(load_simulation_config(None, {}).training, seed=0)
     assert (step.prox, step.guard, step.select, step.target_batchnorm) == (1.0, "off", 0.5, True)
+    assert step.min_per_class == 16
     off = VotingStep.from_settings(load_simulation_config(None, {"training.finetune_prox": 0}).training, 0)
     assert off.prox == 0.0
+
+
+def test_the_vote_floor_keeps_the_averaged_model_when_too_few_votes_are_adopted() -> None:
+    """Issue #26: below `vote_min_per_class` adopted votes per class a round does not fine-tune (a
+    small pool re-adopts the same few votes every round); at the floor it does, and a report says
+    in how many voting rounds fine-tuning was skipped."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    torch.manual_seed(0)
+    arrays = ArrayRecord(FeatureMLP(6, 2).state_dict())
+    probs = np.stack([np.eye(2)[(x[:, 0] > 0).astype(int)]] * 3).astype(np.float32)  # unanimous: 40 adopted
+    step = VotingStep(rule="plurality", finetune_steps=5, num_rounds=2, min_per_class=21)
+    step.spec = LocalTrainSpec(lr=0.05, batch_size=16)
+    below: dict = {}
+    assert step.apply(2, arrays, probs, _Target(x), below) is arrays  # 40 < 21 x 2 classes
+    assert below["adopted"] == 40 and below["finetune_skipped"] and "finetune_loss" not in below
+    step.min_per_class = 20
+    at: dict = {}
+    out = step.apply(2, arrays, probs, _Target(x), at)
+    assert out is not arrays and "finetune_skipped" not in at and at["finetune_loss"] > 0
+    first = {"round": 1, "voting_acc": 0.9, "adoption_rate": 1.0}
+    rounds = [first, {"round": 2, **below}, {"round": 3, **at}]
+    texts = [f.text for f in voting_findings(rounds)]
+    assert any("skipped in 1 of 3 voting rounds" in t for t in texts), texts
+    assert not any("skipped" in f.text for f in voting_findings([rounds[0], rounds[2]]))

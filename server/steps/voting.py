@@ -79,6 +79,7 @@ class VotingStep:
     scope: str = "all"
     prox: float = 0.0
     guard: str = "off"
+    min_per_class: int = 0
     finetune_steps: int = 20
     max_epochs_per_round: float = 0.0
     spec: LocalTrainSpec = field(default_factory=LocalTrainSpec)
@@ -98,6 +99,7 @@ class VotingStep:
             scope=t.finetune_scope,
             prox=t.finetune_prox,
             guard=t.vote_guard,
+            min_per_class=t.vote_min_per_class,
             finetune_steps=t.finetune_steps,
             max_epochs_per_round=t.max_epochs_per_round,
             spec=finetune_spec(t),
@@ -109,10 +111,10 @@ class VotingStep:
     def reference(cls, training: TrainingConfig, seed: int) -> VotingStep:
         """The reference notebook's rule whatever the settings say (strategy ``fedka-ref``): every
         sample's plurality winner adopted, voters with their own BatchNorm statistics, every layer
-        fine-tuned, no guard. Budget, optimizer and warm-up still come from the settings."""
+        fine-tuned, no guard, no floor. Budget, optimizer and warm-up still come from the settings."""
         step = cls.from_settings(training, seed)
         step.rule, step.select, step.target_batchnorm = "plurality", 1.0, False
-        step.scope, step.prox, step.guard = "all", 0.0, "off"
+        step.scope, step.prox, step.guard, step.min_per_class = "all", 0.0, "off", 0
         return step
 
     def active(self, server_round: int) -> bool:
@@ -138,6 +140,10 @@ class VotingStep:
         record["voting_acc_all"] = vote.accuracy(target.y_pool_hidden, adopted_only=False)
         record["adoption_rate"] = vote.adoption_rate
         record["voting_alpha"] = alpha
+        record["adopted"] = int(vote.adopted.sum())
+        if record["adopted"] < self.min_per_class * target.num_classes:
+            record["finetune_skipped"] = True
+            return arrays  # too few votes to fine-tune on without fitting them: keep the averaged model
         seed = self.seed * 100_003 + server_round
         fit, check = np.flatnonzero(vote.adopted), np.zeros(0, dtype=np.int64)
         if self.guard == "holdout":

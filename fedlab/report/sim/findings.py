@@ -151,9 +151,23 @@ def voting_findings(rounds: Rounds) -> list[Finding]:
             f"{pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
         )
     low = acc is not None and acc < 0.5
-    return [
-        Finding(text, "warn" if low else "info", "voting", values={"adoption_rate": adopt, "voting_acc": acc})
-    ]
+    values = {"adoption_rate": adopt, "voting_acc": acc}
+    out = [Finding(text, "warn" if low else "info", "voting", values=values)]
+    voted = [r for r in rounds if r.get("voting_acc") is not None]
+    skipped = sum(1 for r in voted if r.get("finetune_skipped"))
+    if skipped:
+        out.append(
+            Finding(
+                f"Fine-tuning on the votes was skipped in {skipped} of {len(voted)} voting rounds: fewer "
+                "votes were adopted than the floor `training.vote_min_per_class` per class, so those rounds "
+                "kept the averaged model (matching only, as f-DAN)"
+                + (" — this run is f-DAN in all but name." if skipped == len(voted) else "."),
+                "info",
+                "voting",
+                values={"finetune_skipped_rounds": skipped, "voting_rounds": len(voted)},
+            )
+        )
+    return out
 
 
 def client_findings(rounds: Rounds) -> list[Finding]:
