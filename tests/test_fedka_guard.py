@@ -132,3 +132,12 @@ def test_the_vote_floor_keeps_the_averaged_model_when_too_few_votes_are_adopted(
     texts = [f.text for f in voting_findings(rounds)]
     assert any("skipped in 1 of 3 voting rounds" in t for t in texts), texts
     assert not any("skipped" in f.text for f in voting_findings([rounds[0], rounds[2]]))
+
+
+def test_the_progress_line_says_when_a_round_stayed_below_the_vote_floor() -> None:
+    from fedlab.cli.simulate import _round_status
+
+    record = {"target_acc": 0.5, "group_effect": 0.01, "voting_acc": 0.7, "adoption_rate": 0.4}
+    assert "floor" not in _round_status(record)
+    skipped = _round_status({**record, "finetune_skipped": True})
+    assert skipped.endswith("(below the vote floor: no fine-tuning)")

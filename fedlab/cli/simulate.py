@@ -274,6 +274,8 @@ def _round_status(record: dict[str, Any]) -> str:
         text += (
             f"  vote {100 * (record['voting_acc'] or 0):.0f}%/{100 * record['adoption_rate']:.0f}% adopted"
         )
+        if record.get("finetune_skipped"):
+            text += " (below the vote floor: no fine-tuning)"
     return text
 
 
