@@ -58,7 +58,7 @@ VARIANTS = {
     "fedka + confident selection": ("fedka", {**NO_GUARD, "training.vote_target_batchnorm": False}),
     "fedka AdaBN + selection, no prox (default before #26)": ("fedka", ADABN_SELECT),
     # 7-10: the label-free guard's components (server.steps.voting), each on top of variant 6; variant 8
-    # (proximal fine-tuning, mu = 1) was the default from #26's first step until variant 14 added the floor
+    # (proximal fine-tuning, mu = 1) is the default since #26, so it and 11 run the same FedKA
     "fedka + head-only fine-tuning": ("fedka", {**ADABN_SELECT, "training.finetune_scope": "head"}),
     "fedka + proximal fine-tuning (mu=1)": ("fedka", {**ADABN_SELECT, "training.finetune_prox": 1.0}),
     "fedka + holdout guard": ("fedka", {**ADABN_SELECT, "training.vote_guard": "holdout"}),
@@ -70,8 +70,8 @@ VARIANTS = {
     # references (fedlab.runs.reference): pooled sources, and + the target's labels
     "central (reference: pooled sources)": ("central", {}),
     "oracle (reference: + target labels)": ("oracle", {}),
-    # 14: variant 8 + the vote floor (fine-tune only with >= 16 adopted votes per class): the default
-    # since #26's second step, so it and 11 run the same FedKA
+    # 14: variant 8 + the vote floor (fine-tune only with >= 16 adopted votes per class); not the default:
+    # it failed its confirmation on small-pool Digit-Five, so 8 and 11 run the same FedKA
     "fedka + proximal + vote floor (16/class)": (
         "fedka",
         {**ADABN_SELECT, "training.finetune_prox": 1.0, "training.vote_min_per_class": 16},
