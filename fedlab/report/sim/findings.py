@@ -160,8 +160,8 @@ def voting_findings(rounds: Rounds) -> list[Finding]:
             Finding(
                 f"Fine-tuning on the votes was skipped in {skipped} of {len(voted)} voting rounds: fewer "
                 "votes were adopted than the floor `training.vote_min_per_class` per class, so those rounds "
-                "kept the averaged model (matching only, as f-DAN)"
-                + (" — this run is f-DAN in all but name." if skipped == len(voted) else "."),
+                "kept the averaged model, as FedKA without voting does"
+                + (" — none fine-tuned: this run is FedKA without voting." if skipped == len(voted) else "."),
                 "info",
                 "voting",
                 values={"finetune_skipped_rounds": skipped, "voting_rounds": len(voted)},
