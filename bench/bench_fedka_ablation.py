@@ -44,6 +44,8 @@ NO_GUARD = {
     "training.finetune_prox": 0.0,
     "training.vote_guard": "off",
     "training.vote_min_per_class": 0,
+    "training.vote_clients_start": "finetuned",
+    "training.finetune_optimizer_state": "round",
 }
 ADABN_SELECT = {**NO_GUARD, "training.vote_select": 0.5, "training.vote_target_batchnorm": True}
 VARIANTS = {
@@ -75,6 +77,22 @@ VARIANTS = {
     "fedka + proximal + vote floor (16/class)": (
         "fedka",
         {**ADABN_SELECT, "training.finetune_prox": 1.0, "training.vote_min_per_class": 16},
+    ),
+    # 15-16: the reference notebook's server loop on top of variant 8 (issue #26): its clients start each
+    # round from the averaged model (the fine-tuned one is only scored and embeds the target), and (16)
+    # one Adam fine-tunes over the whole run; fedka-ref (2) runs both with the notebook's voting rule
+    "fedka + clients start from the averaged model": (
+        "fedka",
+        {**ADABN_SELECT, "training.finetune_prox": 1.0, "training.vote_clients_start": "averaged"},
+    ),
+    "fedka + averaged start + run-long fine-tuning optimizer": (
+        "fedka",
+        {
+            **ADABN_SELECT,
+            "training.finetune_prox": 1.0,
+            "training.vote_clients_start": "averaged",
+            "training.finetune_optimizer_state": "run",
+        },
     ),
 }
 

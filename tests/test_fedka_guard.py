@@ -96,6 +96,7 @@ def test_fedka_ref_uses_the_reference_rule_whatever_the_settings() -> None:
     ref = resolve_strategy("fedka-ref").cls.settings_kwargs(settings)["voting"]
     got = (ref.rule, ref.select, ref.target_batchnorm, ref.scope, ref.prox, ref.guard, ref.min_per_class)
     assert got == ("plurality", 1.0, False, "all", 0.0, "off", 0)
+    assert (ref.clients_start, ref.optimizer_state) == ("averaged", "run")  # the notebook's server loop
     default = resolve_strategy("fedka").cls.settings_kwargs(settings)["voting"]
     assert (default.guard, default.scope) == ("holdout", "head")
 
@@ -141,3 +142,57 @@ def test_the_progress_line_says_when_a_round_stayed_below_the_vote_floor() -> No
     assert "floor" not in _round_status(record)
     skipped = _round_status({**record, "finetune_skipped": True})
     assert skipped.endswith("(below the vote floor: no fine-tuning)")
+
+
+def test_a_run_long_optimizer_carries_adams_state_from_one_fine_tuning_to_the_next() -> None:
+    """The reference notebook fine-tunes with one Adam over the whole run; fedlab's default starts a
+    fresh one every round (`finetune_optimizer_state`)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 8)).astype(np.float32), rng.integers(0, 3, 64)
+    spec = LocalTrainSpec(lr=1e-3, batch_size=16, optimizer="adam")
+    cpu, carried = torch.device("cpu"), {}
+    torch.manual_seed(0)
+    model = FeatureMLP(8, 3)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(2):
+        finetune_pseudo(model, x, y, steps=3, weight=1.0, spec=spec, device=cpu, seed=1, carried=carried)
+    steps = [float(s["step"]) for s in carried["optimizer"]["state"].values()]
+    assert steps and all(s == 6 for s in steps)  # 2 calls x 3 steps on one optimizer
+    fresh, kept = FeatureMLP(8, 3), FeatureMLP(8, 3)
+    for m, state in ((fresh, None), (kept, carried)):
+        m.load_state_dict(start)
+        finetune_pseudo(m, x, y, steps=1, weight=1.0, spec=spec, device=cpu, seed=2, carried=state)
+    moved = {
+        name: sum(float((p.detach() - start[n]).abs().sum()) for n, p in m.named_parameters())
+        for name, m in (("fresh", fresh), ("kept", kept))
+    }
+    assert moved["kept"] != moved["fresh"]  # the carried moments change the step
+
+
+def test_clients_can_start_from_the_averaged_model_as_the_notebooks_clients_do() -> None:
+    """`vote_clients_start = "averaged"`: the fine-tuned model is the global (scored, saved, embedding)
+    one, the next round's train messages carry the averaged model; "finetuned" sends the global one."""
+    from server.strategies.fedka import FedKA
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    torch.manual_seed(0)
+    averaged = ArrayRecord(FeatureMLP(6, 2).state_dict())
+    probs = np.stack([np.eye(2)[(x[:, 0] > 0).astype(int)]] * 3).astype(np.float32)
+    sent: dict = {}
+    for start in ("averaged", "finetuned"):
+        step = VotingStep(rule="plurality", finetune_steps=5, num_rounds=2, clients_start=start)
+        step.spec = LocalTrainSpec(lr=0.05, batch_size=16)
+        strategy = FedKA(voting=step)
+        strategy.setup_domain(_Target(x), None)
+        strategy._round = {"round": 1}
+        finetuned = strategy.after_aggregation(1, averaged, probs)
+        assert finetuned is not averaged
+        def capture(nodes, parent, rnd, arrays, config, grid, key=start):
+            sent[key] = arrays
+            return []
+
+        strategy._configure_for = capture
+        strategy.configure_train(2, finetuned, None, None)  # type: ignore[arg-type]
+        assert strategy._current_arrays is finetuned  # what a round without replies keeps
+    assert sent["averaged"] is averaged and sent["finetuned"] is not averaged

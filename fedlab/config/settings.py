@@ -167,6 +167,15 @@ class TrainingConfig(_Strict):
     # votes every round. Default 0 (always, the reference): 16 helped on Office-Caltech10 but lost
     # 4.8 pp on small-pool Digit-Five, its pre-registered confirmation (docs/reproductions/fedka2022.md).
     vote_min_per_class: int = Field(0, ge=0, le=MAX_BATCH)
+    # Which model FedKA's clients start the next round from: "finetuned" (fedlab until issue #26: the
+    # global model after fine-tuning on the votes) or "averaged" (the reference notebook: its clients
+    # load the averaged state dict, the fine-tuned model is only scored, saved and embeds the target),
+    # so that votes never come from models trained on earlier votes.
+    vote_clients_start: Literal["finetuned", "averaged"] = "finetuned"
+    # FedKA's fine-tuning optimizer state: fresh every "round" (fedlab until issue #26) or kept for the
+    # whole "run" (the reference notebook's one global Adam): a fresh Adam moves every weight by about
+    # the learning rate on its first steps however small the gradient on already-fitted votes is.
+    finetune_optimizer_state: Literal["round", "run"] = "round"
     min_fit_clients_fraction: float = Field(1.0, gt=0, le=1)
     optimizer: Literal["sgd", "adam"] = "sgd"  # clients and server fine-tuning (adam: no momentum)
     # > 0: a client's local steps and FedKA's fine-tuning steps stop after this many passes over

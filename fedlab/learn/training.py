@@ -305,13 +305,16 @@ def finetune_pseudo(
     seed: int,
     scope: Literal["all", "head"] = "all",
     prox: float = 0.0,
+    carried: dict[str, Any] | None = None,
 ) -> float:
     """FedKA server step: fine-tune the global model on voted pseudo-labels, loss × α.
 
     `scope = "head"` trains the classifier only: the feature extractor keeps what the clients
     learned on labelled source data and the MMD alignment, which fine-tuning every layer on
     pseudo-labels can erase. `prox` > 0 adds μ/2‖w − w_start‖² (w_start: the averaged model),
-    limiting how far a few hundred pseudo-labelled samples can pull the model."""
+    limiting how far a few hundred pseudo-labelled samples can pull the model. `carried` (a dict
+    the caller keeps between calls) carries the optimizer's state from one call to the next, as
+    one optimizer kept over the whole run does (the reference notebook's global Adam)."""
     if steps == 0 or len(y_pseudo) == 0 or weight <= 0:
         return 0.0
     rng = np.random.default_rng(seed)
@@ -320,6 +323,8 @@ def finetune_pseudo(
     params = list(model.classifier.parameters() if scope == "head" else model.parameters())
     anchors = [p.detach().clone() for p in params] if prox > 0 else None
     opt = make_optimizer(params, spec)
+    if carried is not None and "optimizer" in carried:
+        opt.load_state_dict(carried["optimizer"])
     sampler = BatchSampler(len(y_pseudo), spec.batch_size, rng)
     total = 0.0
     for _ in range(steps):
@@ -335,6 +340,8 @@ def finetune_pseudo(
         loss.backward()
         opt.step()
         total += float(loss.detach())
+    if carried is not None:
+        carried["optimizer"] = opt.state_dict()
     return total / steps
 
 

@@ -13,6 +13,8 @@ class ServerStep(Protocol):
 
     #: score the target pool with target BatchNorm statistics (AdaBN) for this step
     target_batchnorm: bool
+    #: the next round's clients start from the averaged model, not from the one `apply` returns
+    clients_start_averaged: bool
 
     def active(self, server_round: int) -> bool:
         """Whether this round runs the step (and so needs the returned models' pool outputs)."""

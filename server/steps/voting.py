@@ -80,11 +80,14 @@ class VotingStep:
     prox: float = 0.0
     guard: str = "off"
     min_per_class: int = 0
+    clients_start: str = "finetuned"
+    optimizer_state: str = "round"
     finetune_steps: int = 20
     max_epochs_per_round: float = 0.0
     spec: LocalTrainSpec = field(default_factory=LocalTrainSpec)
     num_rounds: int = 1
     seed: int = 0
+    _carried: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, training: TrainingConfig, seed: int) -> VotingStep:
@@ -100,6 +103,8 @@ class VotingStep:
             prox=t.finetune_prox,
             guard=t.vote_guard,
             min_per_class=t.vote_min_per_class,
+            clients_start=t.vote_clients_start,
+            optimizer_state=t.finetune_optimizer_state,
             finetune_steps=t.finetune_steps,
             max_epochs_per_round=t.max_epochs_per_round,
             spec=finetune_spec(t),
@@ -111,11 +116,20 @@ class VotingStep:
     def reference(cls, training: TrainingConfig, seed: int) -> VotingStep:
         """The reference notebook's rule whatever the settings say (strategy ``fedka-ref``): every
         sample's plurality winner adopted, voters with their own BatchNorm statistics, every layer
-        fine-tuned, no guard, no floor. Budget, optimizer and warm-up still come from the settings."""
+        fine-tuned, no guard, no floor; clients start each round from the averaged model and one
+        optimizer fine-tunes over the whole run (the notebook's ``clients[n].load_state_dict(global_sd)``
+        and its single ``global_optimizer``). Budget, optimizer and warm-up come from the settings."""
         step = cls.from_settings(training, seed)
         step.rule, step.select, step.target_batchnorm = "plurality", 1.0, False
         step.scope, step.prox, step.guard, step.min_per_class = "all", 0.0, "off", 0
+        step.clients_start, step.optimizer_state = "averaged", "run"
         return step
+
+    @property
+    def clients_start_averaged(self) -> bool:
+        """Whether the next round's clients get the averaged model instead of the fine-tuned one
+        (the strategy sends it; the fine-tuned model is still what is scored, saved and embedded)."""
+        return self.clients_start == "averaged"
 
     def active(self, server_round: int) -> bool:
         """Clients vote from the round after the warm-up on."""
@@ -168,6 +182,7 @@ class VotingStep:
             seed=seed,
             scope=self.scope,  # type: ignore[arg-type]
             prox=self.prox,
+            carried=self._carried if self.optimizer_state == "run" else None,
         )
         if before_hits is not None:
             after_hits = _hits(model, target, check, vote.labels)

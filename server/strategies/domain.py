@@ -135,6 +135,7 @@ class DomainAwareMixin:
         self._round: dict[str, Any] = {}
         self._round_started = time.perf_counter()
         self.history: list[dict[str, Any]] = []
+        self._clients_start: ArrayRecord | None = None
 
     # -- training ------------------------------------------------------------------
     def configure_train(
@@ -143,9 +144,12 @@ class DomainAwareMixin:
         self._round = {"round": server_round}
         self._round_started = time.perf_counter()
         self._current_arrays = arrays
+        # the server step may have the clients start from the averaged model (the reference FedKA);
+        # the model it returned is still the global one: scored, saved, and embedding the target
+        sent, self._clients_start = getattr(self, "_clients_start", None) or arrays, None
         sampled = self._sample(server_round, config, grid)
         parent = super().configure_train  # type: ignore[misc]
-        messages = list(self._configure_for(sampled, parent, server_round, arrays, config, grid))
+        messages = list(self._configure_for(sampled, parent, server_round, sent, config, grid))
         self._trained_nodes = {m.metadata.dst_node_id for m in messages}
         if self.embeddings_per_round > 0 and messages:
             emb = self.target.embeddings(arrays, self.embeddings_per_round, server_round)
@@ -328,6 +332,8 @@ class DomainAwareMixin:
         softmax outputs on the target pool."""
         if self.server_step is None:
             return arrays
+        if self.server_step.clients_start_averaged:
+            self._clients_start = arrays
         return self.server_step.apply(server_round, arrays, client_pool_probs, self.target, self._round)
 
     # -- client-side evaluation on their own held-out split --------------------------
