@@ -94,6 +94,11 @@ VARIANTS = {
             "training.finetune_optimizer_state": "run",
         },
     ),
+    # 17: variant 8 + the run-long optimizer only (the clients keep starting from the fine-tuned model)
+    "fedka + run-long fine-tuning optimizer": (
+        "fedka",
+        {**ADABN_SELECT, "training.finetune_prox": 1.0, "training.finetune_optimizer_state": "run"},
+    ),
 }
 
 

@@ -23,11 +23,15 @@ Departures kept (each a switch): fedlab's voters use target BatchNorm statistics
 (``vote_select``); a sample needs a strict majority of voters (``vote_rule = "majority"``; the
 notebook adopts the plurality winner of every sample, ``vote_rule = "plurality"``);
 Adam's state starts fresh every round on a client (the notebook keeps one optimizer per client
-across rounds; fedlab clients are stateless); the MMD term is added to every cross-entropy step
-instead of a second pass with a step every 8 batches; the MMD compares the 100-d embedding
-(the notebook: the 800-d convolutional features); evaluation uses a fixed target TEST split
-that voting and fine-tuning never see (the notebook scores the target training data) and
-reports the final round next to the best one (the notebook reports the best round).
+across rounds; fedlab clients are stateless); ``fedka`` sends the fine-tuned model to the clients
+and fine-tunes with a fresh Adam every round (the notebook's clients start from the averaged model
+and its one server Adam lives for the run: ``vote_clients_start = "averaged"``,
+``finetune_optimizer_state = "run"``, which ``fedka-ref`` always uses); the MMD term is added
+to every cross-entropy step instead of a second pass with a step every 8 batches; the MMD
+compares the 100-d embedding (the notebook: the 800-d convolutional features); evaluation uses
+a fixed target TEST split that voting and fine-tuning never see (the notebook scores the target
+training data) and reports the final round next to the best one (the notebook reports the best
+round).
 
 Precedence: defaults < protocol < TOML values < CLI flags, so every setting stays overridable.
 """

@@ -21,7 +21,12 @@ FedAvg's (measured in `bench/bench_fedka_ablation.py`):
   class keeps the fine-tuning from teaching the easy classes only.
 
 `select = 1` with `target_batchnorm = False` and `rule = "plurality"` is the reference rule
-(`VotingStep.reference`, strategy ``fedka-ref``).
+(`VotingStep.reference`, strategy ``fedka-ref``). The reference's server loop is two more switches:
+`clients_start = "averaged"` (the notebook's clients load the averaged weights; the fine-tuned
+model is scored, saved and embeds the target, so no vote comes from a model trained on earlier
+votes; the strategy sends the averaged model, see `clients_start_averaged`) and
+`optimizer_state = "run"` (one fine-tuning optimizer for the whole run, as the notebook's
+``global_optimizer``).
 
 Guarding against negative transfer, without target labels: fine-tuning can hurt even on votes
 that are mostly right (step size, forgetting the source task, losing the alignment). Three
