@@ -48,6 +48,7 @@ NO_GUARD = {
     "training.finetune_optimizer_state": "round",
 }
 ADABN_SELECT = {**NO_GUARD, "training.vote_select": 0.5, "training.vote_target_batchnorm": True}
+PROX = {**ADABN_SELECT, "training.finetune_prox": 1.0}  # variant 8, the default since #26
 VARIANTS = {
     "fedavg": ("fedavg", {}),
     "matching only (no voting)": ("fedka-novote", {}),
@@ -62,7 +63,7 @@ VARIANTS = {
     # 7-10: the label-free guard's components (server.steps.voting), each on top of variant 6; variant 8
     # (proximal fine-tuning, mu = 1) is the default since #26, so it and 11 run the same FedKA
     "fedka + head-only fine-tuning": ("fedka", {**ADABN_SELECT, "training.finetune_scope": "head"}),
-    "fedka + proximal fine-tuning (mu=1)": ("fedka", {**ADABN_SELECT, "training.finetune_prox": 1.0}),
+    "fedka + proximal fine-tuning (mu=1)": ("fedka", PROX),
     "fedka + holdout guard": ("fedka", {**ADABN_SELECT, "training.vote_guard": "holdout"}),
     "fedka + head-only + holdout guard": (
         "fedka",
@@ -76,28 +77,23 @@ VARIANTS = {
     # it failed its confirmation on small-pool Digit-Five, so 8 and 11 run the same FedKA
     "fedka + proximal + vote floor (16/class)": (
         "fedka",
-        {**ADABN_SELECT, "training.finetune_prox": 1.0, "training.vote_min_per_class": 16},
+        {**PROX, "training.vote_min_per_class": 16},
     ),
     # 15-16: the reference notebook's server loop on top of variant 8 (issue #26): its clients start each
     # round from the averaged model (the fine-tuned one is only scored and embeds the target), and (16)
     # one Adam fine-tunes over the whole run; fedka-ref (2) runs both with the notebook's voting rule
     "fedka + clients start from the averaged model": (
         "fedka",
-        {**ADABN_SELECT, "training.finetune_prox": 1.0, "training.vote_clients_start": "averaged"},
+        {**PROX, "training.vote_clients_start": "averaged"},
     ),
     "fedka + averaged start + run-long fine-tuning optimizer": (
         "fedka",
-        {
-            **ADABN_SELECT,
-            "training.finetune_prox": 1.0,
-            "training.vote_clients_start": "averaged",
-            "training.finetune_optimizer_state": "run",
-        },
+        {**PROX, "training.vote_clients_start": "averaged", "training.finetune_optimizer_state": "run"},
     ),
     # 17: variant 8 + the run-long optimizer only (the clients keep starting from the fine-tuned model)
     "fedka + run-long fine-tuning optimizer": (
         "fedka",
-        {**ADABN_SELECT, "training.finetune_prox": 1.0, "training.finetune_optimizer_state": "run"},
+        {**PROX, "training.finetune_optimizer_state": "run"},
     ),
 }
 

@@ -146,7 +146,8 @@ class DomainAwareMixin:
         self._current_arrays = arrays
         # the server step may have the clients start from the averaged model (the reference FedKA);
         # the model it returned is still the global one: scored, saved, and embedding the target
-        sent, self._clients_start = getattr(self, "_clients_start", None) or arrays, None
+        sent = self._clients_start if self._clients_start is not None else arrays
+        self._clients_start = None
         sampled = self._sample(server_round, config, grid)
         parent = super().configure_train  # type: ignore[misc]
         messages = list(self._configure_for(sampled, parent, server_round, sent, config, grid))
