@@ -154,6 +154,8 @@ def run_federation(
                 for c in setup.clients
             ],
             "dp": dp_summary(cfg.dp, strategy.history),
+            # which FedKA ran: the voting step's effective values (fedka-ref overrides the config's)
+            "voting": strategy.server_step.settings() if strategy.server_step is not None else None,
             "anonymization": list(setup.anonymization),
             # the shared preprocessing is fitted from per-owner aggregates (fedlab.data.client_stats)
             "preprocessing_epsilon": getattr(getattr(setup.fed, "preprocessor", None), "epsilon", None),

@@ -11,6 +11,7 @@ from fedlab.learn.models import FeatureMLP
 from fedlab.learn.training import LocalTrainSpec, finetune_pseudo
 from fedlab.learn.voting import VoteResult, holdout_split
 from fedlab.report.sim.findings import voting_findings
+from fedlab.report.sim.sections import voting_description
 from server.steps.voting import VotingStep
 from server.strategies import resolve_strategy
 from server.strategies.domain import StrategySettings
@@ -99,6 +100,31 @@ def test_fedka_ref_uses_the_reference_rule_whatever_the_settings() -> None:
     assert (ref.clients_start, ref.optimizer_state) == ("averaged", "run")  # the notebook's server loop
     default = resolve_strategy("fedka").cls.settings_kwargs(settings)["voting"]
     assert (default.guard, default.scope) == ("holdout", "head")
+
+
+def test_the_summary_and_report_say_which_fedka_ran() -> None:
+    """Issue #26: `fedka-ref` overrides the config, so the run records the step's effective values
+    and the report's header spells them out next to the strategy."""
+    cfg = load_simulation_config(None, {"training.finetune_scope": "head"})
+    settings = StrategySettings(training=cfg.training, seed=0, num_clients=2)
+    ref = resolve_strategy("fedka-ref").cls.settings_kwargs(settings)["voting"].settings()
+    mine = resolve_strategy("fedka").cls.settings_kwargs(settings)["voting"].settings()
+    keys = ("vote_rule", "finetune_scope", "vote_clients_start")
+    assert [ref[k] for k in keys] == ["plurality", "all", "averaged"]
+    assert [mine[k] for k in keys] == ["majority", "head", "finetuned"]
+    ref_line = voting_description(ref, "fedka-ref")
+    assert ref_line.startswith("plurality (every sample), all adopted; voters' own BatchNorm")
+    assert "proximal μ = 0" in ref_line and "optimizer kept for the run" in ref_line
+    assert "clients start from the averaged model" in ref_line and ref_line.endswith("rule and server loop")
+    line = voting_description(mine, "fedka")
+    assert "strict majority, the most confident 50% per class adopted" in line
+    assert "fine-tuning the head only, proximal μ = 1" in line and "reference" not in line
+    # under the plurality rule every sample has a winner: its vote rate is not called a strict majority
+    last = {"round": 4, "voting_acc": 0.4, "voting_acc_all": 0.4, "adoption_rate": 1.0, "majority_rate": 1.0}
+    (plural,) = voting_findings([{**last, "majority_acc": 0.4}], rule="plurality")
+    assert "strict-majority" not in plural.text and "plurality vote (no majority required)" in plural.text
+    (strict,) = voting_findings([{**last, "majority_acc": 0.4}], rule="majority")
+    assert "reached a strict-majority vote" in strict.text
 
 
 def test_fedkas_default_fine_tuning_is_proximal_and_one_switch_turns_it_off() -> None:

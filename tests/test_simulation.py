@@ -47,6 +47,9 @@ def test_fedka_two_rounds_end_to_end_and_same_seed_same_metrics(tmp_path) -> Non
         assert r["adoption_rate"] >= 0.5 * r["majority_rate"]
     summary = json.loads((a.run_dir / "summary.json").read_text())
     assert summary["final_target_acc"] == lines[-1]["target_acc"]
+    # which FedKA ran is recorded: the defaults of fedlab's rule, the warm-up this test set
+    keys = ("vote_rule", "vote_select", "vote_target_batchnorm", "finetune_prox", "vote_warmup")
+    assert [summary["voting"][k] for k in keys] == ["majority", 0.5, True, 1.0, 0.0]
     assert summary["best_target_acc"] == max(r["target_acc"] for r in lines)
     # reproducibility: identical per-round numbers for the same seed
     other = [json.loads(line) for line in (b.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -70,3 +73,4 @@ def test_every_strategy_runs(tmp_path, strategy: str) -> None:
     first = json.loads(lines[0])
     assert first["strategy"] == strategy and first["target"] == "rotated"
     assert ("voting_acc" in first) is False
+    assert json.loads((run.run_dir / "summary.json").read_text())["voting"] is None  # no voting step ran

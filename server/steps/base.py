@@ -16,6 +16,10 @@ class ServerStep(Protocol):
     #: the next round's clients start from the averaged model, not from the one `apply` returns
     clients_start_averaged: bool
 
+    def settings(self) -> dict[str, Any]:
+        """The step's effective values, recorded in the run's summary (which variant produced it)."""
+        ...
+
     def active(self, server_round: int) -> bool:
         """Whether this round runs the step (and so needs the returned models' pool outputs)."""
         ...

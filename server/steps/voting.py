@@ -130,6 +130,27 @@ class VotingStep:
         step.clients_start, step.optimizer_state = "averaged", "run"
         return step
 
+    def settings(self) -> dict[str, Any]:
+        """The voting and fine-tuning values this step runs with, under their `[training]` names.
+
+        Why: `fedka-ref` overrides the run's settings and `fedka` runs whatever switches its config
+        sets, so neither the strategy name nor config.toml alone says which FedKA produced a result;
+        the run's summary records these and the report shows them next to the strategy."""
+        return {
+            "vote_rule": self.rule,
+            "vote_agreement": self.agreement,
+            "vote_select": self.select,
+            "vote_target_batchnorm": self.target_batchnorm,
+            "vote_warmup": self.warmup,
+            "vote_guard": self.guard,
+            "vote_min_per_class": self.min_per_class,
+            "vote_clients_start": self.clients_start,
+            "finetune_scope": self.scope,
+            "finetune_prox": self.prox,
+            "finetune_optimizer_state": self.optimizer_state,
+            "finetune_steps": self.finetune_steps,
+        }
+
     @property
     def clients_start_averaged(self) -> bool:
         """Whether the next round's clients get the averaged model instead of the fine-tuned one

@@ -133,13 +133,22 @@ def group_effect_findings(rounds: Rounds, n_test: Any = None) -> list[Finding]:
     return out
 
 
-def voting_findings(rounds: Rounds) -> list[Finding]:
+def voting_findings(rounds: Rounds, rule: str | None = None) -> list[Finding]:
+    """The last voting round's adoption and vote accuracy. `rule` is the run's recorded `vote_rule`
+    (None for runs made before it was recorded): under "plurality" every sample has a winner, so
+    the vote's rate is not a strict-majority rate and is not called one."""
     last = next((r for r in reversed(rounds) if r.get("voting_acc") is not None), None)
     if last is None:
         return []
     adopt, acc, acc_all = (number(last.get(k)) for k in ("adoption_rate", "voting_acc", "voting_acc_all"))
     majority, majority_acc = number(last.get("majority_rate")), number(last.get("majority_acc"))
-    if majority is None:  # runs from before confidence selection: every majority vote was adopted
+    if rule == "plurality":
+        text = (
+            f"Round {last.get('round')}: the plurality vote (no majority required) labelled every target "
+            f"pool sample, {pct(acc_all)} correct; {pct(adopt)} of the pool were adopted as pseudo-labels, "
+            f"{pct(acc)} correct."
+        )
+    elif majority is None:  # runs from before confidence selection: every majority vote was adopted
         text = (
             f"Round {last.get('round')}: {pct(adopt)} of the target pool reached a strict-majority vote; "
             f"those pseudo-labels were {pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."

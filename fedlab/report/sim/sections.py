@@ -44,6 +44,8 @@ def header(run: SimRun) -> list[tuple[str, str]]:
                 f"lr {training.get('lr')}, max per domain {fed.get('max_per_domain') or 'all'}",
             )
         )
+    if s.get("voting"):
+        rows.append(("FedKA voting", voting_description(s["voting"], str(s.get("strategy") or ""))))
     if s.get("target_test") is not None:
         rows.append(("Target data", f"{s.get('target_pool')} unlabeled pool, {s.get('target_test')} test"))
     if "preprocessing_epsilon" in s:
@@ -58,6 +60,30 @@ def header(run: SimRun) -> list[tuple[str, str]]:
     if s.get("seconds") is not None:
         rows.append(("Run time", f"{float(s['seconds']):.1f} s"))
     return rows
+
+
+def voting_description(v: dict[str, Any], strategy: str) -> str:
+    """One line saying which FedKA ran: its voting rule and fine-tuning switches as the run's
+    summary recorded them (`fedka-ref` overrides the config, so config.toml alone can mislead)."""
+    rule = "plurality (every sample)" if v["vote_rule"] == "plurality" else "strict majority"
+    share = float(v["vote_select"])
+    scope = "the head only" if v["finetune_scope"] == "head" else "every layer"
+    optimizer = "kept for the run" if v["finetune_optimizer_state"] == "run" else "fresh each round"
+    start = "averaged" if v["vote_clients_start"] == "averaged" else "fine-tuned"
+    parts = [
+        f"{rule}, {'all' if share >= 1 else f'the most confident {share:.0%} per class'} adopted",
+        "voters with target BatchNorm (AdaBN)" if v["vote_target_batchnorm"] else "voters' own BatchNorm",
+        f"votes from the round after {float(v['vote_warmup']):.0%} of the rounds",
+        f"fine-tuning {scope}, proximal μ = {float(v['finetune_prox']):g}, ≤ {v['finetune_steps']} steps",
+        f"optimizer {optimizer}",
+        f"clients start from the {start} model",
+    ]
+    if v["vote_guard"] != "off":
+        parts.append(f"guard {v['vote_guard']}")
+    if int(v["vote_min_per_class"]):
+        parts.append(f"fine-tunes only with ≥ {v['vote_min_per_class']} votes per class")
+    ref = " — the reference notebook's rule and server loop" if strategy.endswith("fedka-ref") else ""
+    return "; ".join(parts) + ref
 
 
 def single_sections(run: SimRun) -> list[Section]:
@@ -157,22 +183,29 @@ def _voting_section(run: SimRun) -> Section:
         Series("voting accuracy (all)", rounds, run.series("voting_acc_all"), style="dashed"),
         Series("adoption rate", rounds, run.series("adoption_rate"), style="line"),
     ]
-    if any(v is not None for v in run.series("majority_rate")):
+    rule = (run.summary.get("voting") or {}).get("vote_rule")
+    if rule != "plurality" and any(v is not None for v in run.series("majority_rate")):
         series.append(Series("strict-majority rate", rounds, run.series("majority_rate"), style="dashed"))
     plot = PlotSpec(
         "sim-voting",
         "FedKA federated voting per round",
         [Panel("", "round", "share of the target pool", series, y_percent=True)],
         ncols=1,
-        caption="Strict-majority rate = share of unlabeled target samples whose client vote reached the "
-        "strict majority; adoption rate = share that became pseudo-labels (the most confident of each "
-        "voted class); voting accuracy is scored against the hidden pool labels.",
+        caption=(
+            "Adoption rate = share of unlabeled target samples whose plurality vote became a pseudo-label "
+            "(the reference rule: every sample)"
+            if rule == "plurality"
+            else "Strict-majority rate = share of unlabeled target samples whose client vote reached the "
+            "strict majority; adoption rate = share that became pseudo-labels (the most confident of each "
+            "voted class)"
+        )
+        + "; voting accuracy is scored against the hidden pool labels.",
     )
     return Section(
         "voting",
         "Federated voting (FedKA)",
-        "Pseudo-labels for the target domain from the clients' majority vote.",
-        fnd.voting_findings(run.rounds),
+        f"Pseudo-labels for the target domain from the clients' {rule or 'majority'} vote.",
+        fnd.voting_findings(run.rounds, rule),
         [plot],
     )
 
