@@ -22,7 +22,7 @@ from typing import Any
 from flwr.app import Message
 from flwr.common.logger import log as flwr_log
 
-from server.strategies.domain import _client_name
+from server.message_fields import client_name
 
 REASON_CHARS = 300
 
@@ -85,7 +85,7 @@ class ReplyTracker:
             else:
                 ok.append(node)
                 if "info" in reply.content or reply.content.metric_records:  # fedlab's ClientApp
-                    self.names[node] = _client_name(reply.content)
+                    self.names[node] = client_name(reply.content)
         answered = set(ok) | {int(n) for n in failed}
         # A node of the federation that got no message is offline if the SuperLink no longer
         # lists it; if it is still listed, the strategy left it out (clients_per_round sampling).

@@ -14,7 +14,7 @@ from fedlab.report.sim.findings import voting_findings
 from fedlab.report.sim.sections import voting_description
 from server.steps.voting import VotingStep
 from server.strategies import resolve_strategy
-from server.strategies.domain import StrategySettings
+from server.strategies.settings import StrategySettings
 
 
 def _vote(labels: list[int], adopted: list[bool]) -> VoteResult:

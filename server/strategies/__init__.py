@@ -4,7 +4,7 @@
 ``BASE+fedka``), `check_dp` whether it keeps a DP mode's guarantee, `build_strategy` makes it.
 """
 
-from server.strategies.domain import DomainAwareMixin, StrategySettings
+from server.strategies.domain import DomainAwareMixin
 from server.strategies.registry import (
     StrategyPlan,
     available,
@@ -12,6 +12,7 @@ from server.strategies.registry import (
     check_dp,
     resolve_strategy,
 )
+from server.strategies.settings import StrategySettings
 
 __all__ = [
     "DomainAwareMixin",

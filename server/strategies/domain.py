@@ -27,54 +27,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from logging import INFO
 from typing import Any, ClassVar
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedlab.config import TrainingConfig
 from fedlab.learn.training import accuracy_of
 from fedlab.metrics.confusion import confusion_from_counts, confusion_matrix_counts
 from fedlab.metrics.group_effect import group_effect
 from fedlab.wire import keys
 from fedlab.wire.arrays import record_numpy
+from server.message_fields import client_id, client_name, only_arrays, only_metrics, reply_order, worker_of
 from server.steps import ServerStep
+from server.strategies.settings import StrategySettings
 from server.target import TargetDomain
 from server.weighted_average import WeightedAverage, consistent
 
 RoundCallback = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class StrategySettings:
-    """What a strategy's constructor may read: the training section, the run seed, the number of
-    clients, and the user's `strategy_options` (constructor keywords, e.g. FedAdam's ``eta``)."""
-
-    training: TrainingConfig
-    seed: int
-    num_clients: int
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def min_train(self) -> int:
-        """Clients that must train for a round to count (`min_fit_clients_fraction` of them)."""
-        return max(1, round(self.num_clients * self.training.min_fit_clients_fraction))
-
-    def node_minimums(self) -> dict[str, Any]:
-        """Flower's sampling keywords: every node trains and evaluates, `min_train` must be there."""
-        n = self.min_train
-        return {
-            "fraction_train": 1.0,
-            "fraction_evaluate": 1.0,
-            "min_train_nodes": n,
-            "min_evaluate_nodes": n,
-            "min_available_nodes": n,
-        }
 
 
 class DomainAwareMixin:
@@ -222,7 +195,7 @@ class DomainAwareMixin:
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         # Replies arrive in completion order; sort them so the floating-point sum of the
         # average (and hence every metric) is the same for the same seed.
-        replies = sorted(replies, key=_reply_order)
+        replies = sorted(replies, key=reply_order)
         failed = [m for m in replies if m.has_error()]
         ok = [m for m in replies if not m.has_error()]
         self._round["clients_ok"] = len(ok)
@@ -231,13 +204,13 @@ class DomainAwareMixin:
         if not ok:
             reason = self._round["failures"][0] if failed else "no replies before the timeout"
             raise RuntimeError(f"round {server_round}: every client failed; first error: {reason}")
-        exhausted = [m for m in ok if _only_metrics(m.content).get(keys.BUDGET_EXHAUSTED, 0)]
-        if any(keys.EPSILON in _only_metrics(m.content) for m in ok):
+        exhausted = [m for m in ok if only_metrics(m.content).get(keys.BUDGET_EXHAUSTED, 0)]
+        if any(keys.EPSILON in only_metrics(m.content) for m in ok):
             self._round["client_epsilon"] = {
-                _client_name(m.content): float(_only_metrics(m.content)[keys.EPSILON]) for m in ok
+                client_name(m.content): float(only_metrics(m.content)[keys.EPSILON]) for m in ok
             }
             self._round["client_budget_exhausted"] = {
-                _client_name(m.content): bool(_only_metrics(m.content).get(keys.BUDGET_EXHAUSTED, 0))
+                client_name(m.content): bool(only_metrics(m.content).get(keys.BUDGET_EXHAUSTED, 0))
                 for m in ok
             }
         if exhausted:
@@ -255,20 +228,20 @@ class DomainAwareMixin:
         decoded_before: dict[int, Any] = {}
         if average is None:
             if evaluates or scores_pool:  # some aggregations consume the replies' arrays (QFedAvg)
-                decoded_before = {id(m): record_numpy(_only_arrays(m.content)) for m in ok}
+                decoded_before = {id(m): record_numpy(only_arrays(m.content)) for m in ok}
             arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
             arrays = self._like_global(arrays)
         client_acc: dict[str, float] = {}
         client_probs: list[np.ndarray] = []
         train_stats: dict[str, dict[str, float]] = {}
-        self._round.setdefault("sampled_clients", sorted(_client_id(m.content) for m in ok))
+        self._round.setdefault("sampled_clients", sorted(client_id(m.content) for m in ok))
         for msg in ok:
-            cid = _client_name(msg.content)
-            reported = _only_metrics(msg.content)
+            cid = client_name(msg.content)
+            reported = only_metrics(msg.content)
             train_stats[cid] = {k: float(v) for k, v in reported.items()}
             if average is None and not (evaluates or scores_pool):
                 continue
-            decoded = decoded_before.get(id(msg)) or record_numpy(_only_arrays(msg.content))
+            decoded = decoded_before.get(id(msg)) or record_numpy(only_arrays(msg.content))
             if average is not None:
                 average.add(decoded)
             if not (evaluates or scores_pool):
@@ -283,7 +256,7 @@ class DomainAwareMixin:
             metrics = self.train_metrics_aggr_fn([m.content for m in ok], self.weighted_by_key)  # type: ignore[attr-defined]
         self._round["client_target_acc"] = client_acc
         self._round["client_train"] = train_stats
-        workers = {_client_name(m.content): _worker(m.content) for m in ok}
+        workers = {client_name(m.content): worker_of(m.content) for m in ok}
         if any(workers.values()):  # engine "ray": the Ray node each client ran on
             self._round["client_worker"] = workers
         if arrays is not None and client_probs:  # only strategies that score the pool
@@ -318,7 +291,7 @@ class DomainAwareMixin:
             return None
         failed = self._round["clients_failed"]
         flwr_log(INFO, "aggregate_train: Received %s results and %s failures", len(ok), failed)
-        return WeightedAverage([_only_metrics(m.content)[key] for m in ok])  # type: ignore[misc]
+        return WeightedAverage([only_metrics(m.content)[key] for m in ok])  # type: ignore[misc]
 
     def scores_pool(self, server_round: int) -> bool:
         """Whether this round needs the returned models' outputs on the target pool: when the
@@ -347,15 +320,15 @@ class DomainAwareMixin:
         protected: dict[str, str] = {}
         for msg in replies:
             if not msg.has_error():
-                own[_client_name(msg.content)] = float(_only_metrics(msg.content)[keys.OWN_ACCURACY])
+                own[client_name(msg.content)] = float(only_metrics(msg.content)[keys.OWN_ACCURACY])
                 fair = msg.content.get(keys.FAIRNESS)
                 if isinstance(fair, ConfigRecord) and keys.FAIRNESS_JSON in fair:
                     from fedlab.metrics.fairness import read_payload
 
                     payload = read_payload(str(fair[keys.FAIRNESS_JSON]))
-                    fairness[_client_name(msg.content)] = payload["metrics"]
+                    fairness[client_name(msg.content)] = payload["metrics"]
                     counts += payload["counts"]
-                    confusion[_client_name(msg.content)] = confusion_from_counts(payload["counts"])
+                    confusion[client_name(msg.content)] = confusion_from_counts(payload["counts"])
                     protected = payload["protected"]
         if replies:
             self._round["client_own_acc"] = own
@@ -401,40 +374,3 @@ class DomainAwareMixin:
         if self.on_round is not None:
             self.on_round(record)
         return MetricRecord({"target-accuracy": acc, "group-effect": record["group_effect"]})
-
-
-def _reply_order(msg: Message) -> tuple[bool, str]:
-    return (msg.has_error(), "" if msg.has_error() else _client_name(msg.content))
-
-
-def _info(content: RecordDict) -> ConfigRecord | None:
-    info = content.get(keys.INFO)
-    return info if isinstance(info, ConfigRecord) else None
-
-
-def _worker(content: RecordDict) -> str:
-    info = _info(content)
-    return str(info[keys.WORKER]) if info is not None and keys.WORKER in info else ""
-
-
-def _client_id(content: RecordDict) -> int:
-    info = _info(content)
-    return int(info[keys.CLIENT_ID]) if info is not None and keys.CLIENT_ID in info else -1  # type: ignore[arg-type]
-
-
-def _client_name(content: RecordDict) -> str:
-    info = _info(content)
-    if info is not None and keys.CLIENT in info:
-        return str(info[keys.CLIENT])
-    return str(_client_id(content))
-
-
-# The first record of a type, found by scanning the values: `RecordDict.array_records` /
-# `.metric_records` build a synced copy of the dict on every access (~10 µs each, several
-# times per reply per round).
-def _only_arrays(content: RecordDict) -> ArrayRecord:
-    return next(r for r in content.values() if isinstance(r, ArrayRecord))
-
-
-def _only_metrics(content: RecordDict) -> MetricRecord:
-    return next(r for r in content.values() if isinstance(r, MetricRecord))

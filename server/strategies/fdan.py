@@ -11,7 +11,8 @@ from typing import Any
 
 from flwr.serverapp.strategy import FedAvg
 
-from server.strategies.domain import DomainAwareMixin, StrategySettings
+from server.strategies.domain import DomainAwareMixin
+from server.strategies.settings import StrategySettings
 
 
 class FDAN(DomainAwareMixin, FedAvg):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from server.steps.voting import VotingStep
-from server.strategies.domain import StrategySettings
 from server.strategies.fdan import FDAN
+from server.strategies.settings import StrategySettings
 
 
 class FedKA(FDAN):

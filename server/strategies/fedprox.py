@@ -6,7 +6,8 @@ from typing import Any
 
 from flwr.serverapp.strategy import FedProx
 
-from server.strategies.domain import DomainAwareMixin, StrategySettings
+from server.strategies.domain import DomainAwareMixin
+from server.strategies.settings import StrategySettings
 
 
 class DomainFedProx(DomainAwareMixin, FedProx):

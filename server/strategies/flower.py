@@ -21,7 +21,8 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord
 from flwr.serverapp import strategy as fl
 
 from fedlab.wire import keys
-from server.strategies.domain import DomainAwareMixin, StrategySettings
+from server.strategies.domain import DomainAwareMixin
+from server.strategies.settings import StrategySettings
 
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 

@@ -32,7 +32,8 @@ from flwr.serverapp.strategy import Strategy
 from fedlab.config import DPConfig
 from fedlab.core.errors import ConfigError
 from server.steps.voting import VotingStep
-from server.strategies.domain import DomainAwareMixin, RoundCallback, StrategySettings
+from server.strategies.domain import DomainAwareMixin, RoundCallback
+from server.strategies.settings import StrategySettings
 from server.target import TargetDomain
 
 FEDLAB_STRATEGIES: dict[str, str] = {
