@@ -8,29 +8,17 @@ Metric tables show means ± sample std over each cell's ok seeds (`fedlab.report
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from audits.datasets.protected import privileged_text
-from fedlab.report.audit import findings as fnd
+from fedlab.report.audit.changes import cell_columns, cell_row, changes
+from fedlab.report.audit.fairness_section import fairness_section
 from fedlab.report.audit.panels import grid_plot
-from fedlab.report.audit.read import Audit, Cell
+from fedlab.report.audit.read import Audit
 from fedlab.report.audit.risk_section import risk_section
 from fedlab.report.content import Column, Finding, Section, Table
 from fedlab.report.fmt import cell, pct
 from fedlab.report.read import Notes
 
-# (metric, label, direction): "abs" = |x| smaller is fairer, "di" = closer to 1 is fairer
-GROUP_METRICS = [
-    ("spd", "SPD", "abs"),
-    ("disparate_impact", "disparate impact", "di"),
-    ("eq_opp_diff", "equal opportunity difference", "abs"),
-    ("fpr_diff", "FPR difference", "abs"),
-    ("avg_odds_diff", "average odds difference", "abs"),
-    ("eq_odds_diff", "equalized odds difference", "abs"),
-    ("ppv_diff", "predictive parity difference", "abs"),
-    ("acc_diff", "accuracy difference", "abs"),
-]
-FINDING_METRICS = ("spd", "disparate_impact", "eq_opp_diff", "avg_odds_diff")
 UTILITY = [
     ("accuracy", "accuracy"),
     ("balanced_accuracy", "balanced accuracy"),
@@ -102,186 +90,6 @@ def reproduce(a: Audit) -> str:
 
 
 # ----------------------------------------------------------------------------- sections
-def _cell_columns(a: Audit) -> list[Column]:
-    cols = [Column("client", "Client")] if a.multi.get("client") else []
-    cols += [
-        Column("privacy_model", "Privacy model"),
-        Column("algorithm", "Algorithm"),
-        Column("classifier", "Classifier"),
-        Column("seeds_ok", "Seeds ok"),
-    ]
-    return cols
-
-
-def _cell_row(c: Cell) -> dict[str, Any]:
-    return {
-        **{k: c.keys[k] for k in ("client", "privacy_model", "algorithm", "classifier")},
-        "seeds_ok": f"{c.n_ok}/{c.n_seeds}",
-    }
-
-
-def _trivial(a: Audit, c: Cell, base: Cell) -> str:
-    """Why the baseline or the anonymized model of a pair is near-trivial ("" if neither is)."""
-    return "; ".join(r for r in (base.near_trivial(), c.near_trivial()) if r)
-
-
-def _small(a: Audit, c: Cell, base: Cell, attr: str | None) -> bool:
-    """Whether the privileged or the pooled unprivileged group has fewer test rows than the minimum."""
-    if attr is None or not a.min_group_size:
-        return False
-    sizes = [x.stat(f"{attr}_{n}")["mean"] for x in (c, base) for n in ("n_priv", "n_unpriv")]
-    return any(v is not None and v < a.min_group_size for v in sizes)
-
-
-def _utility_drops(c: Cell, base: Cell) -> tuple[list[str], bool]:
-    """Balanced accuracy / F1 falls beyond noise in this cell, and whether the positive rate fell."""
-    from fedlab.metrics.judge import WORSE, judge_change
-
-    drops = []
-    for metric, label in (("balanced_accuracy", "balanced accuracy"), ("f1", "F1")):
-        j = judge_change(base.by_seed(metric), c.by_seed(metric), "higher", bad_is="warn")
-        if j.verdict == WORSE:
-            b, n = base.stat(metric)["mean"], c.stat(metric)["mean"]
-            drops.append(f"{label} {cell(b, 'num3')} → {cell(n, 'num3')}")
-    rate = judge_change(base.by_seed("positive_rate"), c.by_seed("positive_rate"), "higher")
-    return drops, rate.verdict == WORSE
-
-
-def _changes(
-    a: Audit, metrics: list[tuple[str, str, str]], topic: str, attr: str | None = None, worse: str = "flag"
-) -> list[Finding]:
-    out = []
-    for c in a.cells:
-        base = a.baseline(c)
-        if c.family == "baseline" or base is None or not c.n_ok:
-            continue
-        trivial = _trivial(a, c, base) if topic != "utility" else ""
-        small = _small(a, c, base, attr)
-        drops, rate_fell = _utility_drops(c, base) if attr is not None else ([], False)
-        for metric, label, kind in metrics:
-            col = f"{attr}_{metric}" if attr else metric
-            subject = a.subject(c)
-            label_for = f"{label} for {attr}" if attr else label
-            f = fnd.change_finding(
-                subject,
-                label_for,
-                kind,
-                base.by_seed(col),
-                c.by_seed(col),
-                topic,
-                {
-                    "metric": col,
-                    "privacy_model": c.label,
-                    "algorithm": c.keys["algorithm"],
-                    "classifier": c.keys["classifier"],
-                    "client": c.keys["client"],
-                    "small_group": small,
-                },
-                near_trivial=trivial,
-                bad_is=worse,
-            )
-            if f is None:
-                continue
-            if attr is not None:
-                f = fnd.utility_caveat(f, drops, rate_fell)
-                f.text = f.text.rstrip(".") + f" [{a.orientation(attr)}]."
-                if small:
-                    f.severity = "info"
-                    f.text = f.text.rstrip(".") + (
-                        f" A group has fewer than {a.min_group_size} test rows: not a headline finding."
-                    )
-            out.append(f)
-    return out
-
-
-GROUP_SIZES = [
-    ("n_priv", "n privileged"),
-    ("n_unpriv", "n unprivileged (pooled)"),
-    ("n_smallest_group", "smallest group"),
-    ("n_small_groups", "groups < min size"),
-]
-MULTI_GROUP = [
-    ("dp_diff_groups", "DP difference, max − min over groups"),
-    ("eq_odds_diff_groups", "equalized odds difference over groups"),
-]
-
-
-def _sizes_text(c: Cell, attr: str) -> str:
-    """'Caucasian 740, African-American 1108, …' from the first ok seed's group sizes."""
-    import json
-
-    col = f"{attr}_group_sizes"
-    if col not in c.rows.columns or not len(c.rows):
-        return ""
-    try:
-        sizes = json.loads(str(c.rows[col].iloc[0]))
-    except (json.JSONDecodeError, TypeError):
-        return ""
-    return ", ".join(f"{k} {v}" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1]))
-
-
-def fairness_section(a: Audit, attr: str) -> Section:
-    parity = [{"y": 0.0, "label": "parity"}]
-    di = [{"y": 1.0, "label": "parity"}, {"y": 0.8, "label": "four-fifths rule"}]
-    metrics = [(f"{attr}_{m}", label) for m, label, _ in GROUP_METRICS if f"{attr}_{m}" in a.results.columns]
-    hlines = {f"{attr}_{m}": di if kind == "di" else parity for m, _, kind in GROUP_METRICS}
-    orientation = a.orientation(attr)
-    plot = grid_plot(
-        a,
-        f"fair-{attr}",
-        f"Group fairness for {attr} vs privacy level ({orientation})",
-        metrics,
-        True,
-        "Mean over seeds with ± 1 std (band / error bars), per privacy model family; dashed line and "
-        f"grey band = the same classifier without anonymization. Rates of the {orientation}.",
-        hlines,
-    )
-    plots = [plot] if plot else []
-    extra = [(m, label) for m, label in MULTI_GROUP] + GROUP_SIZES
-    cols = _cell_columns(a) + [Column(f"{attr}_{m}", label, "mean_std3") for m, label, _ in GROUP_METRICS]
-    cols += [Column(f"{attr}_{m}", label, "mean_std3") for m, label in extra]
-    keys = [m for m, _, _ in GROUP_METRICS] + [m for m, _ in extra]
-    rows = [{**_cell_row(c), **{f"{attr}_{m}": c.stat(f"{attr}_{m}") for m in keys}} for c in a.cells]
-    status = []
-    for c in a.cells:
-        sizes = [c.stat(f"{attr}_{n}")["mean"] for n in ("n_priv", "n_unpriv")]
-        small = a.min_group_size and any(v is not None and v < a.min_group_size for v in sizes)
-        status.append("small" if small else ("trivial" if c.near_trivial() else ""))
-    metrics = [m for m in GROUP_METRICS if m[0] in FINDING_METRICS]
-    first = next((c for c in a.cells if c.n_ok), None)
-    sizes = _sizes_text(first, attr) if first is not None else ""
-    minimum = a.min_group_size
-    intro = (
-        f"Orientation: {orientation}. Every rate is the rate of the favourable outcome, and every "
-        f"value of {attr} that is not privileged is pooled into one unprivileged group. Signed "
-        + fnd.sign_sentence(a.summary)
-        + (f" Test rows per group (first seed): {sizes}." if sizes else "")
-        + (
-            f" The max-over-groups numbers leave out groups with fewer than {minimum} test rows; "
-            "rows in grey rest on a privileged or unprivileged group below that size."
-            if minimum
-            else ""
-        )
-        + " Rows marked as near-trivial are models no better than a constant (see Utility)."
-    )
-    return Section(
-        f"fairness-{attr}",
-        f"Group fairness: {attr}",
-        intro,
-        fnd.truthful(a, attr, _changes(a, metrics, f"fairness:{attr}", attr)),
-        plots,
-        [
-            Table(
-                f"audit-fairness-{attr}",
-                f"Group fairness for {attr} ({fnd.SIGNED_LABEL}; {orientation})",
-                cols,
-                rows,
-                row_status=status,
-            )
-        ],
-    )
-
-
 def _trivial_findings(a: Audit) -> list[Finding]:
     """One warning per near-trivial cell, naming the majority-class rate."""
     out = []
@@ -324,8 +132,8 @@ def utility_section(a: Audit) -> Section:
         ("positive_rate", "predicted-positive rate"),
         ("prevalence", "prevalence"),
     ]
-    cols = _cell_columns(a) + [Column(m, label, "mean_std3") for m, label in UTILITY + context]
-    rows = [{**_cell_row(c), **{m: c.stat(m) for m, _ in UTILITY + context}} for c in a.cells]
+    cols = cell_columns(a) + [Column(m, label, "mean_std3") for m, label in UTILITY + context]
+    rows = [{**cell_row(c), **{m: c.stat(m) for m, _ in UTILITY + context}} for c in a.cells]
     judged = ("accuracy", "balanced_accuracy", "roc_auc")
     kinds = [(m, label, "higher") for m, label in UTILITY if m in judged]
     return Section(
@@ -334,7 +142,7 @@ def utility_section(a: Audit) -> Section:
         "What anonymization costs the classifier, next to what a constant predictor scores: a model "
         "whose accuracy is not above the majority-class rate, whose balanced accuracy is near 0.5 or "
         "whose predicted-positive rate is far from the prevalence is flagged as near-trivial.",
-        _trivial_findings(a) + _changes(a, kinds, "utility", worse="warn"),
+        _trivial_findings(a) + changes(a, kinds, "utility", worse="warn"),
         [plot] if plot else [],
         [
             Table(
@@ -359,13 +167,13 @@ def individual_section(a: Audit) -> Section:
         "Consistency: 1 = neighbours get the same prediction. NCF, ASF, ALF: 0 = similar "
         "individuals get the same probability.",
     )
-    cols = _cell_columns(a) + [Column(m, label, "mean_std3") for m, label, _ in INDIVIDUAL]
-    rows = [{**_cell_row(c), **{m: c.stat(m) for m, _, _ in INDIVIDUAL}} for c in a.cells]
+    cols = cell_columns(a) + [Column(m, label, "mean_std3") for m, label, _ in INDIVIDUAL]
+    rows = [{**cell_row(c), **{m: c.stat(m) for m, _, _ in INDIVIDUAL}} for c in a.cells]
     return Section(
         "individual",
         "Individual fairness",
         "Do similar people get similar predictions?",
-        _changes(a, [i for i in INDIVIDUAL if i[0] in ("consistency", "ncf")], "individual"),
+        changes(a, [i for i in INDIVIDUAL if i[0] in ("consistency", "ncf")], "individual"),
         [plot] if plot else [],
         [Table("audit-individual", "Individual fairness (mean ± std over seeds)", cols, rows)],
     )
@@ -386,10 +194,10 @@ def anonymization_section(a: Audit) -> Section:
         ("anon_discernibility", "Discernibility", "mean_std3"),
         ("anon_seconds", "Seconds", "mean_std3"),
     ]
-    cols = _cell_columns(a) + [Column(m, label, "mean_std3") for m, label in ANON]
+    cols = cell_columns(a) + [Column(m, label, "mean_std3") for m, label in ANON]
     cols += [Column(m, label, f) for m, label, f in extra]
     keys = [m for m, _ in ANON] + [m for m, _, _ in extra]
-    rows = [{**_cell_row(c), **{m: c.stat(m) for m in keys}} for c in a.cells]
+    rows = [{**cell_row(c), **{m: c.stat(m) for m in keys}} for c in a.cells]
     limit = (a.grid or {}).get("suppression_limit")
     found = []
     for c in a.cells:
@@ -422,7 +230,7 @@ def anonymization_section(a: Audit) -> Section:
 
 def overview_section(a: Audit) -> Section:
     cols = [
-        *_cell_columns(a),
+        *cell_columns(a),
         Column("suppressed_fraction", "Suppressed", "mean_std3"),
         Column("accuracy", "Accuracy", "mean_std3"),
         Column("roc_auc", "ROC AUC", "mean_std3"),
@@ -436,7 +244,7 @@ def overview_section(a: Audit) -> Section:
         keys += [f"{attr}_spd", f"{attr}_eq_opp_diff"]
     cols += [Column("consistency", "Consistency", "mean_std3"), Column("ncf", "NCF", "mean_std3")]
     keys += ["consistency", "ncf"]
-    rows = [{**_cell_row(c), **{k: c.stat(k) for k in keys}} for c in a.cells]
+    rows = [{**cell_row(c), **{k: c.stat(k) for k in keys}} for c in a.cells]
     status = ["bad" if c.n_ok < c.n_seeds else "" for c in a.cells]
     tables = [
         Table(
