@@ -125,6 +125,10 @@ def test_the_summary_and_report_say_which_fedka_ran() -> None:
     assert "strict-majority" not in plural.text and "plurality vote (no majority required)" in plural.text
     (strict,) = voting_findings([{**last, "majority_acc": 0.4}], rule="majority")
     assert "reached a strict-majority vote" in strict.text
+    # a stricter `vote_agreement` is named as what it is, in the finding and in the header
+    (strict60,) = voting_findings([{**last, "majority_acc": 0.4}], rule="majority", agreement=0.6)
+    assert "reached a strict-majority vote of at least 60% of the voters" in strict60.text
+    assert voting_description({**mine, "vote_agreement": 1.0}, "fedka").startswith("unanimity, ")
 
 
 def test_fedkas_default_fine_tuning_is_proximal_and_one_switch_turns_it_off() -> None:

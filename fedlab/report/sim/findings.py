@@ -133,15 +133,27 @@ def group_effect_findings(rounds: Rounds, n_test: Any = None) -> list[Finding]:
     return out
 
 
-def voting_findings(rounds: Rounds, rule: str | None = None) -> list[Finding]:
-    """The last voting round's adoption and vote accuracy. `rule` is the run's recorded `vote_rule`
-    (None for runs made before it was recorded): under "plurality" every sample has a winner, so
-    the vote's rate is not a strict-majority rate and is not called one."""
+def vote_threshold(agreement: float | None) -> str:
+    """What a sample's vote had to reach, in words: a strict majority, or the stricter share the
+    run asked for (`vote_agreement` above 0.5; None for runs made before it was recorded)."""
+    if agreement is None or float(agreement) <= 0.5:
+        return "a strict-majority vote"
+    if float(agreement) >= 1:
+        return "a unanimous vote"
+    return f"a strict-majority vote of at least {float(agreement):.0%} of the voters"
+
+
+def voting_findings(rounds: Rounds, rule: str | None = None, agreement: float | None = None) -> list[Finding]:
+    """The last voting round's adoption and vote accuracy. `rule` and `agreement` are the run's
+    recorded `vote_rule` and `vote_agreement` (None for runs made before they were recorded): under
+    "plurality" every sample has a winner, so the vote's rate is not a strict-majority rate and is
+    not called one; a stricter agreement is named as such."""
     last = next((r for r in reversed(rounds) if r.get("voting_acc") is not None), None)
     if last is None:
         return []
     adopt, acc, acc_all = (number(last.get(k)) for k in ("adoption_rate", "voting_acc", "voting_acc_all"))
     majority, majority_acc = number(last.get("majority_rate")), number(last.get("majority_acc"))
+    reached = vote_threshold(agreement)
     if rule == "plurality":
         text = (
             f"Round {last.get('round')}: the plurality vote (no majority required) labelled every target "
@@ -150,12 +162,12 @@ def voting_findings(rounds: Rounds, rule: str | None = None) -> list[Finding]:
         )
     elif majority is None:  # runs from before confidence selection: every majority vote was adopted
         text = (
-            f"Round {last.get('round')}: {pct(adopt)} of the target pool reached a strict-majority vote; "
+            f"Round {last.get('round')}: {pct(adopt)} of the target pool reached {reached}; "
             f"those pseudo-labels were {pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
         )
     else:
         text = (
-            f"Round {last.get('round')}: {pct(majority)} of the target pool reached a strict-majority vote "
+            f"Round {last.get('round')}: {pct(majority)} of the target pool reached {reached} "
             f"({pct(majority_acc)} correct); the most confident {pct(adopt)} of the pool were adopted, "
             f"{pct(acc)} correct (plain vote on all samples: {pct(acc_all)})."
         )

@@ -65,7 +65,16 @@ def header(run: SimRun) -> list[tuple[str, str]]:
 def voting_description(v: dict[str, Any], strategy: str) -> str:
     """One line saying which FedKA ran: its voting rule and fine-tuning switches as the run's
     summary recorded them (`fedka-ref` overrides the config, so config.toml alone can mislead)."""
-    rule = "plurality (every sample)" if v["vote_rule"] == "plurality" else "strict majority"
+    agreement = float(v.get("vote_agreement") or 0.5)
+    rule = (
+        "plurality (every sample)"
+        if v["vote_rule"] == "plurality"
+        else "strict majority"
+        if agreement <= 0.5
+        else "unanimity"
+        if agreement >= 1
+        else f"strict majority and at least {agreement:.0%} of the voters"
+    )
     share = float(v["vote_select"])
     scope = "the head only" if v["finetune_scope"] == "head" else "every layer"
     optimizer = "kept for the run" if v["finetune_optimizer_state"] == "run" else "fresh each round"
@@ -184,6 +193,7 @@ def _voting_section(run: SimRun) -> Section:
         Series("adoption rate", rounds, run.series("adoption_rate"), style="line"),
     ]
     rule = (run.summary.get("voting") or {}).get("vote_rule")
+    agreement = (run.summary.get("voting") or {}).get("vote_agreement")
     if rule != "plurality" and any(v is not None for v in run.series("majority_rate")):
         series.append(Series("strict-majority rate", rounds, run.series("majority_rate"), style="dashed"))
     plot = PlotSpec(
@@ -195,8 +205,9 @@ def _voting_section(run: SimRun) -> Section:
             "Adoption rate = share of unlabeled target samples whose plurality vote became a pseudo-label "
             "(the reference rule: every sample)"
             if rule == "plurality"
-            else "Strict-majority rate = share of unlabeled target samples whose client vote reached the "
-            "strict majority; adoption rate = share that became pseudo-labels (the most confident of each "
+            else "Strict-majority rate = share of unlabeled target samples whose client vote reached "
+            + fnd.vote_threshold(agreement).replace("a strict-majority vote", "the strict majority", 1)
+            + "; adoption rate = share that became pseudo-labels (the most confident of each "
             "voted class)"
         )
         + "; voting accuracy is scored against the hidden pool labels.",
@@ -205,7 +216,7 @@ def _voting_section(run: SimRun) -> Section:
         "voting",
         "Federated voting (FedKA)",
         f"Pseudo-labels for the target domain from the clients' {rule or 'majority'} vote.",
-        fnd.voting_findings(run.rounds, rule),
+        fnd.voting_findings(run.rounds, rule, agreement),
         [plot],
     )
 
