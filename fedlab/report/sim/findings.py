@@ -133,14 +133,28 @@ def group_effect_findings(rounds: Rounds, n_test: Any = None) -> list[Finding]:
     return out
 
 
+def _required_share(agreement: float | None) -> float | None:
+    """The voters' share a winner needs beyond a strict majority (`vote_agreement` above 0.5), or
+    None where the strict majority is the rule (also for runs made before it was recorded)."""
+    return float(agreement) if agreement is not None and float(agreement) > 0.5 else None
+
+
+def vote_requirement(agreement: float | None) -> str:
+    """What a sample's vote had to reach, as a noun: the report header's and plot caption's form."""
+    share = _required_share(agreement)
+    if share is None:
+        return "strict majority"
+    return "unanimity" if share >= 1 else f"strict majority and at least {share:.0%} of the voters"
+
+
 def vote_threshold(agreement: float | None) -> str:
-    """What a sample's vote had to reach, in words: a strict majority, or the stricter share the
-    run asked for (`vote_agreement` above 0.5; None for runs made before it was recorded)."""
-    if agreement is None or float(agreement) <= 0.5:
+    """What a sample's vote had to reach, as a findings sentence says it ("reached …")."""
+    share = _required_share(agreement)
+    if share is None:
         return "a strict-majority vote"
-    if float(agreement) >= 1:
+    if share >= 1:
         return "a unanimous vote"
-    return f"a strict-majority vote of at least {float(agreement):.0%} of the voters"
+    return f"a strict-majority vote of at least {share:.0%} of the voters"
 
 
 def voting_findings(rounds: Rounds, rule: str | None = None, agreement: float | None = None) -> list[Finding]:

@@ -65,16 +65,8 @@ def header(run: SimRun) -> list[tuple[str, str]]:
 def voting_description(v: dict[str, Any], strategy: str) -> str:
     """One line saying which FedKA ran: its voting rule and fine-tuning switches as the run's
     summary recorded them (`fedka-ref` overrides the config, so config.toml alone can mislead)."""
-    agreement = float(v.get("vote_agreement") or 0.5)
-    rule = (
-        "plurality (every sample)"
-        if v["vote_rule"] == "plurality"
-        else "strict majority"
-        if agreement <= 0.5
-        else "unanimity"
-        if agreement >= 1
-        else f"strict majority and at least {agreement:.0%} of the voters"
-    )
+    plurality = v["vote_rule"] == "plurality"
+    rule = "plurality (every sample)" if plurality else fnd.vote_requirement(v.get("vote_agreement"))
     share = float(v["vote_select"])
     scope = "the head only" if v["finetune_scope"] == "head" else "every layer"
     optimizer = "kept for the run" if v["finetune_optimizer_state"] == "run" else "fresh each round"
@@ -194,6 +186,7 @@ def _voting_section(run: SimRun) -> Section:
     ]
     rule = (run.summary.get("voting") or {}).get("vote_rule")
     agreement = (run.summary.get("voting") or {}).get("vote_agreement")
+    required = fnd.vote_requirement(agreement)
     if rule != "plurality" and any(v is not None for v in run.series("majority_rate")):
         series.append(Series("strict-majority rate", rounds, run.series("majority_rate"), style="dashed"))
     plot = PlotSpec(
@@ -206,7 +199,7 @@ def _voting_section(run: SimRun) -> Section:
             "(the reference rule: every sample)"
             if rule == "plurality"
             else "Strict-majority rate = share of unlabeled target samples whose client vote reached "
-            + fnd.vote_threshold(agreement).replace("a strict-majority vote", "the strict majority", 1)
+            + ("unanimity" if required == "unanimity" else f"the {required}")
             + "; adoption rate = share that became pseudo-labels (the most confident of each "
             "voted class)"
         )
