@@ -14,7 +14,8 @@ Cells: every built-in strategy on the embedded `digits` federation (in-process e
 the process and Flower engines, per-round sampling with evaluation every 2 rounds, the embedded
 Adult federation raw / anonymized (k=10) / client DP-SGD / central DP, a two-strategy
 sweep, a tiny study, and two audits (Adult k / ℓ; German by sex with t-closeness, logistic
-regression). `--only NAME[,NAME]` runs a subset.
+regression). `--only NAME[,NAME]` runs a subset; `--ignore-keys KEY[,KEY]` drops record keys a
+change adds on purpose (everything else must stay identical).
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ TIMING_KEYS = {
 }
 
 
+IGNORED: set[str] = set()  # --ignore-keys: record keys a change adds on purpose, dropped on both sides
+
+
 def _timing(key: str) -> bool:
-    """Keys that hold timings, dates or the command line, not results."""
-    return key in TIMING_KEYS or key.endswith("_seconds")
+    """Keys that hold timings, dates or the command line, not results (and --ignore-keys)."""
+    return key in TIMING_KEYS or key in IGNORED or key.endswith("_seconds")
 FAST = ["--rounds", "2", "--local-steps", "3", "--seed", "3"]
 TAB = ["--config", "{tabular}"]  # the embedded Adult by race, 400 rows per domain (`adult_csv`)
 
@@ -158,7 +162,14 @@ def main() -> int:
     group.add_argument("--save", type=Path)
     group.add_argument("--check", type=Path)
     ap.add_argument("--only", default="", help="comma-separated cell names")
+    ap.add_argument(
+        "--ignore-keys",
+        default="",
+        help="comma-separated record keys to drop before hashing, e.g. a field a change adds on purpose "
+        "(pass the same list to --save and --check)",
+    )
     args = ap.parse_args()
+    IGNORED.update(k for k in args.ignore_keys.split(",") if k)
     names = [n for n in args.only.split(",") if n] or list(CELLS)
     unknown = [n for n in names if n not in CELLS]
     if unknown:

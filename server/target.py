@@ -17,7 +17,7 @@ from flwr.app import ArrayRecord
 
 from fedlab.core.seeding import seed_torch
 from fedlab.learn.models import DomainModel
-from fedlab.learn.training import accuracy_of, adapt_batchnorm, embed, predict, predict_logits
+from fedlab.learn.training import adapt_batchnorm, embed, predict, predict_logits
 from fedlab.wire.arrays import load_weights, record_state, torch_state
 
 
@@ -68,9 +68,11 @@ class TargetDomain:
             train_mode=True,
         )
 
-    def test_accuracy(self, model: DomainModel) -> float:
-        """Accuracy on the fixed target test split (eval mode): what every strategy is judged by."""
-        return accuracy_of(self.test_predictions(model), self.y_test)
+    def test_hits(self, model: DomainModel) -> np.ndarray:
+        """Per target test row, whether `model` (eval mode) classifies it right: a client's accuracy
+        is their mean, and the rows pair the clients with the global model in the Group Effect's
+        interval (`fedlab.metrics.group_effect.group_effect_interval`)."""
+        return self.test_predictions(model) == self.y_test
 
     def test_predictions(self, model: DomainModel) -> np.ndarray:
         """Predicted classes on the target test split (accuracy and fairness from one pass)."""

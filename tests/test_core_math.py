@@ -10,7 +10,7 @@ import torch
 
 from fedlab.learn.mmd import gaussian_kernel_matrix, mk_mmd, ramp
 from fedlab.learn.voting import confidence_of, majority_vote, select_class_balanced
-from fedlab.metrics.group_effect import group_effect, mean_std
+from fedlab.metrics.group_effect import group_effect, group_effect_interval, mean_std
 
 
 def test_mmd_identical_samples_is_zero() -> None:
@@ -106,6 +106,27 @@ def test_group_effect_arithmetic() -> None:
     assert group_effect(0.5, [0.6, 0.7]) == pytest.approx(-0.15)  # negative transfer
     with pytest.raises(ValueError):
         group_effect(0.5, [])
+
+
+def test_group_effect_interval_is_scipys_one_sample_t_interval_of_the_row_differences() -> None:
+    from scipy.stats import ttest_1samp
+
+    rng = np.random.default_rng(3)
+    global_hits = rng.random(40) < 0.6
+    clients = [rng.random(40) < p for p in (0.5, 0.7, 0.4)]
+    lo, hi = group_effect_interval(global_hits, clients)
+    d = global_hits.astype(float) - np.mean(np.stack(clients).astype(float), axis=0)
+    ref = ttest_1samp(d, 0.0).confidence_interval(0.95)
+    assert (lo, hi) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    ge = group_effect(global_hits.mean(), [c.mean() for c in clients])
+    assert (lo + hi) / 2 == pytest.approx(ge)  # centred on the Group Effect the run records
+    # hand-computed: d = (0, 0.5, -0.5, 0): mean 0, sd = sqrt(0.5 / 3), t(0.975, 3) = 3.1824
+    lo, hi = group_effect_interval(np.array([1, 1, 0, 0]), [np.array([1, 0, 0, 0]), np.array([1, 1, 1, 0])])
+    assert hi == pytest.approx(3.182446 * math.sqrt(0.5 / 3) / 2, abs=1e-5) and lo == pytest.approx(-hi)
+    # identical predictions: no difference and no spread; too few rows or no clients: undefined
+    assert group_effect_interval(np.array([1, 0, 1]), [np.array([1, 0, 1])]) == (0.0, 0.0)
+    assert all(math.isnan(v) for v in group_effect_interval(np.array([1]), [np.array([0])]))
+    assert all(math.isnan(v) for v in group_effect_interval(np.array([1, 0]), []))
 
 
 def test_mean_std_ignores_nan() -> None:

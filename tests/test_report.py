@@ -291,6 +291,46 @@ def test_simulation_report_content_and_formats_agree(tmp_path: Path) -> None:
     _assert_formats_agree(report)
 
 
+def _with_ge_intervals(run: Path, halves: list[float]) -> None:
+    """Give every round of `make_sim`'s run a Group Effect interval of ± half around its value."""
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for rec, half in zip(lines, halves, strict=True):
+        rec["group_effect_ci"] = [rec["group_effect"] - half, rec["group_effect"] + half]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+@pytest.mark.parametrize("half, flagged", [(0.15, False), (0.05, True)])
+def test_single_run_negative_transfer_needs_the_test_row_interval_below_zero(
+    tmp_path: Path, half: float, flagged: bool
+) -> None:
+    """Round 2's Group Effect is −10 pp: negative transfer only when its interval over the 70 test
+    rows (±15 pp: includes 0; ±5 pp: below 0) says so — in the findings, the table and the plot."""
+    run = make_sim(tmp_path / "run")
+    _with_ge_intervals(run, [0.02, half, 0.02])
+    report = build_report(run)
+    ge = next(s for s in report.sections if s.id == "group-effect")
+    texts = [f.text for f in ge.findings]
+    negative = [f for f in ge.findings if f.text.startswith("Negative transfer")]
+    assert bool(negative) is flagged
+    if flagged:
+        assert negative[0].severity == "flag"
+        assert "1 of 3 round(s) (round 2)" in negative[0].text and "interval over the 70" in negative[0].text
+    else:
+        dip = next(f for f in ge.findings if "dipped below 0" in f.text)
+        assert dip.severity == "info" and dip.text.startswith("No negative transfer beyond test-row noise")
+        assert "1 of 3 round(s) (worst -10.0 pp in round 2)" in dip.text
+    final = ge.findings[-1]
+    assert final.text.startswith("Final Group Effect") and final.severity == "info"
+    assert "95 % interval over the 70 target test rows" in final.text, texts
+    rounds = next(t for t in report.tables() if t.id == "sim-rounds")
+    assert rounds.row_status == ["", "bad" if flagged else "", ""]
+    assert rounds.rows[1]["group_effect_ci"] == f"[{-10 - 100 * half:+.1f}, {-10 + 100 * half:+.1f}] pp"
+    plot = next(p for p in report.plots() if p.id == "sim-group-effect")
+    assert "whole whisker lies below 0" in plot.caption
+    assert plot.panels[0].series[0].std == pytest.approx([0.02, half, 0.02])
+    _assert_formats_agree(report)
+
+
 def test_sweep_report_compares_strategies(tmp_path: Path) -> None:
     report = build_report(make_sweep(tmp_path / "sweep"))
     assert report.kind == "sweep" and report.missing == []

@@ -41,6 +41,9 @@ def test_fedka_two_rounds_end_to_end_and_same_seed_same_metrics(tmp_path) -> Non
         assert set(r["client_target_acc"]) == {"0:original", "1:rotated", "2:inverted", "3:noisy"}
         assert set(r["client_own_acc"]) == set(r["client_target_acc"])
         assert r["group_effect"] == pytest.approx(r["target_acc"] - sum(r["client_target_acc"].values()) / 4)
+        # the round's interval over the target test rows is centred on the Group Effect itself
+        lo, hi = r["group_effect_ci"]
+        assert lo < r["group_effect"] < hi and (lo + hi) / 2 == pytest.approx(r["group_effect"])
         assert 0 <= r["adoption_rate"] <= 1 and r["voting_alpha"] > 0
         # class-balanced selection adopts about half of the majority-voted samples (rounded up per class)
         assert 0 < r["adoption_rate"] <= r["majority_rate"] <= 1
@@ -58,6 +61,7 @@ def test_fedka_two_rounds_end_to_end_and_same_seed_same_metrics(tmp_path) -> Non
         "client_target_acc",
         "client_own_acc",
         "group_effect",
+        "group_effect_ci",
         "voting_acc",
         "adoption_rate",
     )

@@ -304,13 +304,13 @@ def _single(cfg, out: Path | None, verbose: bool) -> None:
     table = Table(
         title=f"{s['federation']}: target {s['target']}, strategy {s['strategy']}, seed {s['seed']}"
     )
-    for col in ("round", "target acc %", "mean client acc %", "Group Effect (pp)"):
+    for col in ("round", "target acc %", "mean client acc %", "Group Effect (pp) [95% CI, test rows]"):
         table.add_column(col, justify="right")
+    ci = s.get("final_group_effect_ci")
+    ge = f"{100 * s['final_group_effect']:+.1f}"
+    ge += f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else ""
     table.add_row(
-        "final",
-        f"{100 * s['final_target_acc']:.1f}",
-        f"{100 * s['final_mean_client_target_acc']:.1f}",
-        f"{100 * s['final_group_effect']:+.1f}",
+        "final", f"{100 * s['final_target_acc']:.1f}", f"{100 * s['final_mean_client_target_acc']:.1f}", ge
     )
     table.add_row(f"best ({s['best_round']})", f"{100 * s['best_target_acc']:.1f}", "", "")
     Console().print(table)

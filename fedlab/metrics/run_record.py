@@ -31,6 +31,7 @@ def summarize_rounds(history: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "final_target_acc": last.get("target_acc", float("nan")),
         "final_group_effect": last.get("group_effect", float("nan")),
+        "final_group_effect_ci": last.get("group_effect_ci"),  # over the test rows (one run)
         "final_mean_client_target_acc": last.get("mean_client_target_acc", float("nan")),
         "best_round": history[best]["round"] if best >= 0 else None,
         "best_target_acc": accs[best] if best >= 0 else float("nan"),

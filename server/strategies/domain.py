@@ -38,7 +38,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedlab.learn.training import accuracy_of
 from fedlab.metrics.confusion import confusion_from_counts, confusion_matrix_counts
-from fedlab.metrics.group_effect import group_effect
+from fedlab.metrics.group_effect import group_effect, group_effect_interval
 from fedlab.wire import keys
 from fedlab.wire.arrays import record_numpy
 from server.message_fields import client_id, client_name, only_arrays, only_metrics, reply_order, worker_of
@@ -106,6 +106,7 @@ class DomainAwareMixin:
         self.target = target
         self.on_round = on_round
         self._round: dict[str, Any] = {}
+        self._client_hits: dict[str, np.ndarray] = {}
         self._round_started = time.perf_counter()
         self.history: list[dict[str, Any]] = []
         self._clients_start: ArrayRecord | None = None
@@ -115,6 +116,7 @@ class DomainAwareMixin:
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._round = {"round": server_round}
+        self._client_hits = {}
         self._round_started = time.perf_counter()
         self._current_arrays = arrays
         # the server step may have the clients start from the averaged model (the reference FedKA);
@@ -232,6 +234,7 @@ class DomainAwareMixin:
             arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
             arrays = self._like_global(arrays)
         client_acc: dict[str, float] = {}
+        client_hits: dict[str, np.ndarray] = {}
         client_probs: list[np.ndarray] = []
         train_stats: dict[str, dict[str, float]] = {}
         self._round.setdefault("sampled_clients", sorted(client_id(m.content) for m in ok))
@@ -248,13 +251,15 @@ class DomainAwareMixin:
                 continue
             model = self.target.model_from(decoded)
             if evaluates:
-                client_acc[cid] = self.target.test_accuracy(model)
+                client_hits[cid] = self.target.test_hits(model)
+                client_acc[cid] = float(client_hits[cid].mean()) if len(client_hits[cid]) else float("nan")
             if scores_pool:
                 client_probs.append(self.target.pool_probabilities(model, self.pool_target_batchnorm))
         if average is not None:
             arrays = average.record()
             metrics = self.train_metrics_aggr_fn([m.content for m in ok], self.weighted_by_key)  # type: ignore[attr-defined]
         self._round["client_target_acc"] = client_acc
+        self._client_hits = client_hits  # not in the record (per-row), only for the Group Effect's interval
         self._round["client_train"] = train_stats
         workers = {client_name(m.content): worker_of(m.content) for m in ok}
         if any(workers.values()):  # engine "ray": the Ray node each client ran on
@@ -363,6 +368,9 @@ class DomainAwareMixin:
         clients = list(record.get("client_target_acc", {}).values())
         record["mean_client_target_acc"] = float(np.mean(clients)) if clients else float("nan")
         record["group_effect"] = group_effect(acc, clients) if clients else float("nan")
+        hits = [self._client_hits[c] for c in record.get("client_target_acc", {}) if c in self._client_hits]
+        if clients and len(hits) == len(clients) and len(y_pred) > 1:
+            record["group_effect_ci"] = list(group_effect_interval(y_pred == self.target.y_test, hits))
         if self.fairness_target is not None:
             from fedlab.metrics.fairness import fairness_by_attribute
 

@@ -133,9 +133,15 @@ def _accuracy_section(run: SimRun) -> Section:
             Column("voting_acc", "Voting acc (adopted)", "pct1"),
             Column("adoption_rate", "Adoption rate", "pct1"),
         ]
+    intervals = [fnd.ge_interval(r) for r in run.rounds]
+    if any(ci is not None for ci in intervals):
+        columns.insert(4, Column("group_effect_ci", "GE 95 % interval", "text", "over the target test rows"))
     rows = [{c.key: r.get(c.key) for c in columns} for r in run.rounds]
+    for row, ci in zip(rows, intervals, strict=True):
+        if "group_effect_ci" in row:
+            row["group_effect_ci"] = None if ci is None else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] pp"
     tol = fnd.row_tolerance((run.summary or {}).get("target_test"))
-    status = ["bad" if fnd.negative(r.get("group_effect"), tol) else "" for r in run.rounds]
+    status = ["bad" if fnd.negative_round(r, tol) else "" for r in run.rounds]
     table = Table("sim-rounds", "Per-round results", columns, rows, row_status=status)
     return Section(
         "accuracy",
@@ -149,6 +155,15 @@ def _accuracy_section(run: SimRun) -> Section:
 
 def _group_effect_section(run: SimRun) -> Section:
     ge = run.series("group_effect")
+    half = [None if ci is None else (ci[1] - ci[0]) / 2 for ci in map(fnd.ge_interval, run.rounds)]
+    n_test = (run.summary or {}).get("target_test")
+    rows = f"the {n_test} target test rows" if n_test else "the target test rows"
+    whiskers = (
+        f" Whiskers: the round's 95 % interval over {rows} (one run); a dip is negative transfer beyond "
+        "test-row noise only where its whole whisker lies below 0."
+        if any(h is not None for h in half)
+        else ""
+    )
     plot = PlotSpec(
         "sim-group-effect",
         "Group Effect per round",
@@ -157,7 +172,11 @@ def _group_effect_section(run: SimRun) -> Section:
                 "",
                 "round",
                 "Group Effect (percentage points)",
-                [Series("Group Effect", run.round_numbers(), ge, style="bar")],
+                [
+                    Series(
+                        "Group Effect", run.round_numbers(), ge, std=half if whiskers else None, style="bar"
+                    )
+                ],
                 kind="bar",
                 hlines=[{"y": 0.0, "label": ""}],
                 negative_highlight=True,
@@ -166,7 +185,7 @@ def _group_effect_section(run: SimRun) -> Section:
         ],
         ncols=1,
         caption="Group Effect = global accuracy on the target − mean of the clients' target accuracies. "
-        "Red bars (< 0) mark negative transfer: aggregation did worse than the average client.",
+        "Red bars (< 0): aggregation did worse than the average client on these rows." + whiskers,
     )
     return Section(
         "group-effect",
