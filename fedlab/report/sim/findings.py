@@ -117,66 +117,32 @@ def _rounds_text(rounds: list[Any], most: int = 12) -> str:
 
 def group_effect_findings(rounds: Rounds, n_test: Any = None) -> list[Finding]:
     """Negative transfer in one run: a round counts only when its Group Effect's 95 % interval over
-    the target test rows lies below 0 (runs without the interval fall back to a two-row margin)."""
+    the target test rows lies below 0 (runs recorded without the interval: a dip beyond two rows)."""
     records = [r for r in rounds if number(r.get("group_effect")) is not None]
     if not records:
         return [Finding("No Group Effect was recorded.", "warn", "group_effect")]
-    if all(ge_interval(r) is not None for r in records):
-        return _interval_findings(records, n_test)
-    ge = [(r.get("round"), number(r.get("group_effect"))) for r in records]
     tol = row_tolerance(n_test)
-    negative = [(rnd, g) for rnd, g in ge if g < -tol]
-    final = ge[-1][1]
-    out = []
-    if negative:
-        worst = min(negative, key=lambda x: x[1])
-        out.append(
-            Finding(
-                f"Negative transfer in {len(negative)} of {len(ge)} round(s) (round "
-                f"{_rounds_text([r for r, _ in negative])}): aggregation did worse on the target than the "
-                f"average client; worst {pp(worst[1])} in round {worst[0]}.",
-                "flag",
-                "group_effect",
-                values={"negative_rounds": [r for r, _ in negative], "worst": worst[1]},
-            )
-        )
-    else:
-        out.append(
-            Finding(
-                f"No negative transfer: the Group Effect was ≥ 0 in all {len(ge)} round(s)."
-                if not any(g < -NEGATIVE_TOL for _, g in ge)
-                else f"No negative transfer beyond noise: every dip below 0 in the {len(ge)} round(s) is "
-                f"smaller than two target test rows ({pp(-tol)}).",
-                "good",
-                "group_effect",
-            )
-        )
-    out.append(
-        Finding(
-            f"Final Group Effect {pp(final)} (mean over rounds {pp(sum(g for _, g in ge) / len(ge))}).",
-            "flag" if final < -NEGATIVE_TOL else "info",
-            "group_effect",
-            values={"final_group_effect": final},
-        )
-    )
-    return out
-
-
-def _interval_findings(records: Rounds, n_test: Any) -> list[Finding]:
-    ge = [(r.get("round"), number(r.get("group_effect")), ge_interval(r)) for r in records]
+    with_ci = all(ge_interval(r) is not None for r in records)
     rows = f"the {int(number(n_test))} target test rows" if number(n_test) else "the target test rows"
-    below = [(rnd, g) for rnd, g, ci in ge if ci[1] < 0]
-    dips = [(rnd, g) for rnd, g, ci in ge if g < -NEGATIVE_TOL and ci[1] >= 0]
+    ge = [(r.get("round"), number(r.get("group_effect")), negative_round(r, tol)) for r in records]
+    below = [(rnd, g) for rnd, g, neg in ge if neg]
+    dips = [(rnd, g) for rnd, g, neg in ge if g < -NEGATIVE_TOL and not neg]
     out = []
     if below:
         worst = min(below, key=lambda x: x[1])
+        margin = f"by more than two test rows ({pp(-tol)})"
+        if with_ci:
+            margin = f"with the 95 % interval over {rows} below 0"
         out.append(
             Finding(
                 f"Negative transfer in {len(below)} of {len(ge)} round(s) (round "
                 f"{_rounds_text([r for r, _ in below])}): aggregation did worse on the target than the "
-                f"average client, with the 95 % interval over {rows} below 0; worst {pp(worst[1])} in "
-                f"round {worst[0]}. One run: whether it recurs across training seeds is the paired "
-                "comparison's question.",
+                f"average client, {margin}; worst {pp(worst[1])} in round {worst[0]}."
+                + (
+                    " One run: whether it recurs across training seeds is the paired comparison's question."
+                    if with_ci
+                    else ""
+                ),
                 "flag",
                 "group_effect",
                 values={"negative_rounds": [r for r, _ in below], "worst": worst[1]},
@@ -184,12 +150,16 @@ def _interval_findings(records: Rounds, n_test: Any) -> list[Finding]:
         )
     if dips:
         worst = min(dips, key=lambda x: x[1])
+        noise = (
+            f"with a 95 % interval over {rows} that includes 0: not distinguishable from no effect"
+            if with_ci
+            else f"each smaller than two target test rows ({pp(-tol)})"
+        )
         out.append(
             Finding(
                 f"{'Also, the' if below else 'No negative transfer beyond test-row noise: the'} Group Effect "
                 f"dipped below 0 in {len(dips)} of {len(ge)} round(s) (worst {pp(worst[1])} in round "
-                f"{worst[0]}) with a 95 % interval over {rows} that includes 0: not distinguishable from "
-                "no effect.",
+                f"{worst[0]}), {noise}.",
                 "info",
                 "group_effect",
                 values={"dip_rounds": [r for r, _ in dips], "worst_dip": worst[1]},
@@ -203,15 +173,16 @@ def _interval_findings(records: Rounds, n_test: Any) -> list[Finding]:
                 "group_effect",
             )
         )
-    _, final, (lo, hi) = ge[-1]
-    mean = sum(g for _, g, _ in ge) / len(ge)
+    _, final, final_negative = ge[-1]
+    mean = pp(sum(g for _, g, _ in ge) / len(ge))
+    ci = ge_interval(records[-1])
+    interval = f"95 % interval over {rows} {pp(ci[0])} to {pp(ci[1])}; " if ci is not None else ""
     out.append(
         Finding(
-            f"Final Group Effect {pp(final)} (95 % interval over {rows} {pp(lo)} to {pp(hi)}; mean over "
-            f"rounds {pp(mean)}).",
-            "flag" if hi < 0 else "info",
+            f"Final Group Effect {pp(final)} ({interval}mean over rounds {mean}).",
+            "flag" if final_negative else "info",
             "group_effect",
-            values={"final_group_effect": final, "final_group_effect_ci": [lo, hi]},
+            values={"final_group_effect": final, "final_group_effect_ci": list(ci) if ci else None},
         )
     )
     return out
