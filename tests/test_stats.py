@@ -110,6 +110,30 @@ def test_compare_pairs_by_seed_in_percentage_points() -> None:
     assert row["final_acc_diff_pp_wins"] == 5
 
 
+def test_a_reference_without_group_effect_gets_its_mean_over_targets_and_no_ratio() -> None:
+    """`central` has no clients, so no Group Effect (NaN): its accuracy is still averaged over the
+    targets per seed and paired with FedAvg; a seed missing a target is left out, never averaged
+    over the targets it has; the ratio column says why it is empty; a cell without pairs is said in
+    words, not printed as "+nan pp"."""
+    runs = _runs()
+    ref = runs[runs["strategy"] == "fedavg"].assign(strategy="central", final_group_effect=math.nan)
+    ref["final_target_acc"] += 0.01
+    runs = pd.concat([runs, ref.drop(ref.index[-1])])  # central misses target b, seed 4
+    mean = next(
+        c
+        for c in comparison.compare(runs)
+        if c["target"] == comparison.ALL_TARGETS and c["strategy"] == "central"
+    )
+    assert mean["final"].n == 4 and mean["final"].values == pytest.approx([1.0] * 4)
+    assert mean["seeds"] == 4 and math.isnan(mean["ge_strategy"].mean)
+    assert comparison.interval_text(mean["final"]) == "+1.0 pp (95% CI +1.0 to +1.0)"
+    assert comparison.ratio_note(mean) == "n/a (a reference has no clients)"
+    fedka = next(c for c in comparison.compare(runs) if c["strategy"] == "fedka")
+    assert comparison.ratio_note(fedka) is None  # FedAvg's GE interval excludes 0 here
+    assert comparison.interval_text(t_interval([])) == "not compared (no seed has both runs)"
+    assert comparison.interval_text(t_interval([0.4])) == "+0.4 pp (one paired seed: no interval)"
+
+
 def test_compare_without_baseline_is_empty() -> None:
     runs = _runs()
     assert comparison.compare(runs[runs["strategy"] == "fedka"]) == []

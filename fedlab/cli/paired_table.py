@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from fedlab.metrics.comparison import METHODS, interval_text, reference_position
+from fedlab.metrics.comparison import METHODS, interval_text, ratio_note, reference_position
 from fedlab.metrics.stats import Interval, Ratio, describe, format_ratio, verdict
 
 
@@ -43,9 +43,7 @@ def paired_table(cells: list[dict[str, Any]], federation: str) -> Table:
             describe(c["best"]),
             describe(c["ge"]),
             describe(ge, wins=False),
-            _ratio(c["ge_ratio"])
-            if c["ge_baseline"].excludes_zero()
-            else f"unbounded ({c['baseline']} GE CI includes 0)",
+            ratio_note(c) or _ratio(c["ge_ratio"]),
         )
     return t
 

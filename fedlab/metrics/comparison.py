@@ -11,6 +11,7 @@ Group Effects with a paired bootstrap interval. Pairs are runs with the same see
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -58,10 +59,14 @@ def _by_seed(runs: pd.DataFrame, target: str | None, strategy: str, metric: str)
     if target is not None:
         sel = sel[sel["target"] == target]
         return {int(s): float(v) for s, v in zip(sel["seed"], sel[metric], strict=True)}
-    # mean over targets, per seed (only seeds present for every target)
-    per = sel.groupby("seed")[metric].agg(["mean", "count"])
+    # mean over targets, per seed: only seeds with a run on every target; NaN where a target's value
+    # is NaN (a reference has no Group Effect), never a mean over the targets that happen to have one
     n_targets = runs["target"].nunique()
-    return {int(s): float(r["mean"]) for s, r in per.iterrows() if r["count"] == n_targets}
+    out = {}
+    for seed, values in sel.groupby("seed")[metric]:
+        if len(values) == n_targets:
+            out[int(seed)] = float(values.mean()) if values.notna().all() else math.nan
+    return out
 
 
 def compare_cell(runs: pd.DataFrame, target: str | None, strategy: str, baseline: str) -> dict[str, Any]:
@@ -169,6 +174,23 @@ def reference_position(cell: dict[str, Any]) -> str | None:
     return f"reference {cell['strategy']} ({what}) is {where} {cell['baseline']}"
 
 
+def ratio_note(cell: dict[str, Any]) -> str | None:
+    """Why a cell's Group Effect ratio is not shown, or None when it is.
+
+    Why one owner: the console table and the report both print it; a reference has no clients and
+    so no Group Effect, and a ratio to a baseline Group Effect whose interval includes 0 is unbounded."""
+    if cell["strategy"] in REFERENCES:
+        return "n/a (a reference has no clients)"
+    if not cell["ge_baseline"].excludes_zero():
+        return f"unbounded ({cell['baseline']} GE CI includes 0)"
+    return None
+
+
 def interval_text(iv: Interval) -> str:
-    """A paired difference in pp with its 95% CI: "+2.5 pp (95% CI +0.2 to +4.8)"."""
+    """A paired difference in pp with its 95% CI: "+2.5 pp (95% CI +0.2 to +4.8)"; said in words
+    where there is no pair (no seed with both runs) or only one (no interval)."""
+    if iv.n == 0 or not math.isfinite(iv.mean):
+        return "not compared (no seed has both runs)"
+    if not iv.known:
+        return f"{iv.mean:+.1f} pp (one paired seed: no interval)"
     return f"{iv.mean:+.1f} pp (95% CI {iv.ci_low:+.1f} to {iv.ci_high:+.1f})"

@@ -79,9 +79,9 @@ def paired_sections(runs: pd.DataFrame) -> list[Section]:
         row = {"target": c["target"], "strategy": c["strategy"], "seeds": c["seeds"]}
         row.update({k: _iv(c[k]) for k in ("final", "best", "ge", "ge_strategy", "ge_baseline")})
         row["ge_ratio"] = _ratio(c["ge_ratio"])
-        if not c["ge_baseline"].excludes_zero():
-            # a ratio to a baseline GE that may be 0 can take any value: say so instead of a number
-            row["ge_ratio"] = {"mean": None, "note": f"unbounded ({comparison.BASELINE} GE CI includes 0)"}
+        note = comparison.ratio_note(c)  # no Group Effect (a reference), or a denominator that may be 0
+        if note is not None:
+            row["ge_ratio"] = {"mean": None, "note": note}
         rows.append(row)
         status.append("bad" if c["final"].direction() < 0 else "")
     table = Table(
