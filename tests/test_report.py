@@ -351,6 +351,30 @@ def test_sweep_report_compares_strategies(tmp_path: Path) -> None:
     _assert_formats_agree(report)
 
 
+def test_sweep_report_shows_the_majority_class_rate_and_warns_about_near_constant_models(
+    tmp_path: Path,
+) -> None:
+    """The target's majority-class rate (from the runs' summaries) sits beside every accuracy, and a
+    warning names the strategies whose mean final accuracy does not beat that constant beyond its
+    2-SE noise on the 70 test rows (fedka, 61 %) or falls below it (fedavg, 41 %): it leads the key
+    findings, next to the paired claim it qualifies."""
+    sweep = make_sweep(tmp_path / "sweep")
+    for summary in sweep.glob("*/summary.json"):
+        data = json.loads(summary.read_text())
+        summary.write_text(json.dumps({**data, "target_majority_rate": 0.6}))
+    report = build_report(sweep)
+    table = next(t for t in report.tables() if t.id == "sweep-table")
+    assert [c.key for c in table.columns][3] == "majority" and {r["majority"] for r in table.rows} == {0.6}
+    warn = next(f for f in report.key_findings if f.topic == "comparison" and f.severity == "warn")
+    assert warn.text == (
+        "Target inverted, by mean final accuracy: fedka no better than always predicting the majority "
+        "class; fedavg below that constant predictor (60.0% ± 11.7 pp, 2 SE on the test split). Accuracy "
+        "differences among such rows are differences between near-constant predictors."
+    )
+    assert report.key_findings[0] is warn and report.key_findings[1].exceeds_spread is True
+    _assert_formats_agree(report)
+
+
 def test_incomplete_simulation_says_what_is_missing(tmp_path: Path) -> None:
     run = make_sim(tmp_path / "run")
     (run / "summary.json").unlink()

@@ -98,9 +98,10 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
         sw = sim_run.load_sweep(run_dir, notes)
         sections = sweep_sections.sweep_sections(sw)
         sections[1:1] = paired_sections(sw.runs)  # after the strategy comparison
-        # the paired comparison (the only findings that may call a gain) leads
+        # the paired comparison's claims (the only findings that may call a gain) lead, together with the
+        # warnings a reader needs to judge them (a near-constant model); then "no detectable difference"
         found = [f for s in sections for f in s.findings]
-        key = sorted(found, key=lambda f: f.topic != "comparison" or f.exceeds_spread is None)[:8]
+        key = sorted(found, key=_sweep_key_rank)[:10]
         version = next((r.get("fedlab_version") for r in sw.sub if r.get("fedlab_version")), None)
         return Report(
             kind,
@@ -136,6 +137,13 @@ def build_report(run_dir: Path, threshold: float = THRESHOLD, level: str | None 
         sections,
         notes.items,
     )
+
+
+def _sweep_key_rank(f: Finding) -> int:
+    paired = f.topic == "comparison" and f.exceeds_spread is not None
+    if (paired and f.exceeds_spread) or f.severity in ("warn", "flag"):
+        return 0
+    return 1 if paired else 2
 
 
 def _simulation_key_findings(sections: list) -> list[Finding]:

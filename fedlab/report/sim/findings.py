@@ -331,6 +331,41 @@ def sweep_findings(rows: list[dict[str, Any]]) -> list[Finding]:
     return out
 
 
+def constant_predictor_findings(
+    rows: list[dict[str, Any]], majority: dict[Any, tuple[float, float]]
+) -> list[Finding]:
+    """Per target: the strategies (references included) whose mean final accuracy does not beat
+    always predicting the majority class beyond its noise (2 binomial SE of the rate on the test
+    split), and those below it. Why: on an imbalanced target a paired "gain" between two models
+    that are both no better than a constant says nothing about either."""
+    out = []
+    for target in dict.fromkeys(r["target"] for r in rows):
+        if target not in majority:
+            continue
+        rate, noise = majority[target]
+        accs = {r["strategy"]: number(r["final_target_acc"]["mean"]) for r in rows if r["target"] == target}
+        below = [s for s, a in accs.items() if a is not None and a < rate - noise]
+        level = [s for s, a in accs.items() if a is not None and rate - noise <= a <= rate + noise]
+        if not below and not level:
+            continue
+        parts = []
+        if level:
+            parts.append(f"{', '.join(level)} no better than always predicting the majority class")
+        if below:
+            parts.append(f"{', '.join(below)} below that constant predictor")
+        out.append(
+            Finding(
+                f"Target {target}, by mean final accuracy: {'; '.join(parts)} ({pct(rate)} ± "
+                f"{100 * noise:.1f} pp, 2 SE on the test split). Accuracy differences among such rows are "
+                "differences between near-constant predictors.",
+                "warn",
+                "comparison",
+                values={"target": target, "majority_rate": rate, "level": level, "below": below},
+            )
+        )
+    return out
+
+
 def sweep_negative_transfer(runs: list[tuple[str, Rounds]]) -> list[Finding]:
     """Runs (label, rounds) with negative transfer in most rounds: a warning about one run each."""
     out = []

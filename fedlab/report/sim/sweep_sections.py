@@ -69,7 +69,21 @@ def _cell(row: Any, metric: str) -> dict[str, Any]:
     return {"mean": number(row.get(f"{metric}_mean")), "std": std}
 
 
+def majority_by_target(sub: list[SimRun]) -> dict[Any, tuple[float, float]]:
+    """Per target: the majority-class rate of its test split and that rate's noise (2 binomial SE),
+    from the run folders' summaries (the mean over runs where a seed's split differs)."""
+    rates: dict[Any, list[tuple[float, float]]] = {}
+    for run in sub:
+        rate, n = number(run.summary.get("target_majority_rate")), number(run.summary.get("target_test"))
+        if rate is not None and n:
+            rates.setdefault(run.summary.get("target"), []).append((rate, 2 * (rate * (1 - rate) / n) ** 0.5))
+    return {
+        t: (float(np.mean([r for r, _ in v])), float(np.mean([e for _, e in v]))) for t, v in rates.items()
+    }
+
+
 def _comparison_section(sw: Sweep) -> Section:
+    majority = majority_by_target(sw.sub)
     columns = [
         Column("target", "Target"),
         Column("strategy", "Strategy"),
@@ -79,10 +93,22 @@ def _comparison_section(sw: Sweep) -> Section:
         Column("final_group_effect", "Final Group Effect", "mean_std_pp1"),
         Column("mean_group_effect", "Mean Group Effect", "mean_std_pp1"),
     ]
+    if majority:
+        columns.insert(
+            3,
+            Column(
+                "majority",
+                "Majority class",
+                "pct1",
+                "always predicting the target's most frequent class: the accuracy a constant predictor gets",
+            ),
+        )
     rows, status = [], []
     for rec in sw.table.to_dict("records"):
         row = {"target": rec.get("target"), "strategy": rec.get("strategy"), "seeds": rec.get("seeds")}
         row.update({m: _cell(rec, m) for m in SWEEP_METRICS})
+        if majority:
+            row["majority"] = majority.get(rec.get("target"), (None, None))[0]
         rows.append(row)
         status.append("bad" if ge_negative(sw.runs, rec.get("target"), rec.get("strategy")) else "")
     targets = list(dict.fromkeys(r["target"] for r in rows))
@@ -113,7 +139,7 @@ def _comparison_section(sw: Sweep) -> Section:
         "comparison",
         "Strategy comparison",
         "Which strategy transfers best to each held-out target domain.",
-        fnd.sweep_findings(rows),
+        fnd.sweep_findings(rows) + fnd.constant_predictor_findings(rows, majority),
         [plot],
         [table],
     )
