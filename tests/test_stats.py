@@ -132,6 +132,9 @@ def test_a_reference_without_group_effect_gets_its_mean_over_targets_and_no_rati
     assert comparison.ratio_note(fedka) is None  # FedAvg's GE interval excludes 0 here
     assert comparison.interval_text(t_interval([])) == "not compared (no seed has both runs)"
     assert comparison.interval_text(t_interval([0.4])) == "+0.4 pp (one paired seed: no interval)"
+    one_seed = {**mean, "final": t_interval([0.4])}  # no interval: not called level, above or below
+    assert comparison.reference_position(one_seed).endswith(") vs fedavg")
+    assert comparison.reference_position(mean).endswith(") is above fedavg")
 
 
 def test_compare_without_baseline_is_empty() -> None:

@@ -171,6 +171,8 @@ def reference_position(cell: dict[str, Any]) -> str | None:
         return None
     d = cell["final"].direction()
     where = "above" if d > 0 else "below" if d < 0 else "level with"
+    if not cell["final"].known:  # one paired seed or none: no interval to place it with
+        return f"reference {cell['strategy']} ({what}) vs {cell['baseline']}"
     return f"reference {cell['strategy']} ({what}) is {where} {cell['baseline']}"
 
 
