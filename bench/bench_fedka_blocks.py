@@ -13,6 +13,9 @@ over the complete blocks only.
     python bench/bench_fedka_blocks.py --out runs/blocks --variants 0,1,2,11,12,13 --report
     # runs already made by bench_fedka_ablation.py (its variant-N folders, finished or partial):
     python bench/bench_fedka_blocks.py --out runs/blocks --ingest runs/ablation/variant-0=0
+    # your own federation at its own settings (every domain as the target):
+    python bench/bench_fedka_blocks.py --config docs/examples/compas_federation.toml --data-dir DATA \
+        --out runs/compas --variants 0,1,2,8,12,13
 """
 
 from __future__ import annotations
@@ -74,18 +77,38 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def run_blocks(args: argparse.Namespace, variants: list[int]) -> None:
-    preset, missing = preset_overrides(args.federation, args.data_dir)
-    if missing is not None:
-        sys.exit(f"error: {missing} not found (the {args.federation} data; see --data-dir)")
-    base = {**preset, "device": "cpu", "protocol": args.protocol}
+def _base(args: argparse.Namespace) -> dict:
+    """Config overrides every variant starts from: a preset federation at the protocol, or (--config)
+    the user's TOML at its own settings, with --data-dir as its data folder."""
+    if args.config is not None:
+        base = {"federation.data_dir": args.data_dir, "device": "cpu", "protocol": args.protocol or ""}
+    else:
+        preset, missing = preset_overrides(args.federation, args.data_dir)
+        if missing is not None:
+            sys.exit(f"error: {missing} not found (the {args.federation} data; see --data-dir)")
+        base = {**preset, "device": "cpu", "protocol": args.protocol or "fedka2022"}
     if args.rounds is not None:
         base["training.rounds"] = args.rounds
-        print(f"DEPARTURE from protocol {args.protocol}: training.rounds = {args.rounds}")
+        print(f"DEPARTURE from {base['protocol'] or 'the config'}: training.rounds = {args.rounds}")
     if args.max_per_domain is not None:
         base["federation.max_per_domain"] = args.max_per_domain
-        print(f"DEPARTURE from the {args.federation} preset: max_per_domain = {args.max_per_domain}")
-    blocks = [(s, t) for s in args.seeds.split(",") for t in args.targets.split(",")]
+        print(f"DEPARTURE from the federation's size: max_per_domain = {args.max_per_domain}")
+    return base
+
+
+def _targets(args: argparse.Namespace, base: dict) -> list[str]:
+    if args.targets:
+        return args.targets.split(",")
+    if args.config is None:
+        return ["amazon", "caltech", "dslr", "webcam"]
+    from fedlab.federation.setup import setup_for
+
+    return list(setup_for(load_simulation_config(args.config, base)).fed.domain_names)
+
+
+def run_blocks(args: argparse.Namespace, variants: list[int]) -> None:
+    base = _base(args)
+    blocks = [(s, t) for s in args.seeds.split(",") for t in _targets(args, base)]
     index, _, count = args.worker.partition("/")
     mine = blocks[int(index) - 1 :: int(count)]
     csv = args.out / "runs.csv"
@@ -95,7 +118,7 @@ def run_blocks(args: argparse.Namespace, variants: list[int]) -> None:
             if ((have["variant"] == v) & (have["target"] == target) & (have["seed"] == int(seed))).any():
                 continue
             strategy, overrides = VARIANTS[LABELS[v]]
-            cfg = load_simulation_config(None, {**base, **overrides})
+            cfg = load_simulation_config(args.config, {**base, **overrides})
             started = time.perf_counter()
             scratch = args.out / f"runs-w{index}" / f"v{v}-{target}-s{seed}"
             _, runs, _ = run_sweep(cfg, [target], [strategy], [int(seed)], scratch)
@@ -132,7 +155,7 @@ def report(args: argparse.Namespace, variants: list[int]) -> None:
         ["#", "variant", "final acc %", f"final vs {base}, pp [95% CI], wins", "best round",
          "final per target", "best round per target"],
         rows,
-        title=f"[{args.federation}] {len(complete)} complete blocks ({blocks}); paired vs {base}",
+        title=f"[{args.config or args.federation}] {len(complete)} complete blocks ({blocks}); vs {base}",
     )  # fmt: skip
     if args.vs != 0:
         return  # the Group Effect table is read against FedAvg only
@@ -160,9 +183,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--federation", default="office-caltech10", choices=sorted(PRESETS))
-    ap.add_argument("--protocol", default="fedka2022", choices=["fedka2022"])
+    ap.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="a federation TOML instead of --federation (e.g. docs/examples/compas_federation.toml): its own "
+        "settings, not the protocol, unless --protocol is given; targets default to all its domains",
+    )
+    ap.add_argument("--protocol", default=None, choices=["fedka2022"], help="default: fedka2022 (presets)")
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--targets", default="amazon,caltech,dslr,webcam")
+    ap.add_argument("--targets", default="", help="default: Office-Caltech10's four, or --config's domains")
     ap.add_argument("--variants", default="0,1,2,11,12,13", help="numbers of bench_fedka_ablation's VARIANTS")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--max-per-domain", type=int, default=None, help="images per domain (departure)")
@@ -177,6 +207,8 @@ def main() -> None:
         _fail(f"--variants {args.variants!r}: expected numbers 0..{len(LABELS) - 1} starting with 0 (FedAvg)")
     if args.vs not in variants:
         _fail(f"--vs {args.vs}: expected one of --variants {args.variants}")
+    if args.config is not None and not args.config.is_file():
+        _fail(f"--config {args.config}: no such file (expected a federation TOML, see docs/examples/)")
     index, _, count = args.worker.partition("/")
     if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
         _fail(f"--worker {args.worker!r}: expected i/n with 1 <= i <= n (e.g. 1/2 and 2/2)")

@@ -27,6 +27,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
         (["--worker", "3/2"], "--worker '3/2'"),
         (["--variants", "1,2"], "--variants '1,2'"),
         (["--variants", "0,99"], "--variants '0,99'"),
+        (["--config", "no/such.toml"], "--config no/such.toml"),
     ],
 )
 def test_bad_arguments_give_one_error_line_and_write_nothing(tmp_path, args, names):
@@ -60,3 +61,21 @@ def test_report_uses_complete_blocks_only(tmp_path):
     assert "+2.0 pp" in proc.stdout and "3/3 wins" in proc.stdout
     # FedAvg's Group Effect is 0 on every seed: its interval cannot exclude 0, so no ratio is printed
     assert "unbounded (FedAvg GE" in proc.stdout and "×" not in proc.stdout
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (DATA / "compas").is_dir(), reason="the shared COMPAS data is not here")
+def test_a_config_federation_runs_at_its_own_settings(tmp_path):
+    """--config: the user's federation TOML (not the image protocol), each variant's switches on top."""
+    out = tmp_path / "compas"
+    config = Path(__file__).resolve().parents[1] / "docs" / "examples" / "compas_federation.toml"
+    proc = _bench("--config", str(config), "--data-dir", str(DATA), "--out", str(out), "--variants", "0,8",
+                  "--seeds", "0", "--targets", "Less than 25", "--rounds", "2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["variant"]) == [0, 8] and set(runs["target"]) == {"Less than 25"}
+    assert "DEPARTURE from the config: training.rounds = 2" in proc.stdout
+    summary = next(out.glob("runs-w1/v8-*/*/summary.json")).read_text()
+    assert '"strategy": "fedka"' in summary and '"federation": "tabular"' in summary
