@@ -44,6 +44,7 @@ NO_GUARD = {
     "training.finetune_prox": 0.0,
     "training.vote_guard": "off",
     "training.vote_min_per_class": 0,
+    "training.vote_min_consensus": 0.0,
     "training.vote_clients_start": "finetuned",
     "training.finetune_optimizer_state": "round",
 }
@@ -100,6 +101,12 @@ VARIANTS = {
     "fedka + proximal head-only fine-tuning": (
         "fedka",
         {**PROX, "training.finetune_scope": "head"},
+    ),
+    # 19: variant 8 fine-tuning only when at least half the pool reaches a strict-majority vote (voter
+    # consensus; decision rule in docs/reproductions/fedka2022.md, written before its runs)
+    "fedka + proximal + consensus floor (50 %)": (
+        "fedka",
+        {**PROX, "training.vote_min_consensus": 0.5},
     ),
 }
 

@@ -57,12 +57,12 @@ def test_head_only_finetuning_leaves_the_extractor_and_prox_limits_the_move() ->
 class _Target:
     """A minimal server target: a pool and a scratch model (what the voting step reads)."""
 
-    def __init__(self, x: np.ndarray) -> None:
-        self.x_pool, self.device, self.num_classes = x, torch.device("cpu"), 2
+    def __init__(self, x: np.ndarray, classes: int = 2) -> None:
+        self.x_pool, self.device, self.num_classes = x, torch.device("cpu"), classes
         self.y_pool_hidden = np.zeros(len(x), dtype=int)
 
     def model_from(self, arrays: ArrayRecord) -> FeatureMLP:
-        m = FeatureMLP(self.x_pool.shape[1], 2)
+        m = FeatureMLP(self.x_pool.shape[1], self.num_classes)
         m.load_state_dict(arrays.to_torch_state_dict())
         return m
 
@@ -165,6 +165,35 @@ def test_the_vote_floor_keeps_the_averaged_model_when_too_few_votes_are_adopted(
     assert not any("skipped" in f.text for f in voting_findings([rounds[0], rounds[2]]))
 
 
+def test_the_consensus_floor_skips_fine_tuning_when_the_voters_split_on_most_of_the_pool() -> None:
+    """`vote_min_consensus`: a round fine-tunes only when at least that share of the pool reaches a
+    strict-majority vote; the report and the summary's `voting` say so."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    torch.manual_seed(0)
+    arrays = ArrayRecord(FeatureMLP(6, 3).state_dict())
+    truth = rng.integers(0, 3, 40)
+    unanimous = np.stack([np.eye(3)[truth]] * 3).astype(np.float32)
+    split = unanimous.copy()  # on 30 of the 40 rows the three voters name three different classes
+    split[1, :30], split[2, :30] = np.eye(3)[(truth[:30] + 1) % 3], np.eye(3)[(truth[:30] + 2) % 3]
+    step = VotingStep(rule="majority", finetune_steps=5, num_rounds=2, min_consensus=0.5)
+    step.spec = LocalTrainSpec(lr=0.05, batch_size=16)
+    low: dict = {}
+    assert step.apply(2, arrays, split, _Target(x, classes=3), low) is arrays
+    assert low["majority_rate"] == 0.25 and low["consensus_skipped"] and "finetune_loss" not in low
+    step.min_consensus = 0.25  # at the floor: fine-tunes on the 10 agreed rows
+    at: dict = {}
+    assert step.apply(2, arrays, split, _Target(x, classes=3), at) is not arrays and at["finetune_loss"] > 0
+    agreed: dict = {}
+    step.min_consensus = 0.5
+    assert step.apply(2, arrays, unanimous, _Target(x, classes=3), agreed) is not arrays
+    assert "consensus_skipped" not in agreed and step.settings()["vote_min_consensus"] == 0.5
+    rounds = [{"round": 1, **agreed}, {"round": 2, **low}]
+    texts = [f.text for f in voting_findings(rounds)]
+    assert any("skipped in 1 of 2 voting rounds: too little of the pool reached the vote" in t for t in texts)
+    assert VotingStep.reference(load_simulation_config(None, {}).training, 0).min_consensus == 0.0
+
+
 def test_the_progress_line_says_when_a_round_stayed_below_the_vote_floor() -> None:
     from fedlab.cli.simulate import _round_status
 
@@ -218,6 +247,7 @@ def test_clients_can_start_from_the_averaged_model_as_the_notebooks_clients_do()
         strategy._round = {"round": 1}
         finetuned = strategy.after_aggregation(1, averaged, probs)
         assert finetuned is not averaged
+
         def capture(nodes, parent, rnd, arrays, config, grid, key=start):
             sent[key] = arrays
             return []

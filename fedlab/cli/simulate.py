@@ -276,6 +276,8 @@ def _round_status(record: dict[str, Any]) -> str:
         )
         if record.get("finetune_skipped"):
             text += " (below the vote floor: no fine-tuning)"
+        if record.get("consensus_skipped"):
+            text += " (voters split: no fine-tuning)"
     return text
 
 

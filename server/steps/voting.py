@@ -85,6 +85,7 @@ class VotingStep:
     prox: float = 0.0
     guard: str = "off"
     min_per_class: int = 0
+    min_consensus: float = 0.0
     clients_start: str = "finetuned"
     optimizer_state: str = "round"
     finetune_steps: int = 20
@@ -108,6 +109,7 @@ class VotingStep:
             prox=t.finetune_prox,
             guard=t.vote_guard,
             min_per_class=t.vote_min_per_class,
+            min_consensus=t.vote_min_consensus,
             clients_start=t.vote_clients_start,
             optimizer_state=t.finetune_optimizer_state,
             finetune_steps=t.finetune_steps,
@@ -127,6 +129,7 @@ class VotingStep:
         step = cls.from_settings(training, seed)
         step.rule, step.select, step.target_batchnorm = "plurality", 1.0, False
         step.scope, step.prox, step.guard, step.min_per_class = "all", 0.0, "off", 0
+        step.min_consensus = 0.0
         step.clients_start, step.optimizer_state = "averaged", "run"
         return step
 
@@ -144,6 +147,7 @@ class VotingStep:
             "vote_warmup": self.warmup,
             "vote_guard": self.guard,
             "vote_min_per_class": self.min_per_class,
+            "vote_min_consensus": self.min_consensus,
             "vote_clients_start": self.clients_start,
             "finetune_scope": self.scope,
             "finetune_prox": self.prox,
@@ -174,6 +178,7 @@ class VotingStep:
         vote = majority_vote(client_pool_probs.argmax(axis=2), target.num_classes, self.agreement, self.rule)
         record["majority_rate"] = vote.adoption_rate
         record["majority_acc"] = vote.accuracy(target.y_pool_hidden)
+        consensus = vote.adoption_rate >= self.min_consensus
         vote = select_class_balanced(vote, confidence_of(client_pool_probs, vote.labels), self.select)
         alpha = ramp(server_round / self.num_rounds)
         record["voting_acc"] = vote.accuracy(target.y_pool_hidden)
@@ -184,6 +189,9 @@ class VotingStep:
         if record["adopted"] < self.min_per_class * target.num_classes:
             record["finetune_skipped"] = True
             return arrays  # too few votes to fine-tune on without fitting them: keep the averaged model
+        if not consensus:
+            record["consensus_skipped"] = True
+            return arrays  # the voters split on most of the pool: no consensus to teach from
         seed = self.seed * 100_003 + server_round
         fit, check = np.flatnonzero(vote.adopted), np.zeros(0, dtype=np.int64)
         if self.guard == "holdout":

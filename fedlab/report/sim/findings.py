@@ -257,6 +257,18 @@ def voting_findings(rounds: Rounds, rule: str | None = None, agreement: float | 
                 values={"finetune_skipped_rounds": skipped, "voting_rounds": len(voted)},
             )
         )
+    split = sum(1 for r in voted if r.get("consensus_skipped"))
+    if split:
+        out.append(
+            Finding(
+                f"Fine-tuning on the votes was skipped in {split} of {len(voted)} voting rounds: too little "
+                "of the pool reached the vote (`training.vote_min_consensus`), so those rounds kept the "
+                "averaged model, as FedKA without voting does.",
+                "info",
+                "voting",
+                values={"consensus_skipped_rounds": split, "voting_rounds": len(voted)},
+            )
+        )
     return out
 
 

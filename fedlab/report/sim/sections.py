@@ -83,6 +83,10 @@ def voting_description(v: dict[str, Any], strategy: str) -> str:
         parts.append(f"guard {v['vote_guard']}")
     if int(v["vote_min_per_class"]):
         parts.append(f"fine-tunes only with ≥ {v['vote_min_per_class']} votes per class")
+    if float(v.get("vote_min_consensus") or 0):
+        parts.append(
+            f"fine-tunes only when ≥ {float(v['vote_min_consensus']):.0%} of the pool reaches the vote"
+        )
     ref = " — the reference notebook's rule and server loop" if strategy.endswith("fedka-ref") else ""
     return "; ".join(parts) + ref
 
