@@ -178,7 +178,6 @@ class VotingStep:
         vote = majority_vote(client_pool_probs.argmax(axis=2), target.num_classes, self.agreement, self.rule)
         record["majority_rate"] = vote.adoption_rate
         record["majority_acc"] = vote.accuracy(target.y_pool_hidden)
-        consensus = vote.adoption_rate >= self.min_consensus
         vote = select_class_balanced(vote, confidence_of(client_pool_probs, vote.labels), self.select)
         alpha = ramp(server_round / self.num_rounds)
         record["voting_acc"] = vote.accuracy(target.y_pool_hidden)
@@ -189,7 +188,7 @@ class VotingStep:
         if record["adopted"] < self.min_per_class * target.num_classes:
             record["finetune_skipped"] = True
             return arrays  # too few votes to fine-tune on without fitting them: keep the averaged model
-        if not consensus:
+        if record["majority_rate"] < self.min_consensus:  # the share before the confident selection
             record["consensus_skipped"] = True
             return arrays  # the voters split on most of the pool: no consensus to teach from
         seed = self.seed * 100_003 + server_round

@@ -110,6 +110,11 @@ def negative_round(record: dict[str, Any], tol: float = NEGATIVE_TOL) -> bool:
     return ci[1] < 0 if ci is not None else negative(record.get("group_effect"), tol)
 
 
+def test_rows(n_test: Any) -> str:
+    """ "the 31 target test rows": how findings and captions name what a Group Effect interval is over."""
+    return f"the {int(number(n_test))} target test rows" if number(n_test) else "the target test rows"
+
+
 def _rounds_text(rounds: list[Any], most: int = 12) -> str:
     shown = ", ".join(str(r) for r in rounds[:most])
     return shown + (f", … ({len(rounds) - most} more)" if len(rounds) > most else "")
@@ -123,7 +128,7 @@ def group_effect_findings(rounds: Rounds, n_test: Any = None) -> list[Finding]:
         return [Finding("No Group Effect was recorded.", "warn", "group_effect")]
     tol = row_tolerance(n_test)
     with_ci = all(ge_interval(r) is not None for r in records)
-    rows = f"the {int(number(n_test))} target test rows" if number(n_test) else "the target test rows"
+    rows = test_rows(n_test)
     ge = [(r.get("round"), number(r.get("group_effect")), negative_round(r, tol)) for r in records]
     below = [(rnd, g) for rnd, g, neg in ge if neg]
     dips = [(rnd, g) for rnd, g, neg in ge if g < -NEGATIVE_TOL and not neg]
@@ -244,31 +249,27 @@ def voting_findings(rounds: Rounds, rule: str | None = None, agreement: float | 
     values = {"adoption_rate": adopt, "voting_acc": acc}
     out = [Finding(text, "warn" if low else "info", "voting", values=values)]
     voted = [r for r in rounds if r.get("voting_acc") is not None]
-    skipped = sum(1 for r in voted if r.get("finetune_skipped"))
-    if skipped:
-        out.append(
-            Finding(
-                f"Fine-tuning on the votes was skipped in {skipped} of {len(voted)} voting rounds: fewer "
-                "votes were adopted than the floor `training.vote_min_per_class` per class, so those rounds "
-                "kept the averaged model, as FedKA without voting does"
-                + (" — none fine-tuned: this run is FedKA without voting." if skipped == len(voted) else "."),
-                "info",
-                "voting",
-                values={"finetune_skipped_rounds": skipped, "voting_rounds": len(voted)},
+    reasons = {  # record flag -> why the voting step kept the averaged model that round
+        "finetune_skipped": "fewer votes were adopted than the floor `training.vote_min_per_class` per class",
+        "consensus_skipped": "too little of the pool reached the vote (`training.vote_min_consensus`)",
+    }
+    for flag, reason in reasons.items():
+        skipped = sum(1 for r in voted if r.get(flag))
+        if skipped:
+            out.append(
+                Finding(
+                    f"Fine-tuning on the votes was skipped in {skipped} of {len(voted)} voting rounds: "
+                    f"{reason}, so those rounds kept the averaged model, as FedKA without voting does"
+                    + (
+                        " — none fine-tuned: this run is FedKA without voting."
+                        if skipped == len(voted)
+                        else "."
+                    ),
+                    "info",
+                    "voting",
+                    values={f"{flag}_rounds": skipped, "voting_rounds": len(voted)},
+                )
             )
-        )
-    split = sum(1 for r in voted if r.get("consensus_skipped"))
-    if split:
-        out.append(
-            Finding(
-                f"Fine-tuning on the votes was skipped in {split} of {len(voted)} voting rounds: too little "
-                "of the pool reached the vote (`training.vote_min_consensus`), so those rounds kept the "
-                "averaged model, as FedKA without voting does.",
-                "info",
-                "voting",
-                values={"consensus_skipped_rounds": split, "voting_rounds": len(voted)},
-            )
-        )
     return out
 
 

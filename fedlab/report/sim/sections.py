@@ -160,8 +160,7 @@ def _accuracy_section(run: SimRun) -> Section:
 def _group_effect_section(run: SimRun) -> Section:
     ge = run.series("group_effect")
     half = [None if ci is None else (ci[1] - ci[0]) / 2 for ci in map(fnd.ge_interval, run.rounds)]
-    n_test = (run.summary or {}).get("target_test")
-    rows = f"the {n_test} target test rows" if n_test else "the target test rows"
+    rows = fnd.test_rows((run.summary or {}).get("target_test"))
     whiskers = (
         f" Whiskers: the round's 95 % interval over {rows} (one run); a dip is negative transfer beyond "
         "test-row noise only where its whole whisker lies below 0."
