@@ -108,6 +108,12 @@ VARIANTS = {
         "fedka",
         {**PROX, "training.vote_min_consensus": 0.5},
     ),
+    # 20-21: class-weighted matching (training.mmd_reweight = "pseudo": each client weights the target
+    # embeddings by its own class mix over their predicted classes; decision rule in
+    # docs/reproductions/fedka2022.md, written before its code and runs) on the default (20) and on
+    # matching only (21)
+    "fedka + class-weighted matching": ("fedka", {**PROX, "training.mmd_reweight": "pseudo"}),
+    "matching only + class-weighted matching": ("fedka-novote", {"training.mmd_reweight": "pseudo"}),
 }
 
 

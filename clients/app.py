@@ -148,9 +148,12 @@ def train(msg: Message, context: Context) -> Message:
     extra: dict[str, float] = {}
     if config.get(keys.REPORT_INITIAL_LOSS):
         extra[keys.INITIAL_LOSS] = mean_loss(model, part.x_train, part.y_train, device)
-    target_emb = None
+    target_emb = target_predicted = None
     if keys.EMBEDDINGS in msg.content:
-        target_emb = msg.content[keys.EMBEDDINGS].to_numpy_ndarrays()[0]
+        sent = msg.content[keys.EMBEDDINGS].to_numpy_ndarrays()
+        target_emb = sent[0]
+        if len(sent) > 1:  # class-weighted matching (training.mmd_reweight): the rows' predicted classes
+            target_predicted = sent[1]
     discriminator = None
     if mode == "dann":
         discriminator = DomainDiscriminator(model.embedding_dim)
@@ -170,6 +173,7 @@ def train(msg: Message, context: Context) -> Message:
         target_embeddings=target_emb,
         global_params=global_params,
         discriminator=discriminator,
+        target_predicted=target_predicted,
     )
     if discriminator is not None:
         context.state[DISCRIMINATOR_STATE] = state_record(discriminator.cpu().state_dict())

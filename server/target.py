@@ -57,16 +57,27 @@ class TargetDomain:
         the clients' source features, so the MMD compares like with like (see `embed`). Dropout
         draws from torch's global generator, which the clients' training leaves in a state that
         depends on which client ran last (order, engine): it is seeded here from (seed, round)."""
-        rng = np.random.default_rng([self.seed, server_round, 7])
         seed_torch(int(np.random.SeedSequence([self.seed, server_round, 7]).generate_state(1)[0]))
-        idx = rng.choice(len(self.x_pool), size=min(n, len(self.x_pool)), replace=False)
+        idx = self._embedded_rows(n, server_round)
         return embed(
             self.model_from(arrays),
-            self.x_pool[np.sort(idx)],
+            self.x_pool[idx],
             self.device,
             batch=len(idx),
             train_mode=True,
         )
+
+    def embedded_predictions(self, arrays: ArrayRecord, n: int, server_round: int) -> np.ndarray:
+        """The model's predicted class of each row `embeddings` sends (same rows, same order), with
+        BatchNorm statistics of the pool (AdaBN, as the voters predict): what class-weighted matching
+        (`training.mmd_reweight`) weights the target rows by. No label is read."""
+        model = adapt_batchnorm(self.model_from(arrays), self.x_pool, self.device)
+        return predict(model, self.x_pool[self._embedded_rows(n, server_round)], self.device)
+
+    def _embedded_rows(self, n: int, server_round: int) -> np.ndarray:
+        """The seeded, sorted pool rows embedded in `server_round`."""
+        rng = np.random.default_rng([self.seed, server_round, 7])
+        return np.sort(rng.choice(len(self.x_pool), size=min(n, len(self.x_pool)), replace=False))
 
     def test_hits(self, model: DomainModel) -> np.ndarray:
         """Per target test row, whether `model` (eval mode) classifies it right: a client's accuracy

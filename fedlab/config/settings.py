@@ -135,6 +135,12 @@ class TrainingConfig(_Strict):
     proximal_mu: float = Field(0.01, ge=0, le=MAX_RATE)
     mmd_weight: float = Field(1.0, ge=0, le=MAX_RATE)
     target_sample: int = Field(256, ge=2, le=MAX_ROWS)  # target embeddings sent to clients each round
+    # "pseudo": class-weighted matching. The server sends the global model's predicted class of each
+    # target embedding (AdaBN, no label read) and each client weights them in its MMD by
+    # p_client(ŷ)/q̂(ŷ), so it aligns to a target sample with its own class mix: aligning the marginals
+    # of domains whose label rates differ costs target accuracy (COMPAS by age, issue #26). "off" (the
+    # reference) aligns to the sample as drawn. See docs/reproductions/fedka2022.md, variant 20.
+    mmd_reweight: Literal["off", "pseudo"] = "off"
     finetune_steps: int = Field(20, ge=0, le=MAX_STEPS)  # server fine-tuning steps on voted pseudo-labels
     vote_agreement: float = Field(0.5, gt=0, le=1)  # share of voters that must agree (1 = unanimous)
     # which voted samples FedKA may adopt: "majority" (winner has > half the votes; fedlab) or

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -27,9 +28,18 @@ def gaussian_kernel_matrix(
 
 
 def mk_mmd(
-    source: torch.Tensor, target: torch.Tensor, kernel_mul: float = 2.0, kernel_num: int = 5
+    source: torch.Tensor,
+    target: torch.Tensor,
+    kernel_mul: float = 2.0,
+    kernel_num: int = 5,
+    target_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Biased MK-MMD² between two samples of embeddings (sizes may differ)."""
+    """Biased MK-MMD² between two samples of embeddings (sizes may differ).
+
+    `target_weights` (one per target row, ≥ 0) replaces the target sample's uniform weights by
+    these, normalised to sum 1 (uniform again when they sum to 0): the discrepancy to a reweighted
+    target distribution, as class-weighted MMD needs (`class_weights`). The bandwidths stay those of
+    the unweighted pooled sample."""
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
         raise ValueError(
             f"mk_mmd expects 2-D samples of equal width, got {tuple(source.shape)} and {tuple(target.shape)}"
@@ -37,9 +47,32 @@ def mk_mmd(
     ns = source.shape[0]
     k = gaussian_kernel_matrix(source, target, kernel_mul, kernel_num)
     xx = k[:ns, :ns].mean()
-    yy = k[ns:, ns:].mean()
-    xy = k[:ns, ns:].mean()
+    if target_weights is None:
+        yy = k[ns:, ns:].mean()
+        xy = k[:ns, ns:].mean()
+        return xx + yy - 2 * xy
+    w = target_weights.to(k.dtype)
+    total = w.sum()
+    w = w / total if float(total) > 0 else torch.full_like(w, 1.0 / len(w))
+    yy = w @ k[ns:, ns:] @ w
+    xy = (k[:ns, ns:] @ w).mean()
     return xx + yy - 2 * xy
+
+
+def class_weights(own_labels: np.ndarray, target_predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per target row, p_own(ŷ) / q(ŷ): the weight that gives the target sample the class mix of
+    `own_labels` (a client's training labels) as far as its predicted classes tell.
+
+    Why: MMD on the marginals pulls a domain towards another's label mix when their label rates
+    differ (label shift), and that costs target accuracy; weighting by class removes that pull
+    (class-weighted MMD, Yan et al. 2017). A class the client does not hold gets weight 0."""
+    own = np.bincount(np.asarray(own_labels, dtype=np.int64), minlength=num_classes)[:num_classes]
+    pred = np.asarray(target_predicted, dtype=np.int64)
+    seen = np.bincount(pred, minlength=num_classes)[:num_classes]
+    p = own / max(own.sum(), 1)
+    q = seen / max(seen.sum(), 1)
+    ratio = np.divide(p, q, out=np.zeros(num_classes), where=q > 0)
+    return ratio[pred].astype(np.float32)
 
 
 def ramp(progress: float, gamma: float = 5.0) -> float:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedlab.core.seeding import seed_torch
-from fedlab.learn.mmd import mk_mmd, ramp
+from fedlab.learn.mmd import class_weights, mk_mmd, ramp
 from fedlab.learn.models import DomainDiscriminator, DomainModel, grad_reverse
 
 Mode = Literal["ce", "prox", "mmd", "dann"]
@@ -126,12 +126,17 @@ def train_local(
     discriminator: DomainDiscriminator | None = None,
     optimizer_factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
     batch_sampler: Any | None = None,
+    target_predicted: np.ndarray | None = None,
 ) -> LocalTrainResult:
     """Train `model` in place for `spec.steps` mini-batch steps.
 
     mode "ce": cross-entropy; "prox": + μ/2‖w − w_global‖²; "mmd": + α·λ·MK-MMD(source
     features, received target embeddings); "dann": + α·λ·BCE of a domain classifier fed
     through gradient reversal (source features) and the target embeddings.
+
+    `target_predicted` (the server's predicted class per target embedding, mode "mmd"): the MMD
+    weights the target rows by `class_weights` of this client's labels (class-weighted matching,
+    ``training.mmd_reweight``); None aligns to the sample as drawn.
 
     `batch_sampler` (an object with ``next() -> indices``) replaces the seeded shuffling, e.g.
     with the Poisson batches of DP-SGD (`fedlab.learn.privacy.ClientDPRound`); it is consulted only
@@ -157,6 +162,10 @@ def train_local(
             raise ValueError(f"mode {spec.mode!r} needs target embeddings from the server")
         tgt = torch.as_tensor(target_embeddings, dtype=torch.float32, device=device)
         tgt_sampler = BatchSampler(len(tgt), spec.batch_size, rng)
+    tgt_w = None
+    if spec.mode == "mmd" and target_predicted is not None:
+        num_classes = int(max(int(np.max(y)), int(np.max(target_predicted)))) + 1
+        tgt_w = torch.as_tensor(class_weights(y, target_predicted, num_classes), device=device)
     anchors = [p.detach().to(device) for p in global_params] if global_params is not None else None
 
     tot_loss = tot_ce = tot_align = 0.0
@@ -172,7 +181,8 @@ def train_local(
         ce = F.cross_entropy(logits, yb) if len(idx) else logits.sum() * 0.0
         align = torch.zeros((), device=device)
         if spec.mode == "mmd" and tgt is not None and len(idx):
-            align = mk_mmd(z, tgt[tgt_sampler.next()])
+            t_idx = tgt_sampler.next()
+            align = mk_mmd(z, tgt[t_idx], target_weights=None if tgt_w is None else tgt_w[t_idx])
         elif spec.mode == "dann" and tgt is not None and discriminator is not None and len(idx):
             zt = tgt[tgt_sampler.next()]
             logits = discriminator(torch.cat([grad_reverse(z, alpha), zt]))

@@ -108,6 +108,11 @@ def check_scale(cfg: SimulationConfig, num_clients: int, flag: bool = False) -> 
             "central DP with clients_per_round is not supported: its noise is calibrated for every "
             "client every round; use clients_per_round = 0 or client DP"
         )
+    if cfg.training.mmd_reweight != "off" and cfg.dp.enabled and cfg.dp.mode == "client":
+        raise ConfigError(
+            "training.mmd_reweight weights the matching by each client's label frequencies, which DP-SGD "
+            'does not privatize; use mmd_reweight = "off" with client DP'
+        )
     if cfg.ray_address and resolve_engine(cfg) != "ray":
         raise ConfigError(f'ray_address is set but engine = {cfg.engine!r}; use engine = "ray"')
 

@@ -65,6 +65,7 @@ class DomainAwareMixin:
     has_server_step: ClassVar[bool] = False
     target: TargetDomain
     embeddings_per_round: int = 0  # >0: send target embeddings with each train message
+    mmd_reweight: str = "off"  # "pseudo": send the embedded rows' predicted classes too (f-DAN family)
     server_step: ServerStep | None = None  # runs after aggregation (FedKA's voting)
     on_round: RoundCallback | None = None
     # (target test groups, protected -> privileged value): fairness of the global model on the target
@@ -129,7 +130,11 @@ class DomainAwareMixin:
         self._trained_nodes = {m.metadata.dst_node_id for m in messages}
         if self.embeddings_per_round > 0 and messages:
             emb = self.target.embeddings(arrays, self.embeddings_per_round, server_round)
-            record = ArrayRecord(numpy_ndarrays=[emb])
+            sent_arrays = [emb]
+            if self.mmd_reweight == "pseudo":  # class-weighted matching: the rows' predicted classes
+                n = self.embeddings_per_round
+                sent_arrays.append(self.target.embedded_predictions(arrays, n, server_round))
+            record = ArrayRecord(numpy_ndarrays=sent_arrays)
             for msg in messages:
                 msg.content[keys.EMBEDDINGS] = record
         return messages

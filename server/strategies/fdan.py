@@ -21,11 +21,16 @@ class FDAN(DomainAwareMixin, FedAvg):
     client_mode = "mmd"
     dp_modes = ("client", "central")
 
-    def __init__(self, *args: Any, embeddings_per_round: int = 256, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, embeddings_per_round: int = 256, mmd_reweight: str = "off", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.embeddings_per_round = embeddings_per_round
+        self.mmd_reweight = mmd_reweight
 
     @classmethod
     def settings_kwargs(cls, settings: StrategySettings) -> dict[str, Any]:
-        """Target embeddings per round from `training.target_sample`."""
-        return {"embeddings_per_round": settings.training.target_sample}
+        """Target embeddings per round from `training.target_sample`; class-weighted matching from
+        `training.mmd_reweight`."""
+        t = settings.training
+        return {"embeddings_per_round": t.target_sample, "mmd_reweight": t.mmd_reweight}

@@ -176,6 +176,7 @@ def build_strategy(
     t = settings.training
     if plan.mmd:
         strategy.embeddings_per_round = t.target_sample
+        strategy.mmd_reweight = t.mmd_reweight
     if plan.vote:
         strategy.server_step = VotingStep.from_settings(t, settings.seed)
     strategy.setup_domain(target, on_round)
