@@ -53,6 +53,16 @@ def _majority_rate(labels: object) -> float:
     return float(np.bincount(y).max() / len(y)) if len(y) else float("nan")
 
 
+def _matching(strategy: object, mmd_weight: float) -> dict[str, object] | None:
+    """The feature matching a run used (None: no matching), as the summary records it: a result
+    from class-weighted matching must say so next to the strategy's name."""
+    rows = int(getattr(strategy, "embeddings_per_round", 0) or 0)
+    if rows <= 0:
+        return None
+    reweight = getattr(strategy, "mmd_reweight", "off")
+    return {"target_sample": rows, "mmd_weight": mmd_weight, "mmd_reweight": reweight}
+
+
 def run_federation(
     grid: Grid,
     cfg: SimulationConfig,
@@ -156,6 +166,8 @@ def run_federation(
             "dp": dp_summary(cfg.dp, strategy.history),
             # which FedKA ran: the voting step's effective values (fedka-ref overrides the config's)
             "voting": strategy.server_step.settings() if strategy.server_step is not None else None,
+            # which matching ran (f-DAN family): target rows per round, λ, class weighting
+            "matching": _matching(strategy, cfg.training.mmd_weight),
             "anonymization": list(setup.anonymization),
             # the shared preprocessing is fitted from per-owner aggregates (fedlab.data.client_stats)
             "preprocessing_epsilon": getattr(getattr(setup.fed, "preprocessor", None), "epsilon", None),

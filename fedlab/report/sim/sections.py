@@ -44,6 +44,8 @@ def header(run: SimRun) -> list[tuple[str, str]]:
                 f"lr {training.get('lr')}, max per domain {fed.get('max_per_domain') or 'all'}",
             )
         )
+    if s.get("matching"):
+        rows.append(("Feature matching", matching_description(s["matching"])))
     if s.get("voting"):
         rows.append(("FedKA voting", voting_description(s["voting"], str(s.get("strategy") or ""))))
     if s.get("target_test") is not None:
@@ -60,6 +62,18 @@ def header(run: SimRun) -> list[tuple[str, str]]:
     if s.get("seconds") is not None:
         rows.append(("Run time", f"{float(s['seconds']):.1f} s"))
     return rows
+
+
+def matching_description(m: dict[str, Any]) -> str:
+    """One line saying which feature matching ran (f-DAN family): what the clients aligned to."""
+    rows, weight = m.get("target_sample"), m.get("mmd_weight")
+    line = f"MK-MMD to {rows} target embeddings per round, weight λ = {weight} (ramped)"
+    if m.get("mmd_reweight") == "pseudo":
+        line += (
+            "; class-weighted: each client weights the target rows by its own class mix over their "
+            "predicted classes (`training.mmd_reweight`)"
+        )
+    return line
 
 
 def voting_description(v: dict[str, Any], strategy: str) -> str:
