@@ -126,7 +126,7 @@ def test_a_reference_without_group_effect_gets_its_mean_over_targets_and_no_rati
     )
     assert mean["final"].n == 4 and mean["final"].values == pytest.approx([1.0] * 4)
     assert mean["seeds"] == 4 and math.isnan(mean["ge_strategy"].mean)
-    assert comparison.interval_text(mean["final"]) == "+1.0 pp (95% CI +1.0 to +1.0)"
+    assert comparison.interval_text(mean["final"]).startswith("+1.0 pp (the same in all 4 seeds")
     assert comparison.ratio_note(mean) == "n/a (a reference has no clients)"
     fedka = next(c for c in comparison.compare(runs) if c["strategy"] == "fedka")
     assert comparison.ratio_note(fedka) is None  # FedAvg's GE interval excludes 0 here
@@ -161,3 +161,20 @@ def test_sweep_summary_rows_are_strict_json_with_unbounded_ratios() -> None:
     frame.loc[0, "ge_ratio_ci_low"] = -math.inf
     text = dumps({"table": json_records(frame), "paired": comparison.to_json(cells)})
     assert '"ge_ratio_ci_high": "inf"' in text and '"ge_ratio_ci_low": "-inf"' in text
+
+
+def test_identical_seeds_are_not_reported_as_a_precise_interval() -> None:
+    """Five seeds ending at the same constant predictor give a zero-width t interval: the texts say
+    the value is the same in every seed instead of "95% CI −3.3 to −3.3" (spurious precision)."""
+    from fedlab.metrics.comparison import interval_text
+    from fedlab.metrics.stats import t_interval, verdict
+
+    same = t_interval([-3.3] * 5)
+    assert same.no_spread and not t_interval([-3.3, -3.2, -3.3]).no_spread and not t_interval([1.0]).no_spread
+    assert interval_text(same) == (
+        "-3.3 pp (the same in all 5 seeds: no spread over seeds, so no interval; the test set's own noise "
+        "is not in it)"
+    )
+    assert "95% CI" not in verdict(same, 1.0) and "the same in all 5 seeds" in verdict(same, 1.0)
+    assert "95% CI -0.5 to +0.5" not in interval_text(t_interval([-0.5, 0.5]))  # ordinary case untouched
+    assert interval_text(t_interval([-1.0, 1.0])).startswith("+0.0 pp (95% CI")

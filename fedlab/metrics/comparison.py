@@ -19,6 +19,7 @@ import pandas as pd
 
 from fedlab.metrics.stats import (
     BOOT_METHOD,
+    NO_SPREAD,
     T_METHOD,
     Interval,
     Ratio,
@@ -195,4 +196,6 @@ def interval_text(iv: Interval) -> str:
         return "not compared (no seed has both runs)"
     if not iv.known:
         return f"{iv.mean:+.1f} pp (one paired seed: no interval)"
+    if iv.no_spread:
+        return f"{iv.mean:+.1f} pp (the same in all {iv.n} seeds: {NO_SPREAD})"
     return f"{iv.mean:+.1f} pp (95% CI {iv.ci_low:+.1f} to {iv.ci_high:+.1f})"

@@ -62,6 +62,13 @@ class Interval:
         """False when the interval cannot be computed (fewer than 2 seeds)."""
         return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
 
+    @property
+    def no_spread(self) -> bool:
+        """True when ≥ 2 seeds gave the very same value: the t interval then has zero width, which
+        is not precision — it leaves out the noise of the finite test set each seed is scored on
+        (e.g. every seed ending at the same constant predictor). Texts say so instead of "CI a to a"."""
+        return self.known and self.n >= 2 and self.ci_low == self.ci_high
+
     def excludes_zero(self) -> bool:
         """Whether the interval excludes 0: the only case a difference may be called a gain or a loss."""
         return self.known and (self.ci_low > 0 or self.ci_high < 0)
@@ -187,6 +194,9 @@ def describe(iv: Interval, unit: str = "pp", scale: float = 1.0, wins: bool = Tr
     return text + f", {iv.wins}/{iv.n} wins" if wins else text
 
 
+NO_SPREAD = "no spread over seeds, so no interval; the test set's own noise is not in it"
+
+
 def verdict(iv: Interval, scale: float = 100.0, unit: str = "pp") -> str:
     """Words for a difference: "gain", "negative transfer", or "no detectable difference (±x)".
 
@@ -197,6 +207,8 @@ def verdict(iv: Interval, scale: float = 100.0, unit: str = "pp") -> str:
         return f"one seed only: {scale * iv.mean:+.1f} {unit}, no interval"
     d = iv.direction()
     ci = f"(95% CI {scale * iv.ci_low:+.1f} to {scale * iv.ci_high:+.1f})"
+    if iv.no_spread:
+        ci = f"(the same in all {iv.n} seeds: {NO_SPREAD})"
     if d > 0:
         return f"gain {scale * iv.mean:+.1f} {unit} {ci}"
     if d < 0:

@@ -139,7 +139,7 @@ def paired_findings(cells: list[dict[str, Any]]) -> list[Finding]:
             out.append(
                 Finding(
                     f"Target {c['target']}: {c['strategy']} ends with negative transfer (final Group Effect "
-                    f"{ge.mean:+.1f} pp, 95% CI {ge.ci_low:+.1f} to {ge.ci_high:+.1f}).",
+                    f"{comparison.interval_text(ge)}).",
                     "flag",
                     "group_effect",
                 )
