@@ -167,3 +167,15 @@ def test_class_balanced_selection_keeps_the_most_confident_share_of_each_class()
     assert select_class_balanced(vote, conf, 1.0) is vote
     with pytest.raises(ValueError):
         select_class_balanced(vote, conf, 0.0)
+
+
+def test_a_clients_lead_over_the_global_model_is_a_paired_interval_over_the_rows() -> None:
+    from scipy.stats import ttest_1samp
+
+    from fedlab.metrics.group_effect import hit_difference_interval
+
+    rng = np.random.default_rng(5)
+    client, global_hits = rng.random(57) < 0.95, rng.random(57) < 0.88
+    ref = ttest_1samp(client.astype(float) - global_hits.astype(float), 0.0).confidence_interval(0.95)
+    assert hit_difference_interval(client, global_hits) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    assert all(math.isnan(v) for v in hit_difference_interval(np.array([1]), np.array([0])))

@@ -90,3 +90,25 @@ def test_dollar_and_backslash_names_do_not_crash_plots() -> None:
     panel = Panel("SPD for $income\\ \\frac", "k", "$x$", [Series("a$b\\c", [1, 10], [0.1, 0.2])])
     svg = render_svg(PlotSpec("p", "title $", [panel]))
     assert "<svg" in svg
+
+
+def test_a_client_beating_the_global_model_by_a_few_test_rows_is_not_a_warning() -> None:
+    """57 test rows: a 7 pp lead is four predictions; the run's paired interval over the rows decides
+    whether the report warns, and the sentence carries the interval."""
+    from fedlab.report.sim.findings import accuracy_findings
+
+    summary = {"final_target_acc": 0.877, "target": "Amer-Indian-Eskimo", "target_test": 57}
+    last = {"round": 10, "client_target_acc": {"0:White": 0.86, "1:Black": 0.947}}
+
+    def beat(ci: object) -> object:
+        rounds = [{**last, "client_vs_global_ci": {"1:Black": ci}}] if ci is not None else [last]
+        (finding,) = [f for f in accuracy_findings(summary, rounds) if "beat the global" in f.text]
+        return finding
+
+    noise = beat([-0.02, 0.16])
+    assert noise.severity == "info" and "within the test rows' noise" in noise.text
+    assert "95% CI -2.0 to +16.0 pp over the 57 target test rows" in noise.text
+    lead = beat([0.01, 0.13])
+    assert lead.severity == "warn" and "beyond the test rows' noise" in lead.text
+    old = beat(None)  # a run recorded before the interval: the warning as before
+    assert old.severity == "warn" and old.text.endswith("on the target.")

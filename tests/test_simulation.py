@@ -44,6 +44,10 @@ def test_fedka_two_rounds_end_to_end_and_same_seed_same_metrics(tmp_path) -> Non
         # the round's interval over the target test rows is centred on the Group Effect itself
         lo, hi = r["group_effect_ci"]
         assert lo < r["group_effect"] < hi and (lo + hi) / 2 == pytest.approx(r["group_effect"])
+        # each client's lead over the global model, paired over the same rows, centred on the accuracies
+        for c, (c_lo, c_hi) in r["client_vs_global_ci"].items():
+            assert (c_lo + c_hi) / 2 == pytest.approx(r["client_target_acc"][c] - r["target_acc"])
+        assert set(r["client_vs_global_ci"]) == set(r["client_target_acc"])
         assert 0 <= r["adoption_rate"] <= 1 and r["voting_alpha"] > 0
         # class-balanced selection adopts about half of the majority-voted samples (rounded up per class)
         assert 0 < r["adoption_rate"] <= r["majority_rate"] <= 1

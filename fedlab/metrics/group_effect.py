@@ -43,7 +43,20 @@ def group_effect_interval(
     g = np.asarray(global_hits, dtype=float)
     if len(client_hits) == 0 or g.size < 2:
         return float("nan"), float("nan")
-    d = g - np.mean(np.stack([np.asarray(h, dtype=float) for h in client_hits]), axis=0)
+    clients_mean = np.mean(np.stack([np.asarray(h, dtype=float) for h in client_hits]), axis=0)
+    return hit_difference_interval(g, clients_mean, level)
+
+
+def hit_difference_interval(
+    a_hits: np.ndarray, b_hits: np.ndarray, level: float = LEVEL
+) -> tuple[float, float]:
+    """95 % paired t interval of mean(a − b) over the same test rows (hits as 0/1 or row means).
+
+    Why: "client k's own model beat the global model" on 57 test rows may be four predictions; the
+    pairing by row is what makes the comparison as sharp as the rows allow. NaN with < 2 rows."""
+    d = np.asarray(a_hits, dtype=float) - np.asarray(b_hits, dtype=float)
+    if d.size < 2:
+        return float("nan"), float("nan")
     half = t_critical(d.size, level) * float(d.std(ddof=1)) / float(np.sqrt(d.size))
     mean = float(d.mean())
     return mean - half, mean + half

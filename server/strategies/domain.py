@@ -38,7 +38,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedlab.learn.training import accuracy_of
 from fedlab.metrics.confusion import confusion_from_counts, confusion_matrix_counts
-from fedlab.metrics.group_effect import group_effect, group_effect_interval
+from fedlab.metrics.group_effect import group_effect, group_effect_interval, hit_difference_interval
 from fedlab.wire import keys
 from fedlab.wire.arrays import record_numpy
 from server.message_fields import client_id, client_name, only_arrays, only_metrics, reply_order, worker_of
@@ -375,7 +375,14 @@ class DomainAwareMixin:
         record["group_effect"] = group_effect(acc, clients) if clients else float("nan")
         hits = [self._client_hits[c] for c in record.get("client_target_acc", {}) if c in self._client_hits]
         if clients and len(hits) == len(clients) and len(y_pred) > 1:
-            record["group_effect_ci"] = list(group_effect_interval(y_pred == self.target.y_test, hits))
+            global_hits = y_pred == self.target.y_test
+            record["group_effect_ci"] = list(group_effect_interval(global_hits, hits))
+            # each client's own model minus the global model, paired over the same rows: whether a
+            # client "beat the global model" beyond what a few test rows decide
+            record["client_vs_global_ci"] = {
+                c: list(hit_difference_interval(self._client_hits[c], global_hits))
+                for c in record["client_target_acc"]
+            }
         if self.fairness_target is not None:
             from fedlab.metrics.fairness import fairness_by_attribute
 

@@ -81,16 +81,30 @@ def accuracy_findings(summary: dict[str, Any], rounds: Rounds) -> list[Finding]:
     if clients:
         top = max(clients, key=lambda c: clients[c])
         if clients[top] > final:
-            out.append(
-                Finding(
-                    f"In the last round client {top}'s own model ({pct(clients[top])}) beat the global "
-                    f"model ({pct(final)}) on the target.",
-                    "warn",
-                    "accuracy",
-                    values={"client": top, "client_target_acc": clients[top]},
-                )
-            )
+            out.append(_client_beat_global(top, clients[top], final, last, n_test))
     return out
+
+
+def _client_beat_global(top: str, client: float, final: float, last: dict[str, Any], n_test: Any) -> Finding:
+    """"Client k's own model beat the global model", with the paired interval over the test rows
+    where the run recorded it (`client_vs_global_ci`): a lead of a few rows is said to be noise."""
+    text = f"In the last round client {top}'s own model ({pct(client)}) beat the global model"
+    text += f" ({pct(final)}) on the target"
+    values = {"client": top, "client_target_acc": client}
+    ci = (last.get("client_vs_global_ci") or {}).get(top)
+    lo, hi = (number(ci[0]), number(ci[1])) if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
+    if lo is None or hi is None:
+        return Finding(text + ".", "warn", "accuracy", values=values)
+    interval = f"95% CI {100 * lo:+.1f} to {100 * hi:+.1f} pp over {test_rows(n_test)}"
+    if lo > 0:
+        text += f", beyond the test rows' noise ({interval})."
+        return Finding(text, "warn", "accuracy", values=values)
+    return Finding(
+        f"{text} by {pp(client - final)}, within the test rows' noise ({interval}): not a detectable lead.",
+        "info",
+        "accuracy",
+        values=values,
+    )
 
 
 def ge_interval(record: dict[str, Any]) -> tuple[float, float] | None:
