@@ -41,7 +41,7 @@ from fedlab.wire import keys
 from server.finite import FiniteReplies
 from server.replies import ReplyTracker
 from server.strategies import StrategySettings, build_strategy, check_dp, resolve_strategy
-from server.strategies.domain import RoundCallback
+from server.strategies.domain import DomainAwareMixin, RoundCallback
 from server.target import TargetDomain
 
 log = logging.getLogger("fedlab.server")
@@ -53,13 +53,12 @@ def _majority_rate(labels: object) -> float:
     return float(np.bincount(y).max() / len(y)) if len(y) else float("nan")
 
 
-def _matching(strategy: object, mmd_weight: float) -> dict[str, object] | None:
+def _matching(strategy: DomainAwareMixin, mmd_weight: float) -> dict[str, object] | None:
     """The feature matching a run used (None: no matching), as the summary records it: a result
     from class-weighted matching must say so next to the strategy's name."""
-    rows = int(getattr(strategy, "embeddings_per_round", 0) or 0)
-    if rows <= 0:
+    if strategy.embeddings_per_round <= 0:
         return None
-    reweight = getattr(strategy, "mmd_reweight", "off")
+    rows, reweight = strategy.embeddings_per_round, strategy.mmd_reweight
     return {"target_sample": rows, "mmd_weight": mmd_weight, "mmd_reweight": reweight}
 
 
