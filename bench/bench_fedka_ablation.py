@@ -47,6 +47,7 @@ NO_GUARD = {
     "training.vote_min_consensus": 0.0,
     "training.vote_clients_start": "finetuned",
     "training.finetune_optimizer_state": "round",
+    "training.finetune_batchnorm": "adapt",
 }
 ADABN_SELECT = {**NO_GUARD, "training.vote_select": 0.5, "training.vote_target_batchnorm": True}
 PROX = {**ADABN_SELECT, "training.finetune_prox": 1.0}  # variant 8, the default since #26
@@ -114,6 +115,13 @@ VARIANTS = {
     # matching only (21)
     "fedka + class-weighted matching": ("fedka", {**PROX, "training.mmd_reweight": "pseudo"}),
     "matching only + class-weighted matching": ("fedka-novote", {"training.mmd_reweight": "pseudo"}),
+    # 22: variant 8 fine-tuning with the averaged model's BatchNorm statistics kept (eval-mode BatchNorm):
+    # the fine-tuned model no longer normalises the target with the target's own statistics, which
+    # absorb a change in class mix (decision rule in docs/reproductions/fedka2022.md, before its runs)
+    "fedka + BatchNorm statistics kept in fine-tuning": (
+        "fedka",
+        {**PROX, "training.finetune_batchnorm": "keep"},
+    ),
 }
 
 

@@ -164,6 +164,10 @@ class TrainingConfig(_Strict):
     # correct votes). 1.0 since issue #26 (picked on the Office-Caltech10 ablation, confirmed on
     # Digit-Five; docs/reproductions/fedka2022.md); 0 = the step as before (fedka-ref always uses 0).
     finetune_prox: float = Field(1.0, ge=0, le=MAX_RATE)
+    # BatchNorm statistics while fine-tuning on the votes: "adapt" (the reference: train mode moves them
+    # to the adopted target rows') or "keep" (eval mode: the averaged model's statistics stay). Under
+    # label shift the target's statistics absorb the change in class mix (issue #26, variant 22).
+    finetune_batchnorm: Literal["adapt", "keep"] = "adapt"
     # label-free vote-reliability guard: "holdout" fine-tunes on part of the adopted votes and keeps
     # the fine-tuned model only if it agrees with the held-out votes more often than the averaged
     # model does (see `server.steps.voting`); "off" always keeps it (the reference)

@@ -316,6 +316,7 @@ def finetune_pseudo(
     scope: Literal["all", "head"] = "all",
     prox: float = 0.0,
     carried: dict[str, Any] | None = None,
+    batchnorm: Literal["adapt", "keep"] = "adapt",
 ) -> float:
     """FedKA server step: fine-tune the global model on voted pseudo-labels, loss × α.
 
@@ -324,12 +325,20 @@ def finetune_pseudo(
     pseudo-labels can erase. `prox` > 0 adds μ/2‖w − w_start‖² (w_start: the averaged model),
     limiting how far a few hundred pseudo-labelled samples can pull the model. `carried` (a dict
     the caller keeps between calls) carries the optimizer's state from one call to the next, as
-    one optimizer kept over the whole run does (the reference notebook's global Adam)."""
+    one optimizer kept over the whole run does (the reference notebook's global Adam).
+    `batchnorm = "keep"` runs the BatchNorm layers in eval mode: the fine-tuning normalises with, and
+    leaves, the averaged model's statistics, instead of replacing them with those of the adopted
+    target rows ("adapt", the reference: train mode moves them towards the target). Under label shift
+    the target's statistics absorb the change in class mix and shift every prediction (issue #26)."""
     if steps == 0 or len(y_pseudo) == 0 or weight <= 0:
         return 0.0
     rng = np.random.default_rng(seed)
     seed_torch(seed)
     on_device(model, device).train()
+    if batchnorm == "keep":
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
     params = list(model.classifier.parameters() if scope == "head" else model.parameters())
     anchors = [p.detach().clone() for p in params] if prox > 0 else None
     opt = make_optimizer(params, spec)

@@ -89,6 +89,7 @@ class VotingStep:
     clients_start: str = "finetuned"
     optimizer_state: str = "round"
     finetune_steps: int = 20
+    batchnorm: str = "adapt"
     max_epochs_per_round: float = 0.0
     spec: LocalTrainSpec = field(default_factory=LocalTrainSpec)
     num_rounds: int = 1
@@ -113,6 +114,7 @@ class VotingStep:
             clients_start=t.vote_clients_start,
             optimizer_state=t.finetune_optimizer_state,
             finetune_steps=t.finetune_steps,
+            batchnorm=t.finetune_batchnorm,
             max_epochs_per_round=t.max_epochs_per_round,
             spec=finetune_spec(t),
             num_rounds=t.rounds,
@@ -131,6 +133,7 @@ class VotingStep:
         step.scope, step.prox, step.guard, step.min_per_class = "all", 0.0, "off", 0
         step.min_consensus = 0.0
         step.clients_start, step.optimizer_state = "averaged", "run"
+        step.batchnorm = "adapt"
         return step
 
     def settings(self) -> dict[str, Any]:
@@ -153,6 +156,7 @@ class VotingStep:
             "finetune_prox": self.prox,
             "finetune_optimizer_state": self.optimizer_state,
             "finetune_steps": self.finetune_steps,
+            "finetune_batchnorm": self.batchnorm,
         }
 
     @property
@@ -216,6 +220,7 @@ class VotingStep:
             scope=self.scope,  # type: ignore[arg-type]
             prox=self.prox,
             carried=self._carried if self.optimizer_state == "run" else None,
+            batchnorm=self.batchnorm,  # type: ignore[arg-type]
         )
         if before_hits is not None:
             after_hits = _hits(model, target, check, vote.labels)

@@ -93,6 +93,8 @@ def voting_description(v: dict[str, Any], strategy: str) -> str:
         f"optimizer {optimizer}",
         f"clients start from the {start} model",
     ]
+    if v.get("finetune_batchnorm") == "keep":
+        parts.append("fine-tuning keeps the averaged model's BatchNorm statistics")
     if v["vote_guard"] != "off":
         parts.append(f"guard {v['vote_guard']}")
     if int(v["vote_min_per_class"]):
