@@ -54,6 +54,34 @@ def test_head_only_finetuning_leaves_the_extractor_and_prox_limits_the_move() ->
     assert moved[2.0] < moved[0.0] / 2
 
 
+def test_fine_tuning_keeps_the_averaged_models_batchnorm_statistics_only_when_asked() -> None:
+    """Issue #26, variant 22: "keep" fine-tunes with eval-mode BatchNorm, so the running statistics
+    are the averaged model's after it (the weights still move); "adapt" (the reference) moves them
+    towards the adopted target rows'. The step records which ran and passes it through."""
+    rng = np.random.default_rng(0)
+    x, y = (rng.normal(size=(64, 8)) * 3 + 2).astype(np.float32), rng.integers(0, 3, 64)
+    spec = LocalTrainSpec(lr=0.1, momentum=0.0, weight_decay=0.0, batch_size=16)
+    torch.manual_seed(0)
+    start = FeatureMLP(8, 3)
+    stats = {k: v.clone() for k, v in start.state_dict().items() if "running_" in k}
+    assert stats
+    for mode in ("keep", "adapt"):
+        m = FeatureMLP(8, 3)
+        m.load_state_dict(start.state_dict())
+        cpu = torch.device("cpu")
+        finetune_pseudo(m, x, y, steps=5, weight=1.0, spec=spec, device=cpu, seed=1, batchnorm=mode)
+        kept = all(torch.equal(m.state_dict()[k], v) for k, v in stats.items())
+        assert kept == (mode == "keep"), mode
+        assert not torch.equal(m.classifier.weight, start.classifier.weight)
+    cfg = load_simulation_config(None, {"training.finetune_batchnorm": "keep"}).training
+    step = VotingStep.from_settings(cfg, seed=0)
+    assert step.batchnorm == "keep" and step.settings()["finetune_batchnorm"] == "keep"
+    assert VotingStep.reference(cfg, seed=0).batchnorm == "adapt"  # fedka-ref runs the notebook's step
+    assert VotingStep.from_settings(load_simulation_config(None, {}).training, 0).batchnorm == "adapt"
+    line = voting_description({**step.settings(), "vote_min_consensus": 0.0}, "fedka")
+    assert "keeps the averaged model's BatchNorm statistics" in line
+
+
 class _Target:
     """A minimal server target: a pool and a scratch model (what the voting step reads)."""
 
