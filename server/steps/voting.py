@@ -39,6 +39,12 @@ comparison is not won by re-normalisation alone); otherwise the round keeps the 
 Every signal is a vote or a prediction on the unlabelled pool; the pool's hidden labels are read
 only to report voting accuracy, and the target test split is never touched here.
 
+`batchnorm = "keep"` fine-tunes with eval-mode BatchNorm, so the global model keeps the averaged
+model's statistics. Fine-tuning in train mode replaces them with the target's, and under label shift
+those absorb the change in class mix: on the tabular federations of issue #26 that, not the votes,
+was the voting step's loss (22 − 8 ≥ 0 on all six), while on Digit-Five the same statistics are part
+of the gain (22 − 8 = −2.2 pp), so "adapt" stays the default.
+
 Measured limit of the holdout guard (issue #26): the averaged model with target BatchNorm
 statistics already agrees with (nearly) every held-out vote — `guard_before` = 1.00 in the last
 round on all three Digit-Five targets (20 rounds, seed 0), and the guard rejected every round on
