@@ -101,10 +101,16 @@ def capped_steps(steps: int, n: int, batch_size: int, max_epochs: float) -> int:
     return max(1, min(steps, math.ceil(max_epochs * n / min(batch_size, n))))
 
 
+def batchnorms(model: nn.Module) -> list[nn.Module]:
+    """The model's BatchNorm layers: the one place that says what counts as one, for every step
+    that treats their statistics specially (AdaBN, train-mode embedding, fine-tuning that keeps them)."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 def rows_needed_to_train(model: nn.Module) -> int:
     """BatchNorm in training mode needs two rows per batch, and a client's batches have
     min(batch_size, its rows) rows: with BatchNorm a one-row client cannot take a step."""
-    return 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else 1
+    return 2 if batchnorms(model) else 1
 
 
 def make_optimizer(params, spec: LocalTrainSpec) -> torch.optim.Optimizer:
@@ -259,10 +265,9 @@ def embed(
     saved: list[tuple[nn.Module, float | None]] = []
     if train_mode:
         model.train()
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                saved.append((m, m.momentum))
-                m.momentum = 0.0  # batch statistics, running statistics left untouched
+        for m in batchnorms(model):
+            saved.append((m, m.momentum))
+            m.momentum = 0.0  # batch statistics, running statistics left untouched
     try:
         out = [
             model.features(torch.as_tensor(x[i : i + batch], device=device)).cpu()
@@ -285,7 +290,7 @@ def adapt_batchnorm(model: DomainModel, x: np.ndarray, device: torch.device, bat
     Dropout stays off; a model without BatchNorm is returned unchanged (as a copy).
     """
     adapted = copy.deepcopy(model).to(device)
-    norms = [m for m in adapted.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = batchnorms(adapted)
     if not norms or len(x) < 2:
         return adapted.eval()
     momenta = [m.momentum for m in norms]
@@ -336,9 +341,8 @@ def finetune_pseudo(
     seed_torch(seed)
     on_device(model, device).train()
     if batchnorm == "keep":
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+        for m in batchnorms(model):
+            m.eval()
     params = list(model.classifier.parameters() if scope == "head" else model.parameters())
     anchors = [p.detach().clone() for p in params] if prox > 0 else None
     opt = make_optimizer(params, spec)
