@@ -10,8 +10,8 @@ from fedlab.config import load_simulation_config
 from fedlab.learn.models import FeatureMLP
 from fedlab.learn.training import LocalTrainSpec, finetune_pseudo
 from fedlab.learn.voting import VoteResult, holdout_split
-from fedlab.report.sim.findings import voting_findings
 from fedlab.report.sim.sections import voting_description
+from fedlab.report.sim.voting import voting_findings
 from server.steps.voting import VotingStep
 from server.strategies import resolve_strategy
 from server.strategies.settings import StrategySettings

@@ -35,6 +35,14 @@ class VoteResult:
             return float("nan")
         return float((self.labels[mask] == y_true[mask]).mean())
 
+    def constant_label_accuracy(self, y_true: np.ndarray) -> float:
+        """The accuracy one constant label would have on the adopted samples (their most frequent
+        true class): the reference a vote accuracy needs on an imbalanced pool, where 90 % right
+        can be no better than labelling every sample with the majority class (reporting only)."""
+        if not self.adopted.any():
+            return float("nan")
+        return float(np.bincount(y_true[self.adopted]).max() / self.adopted.sum())
+
 
 VOTE_RULES = ("majority", "plurality")
 

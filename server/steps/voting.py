@@ -192,6 +192,7 @@ class VotingStep:
         alpha = ramp(server_round / self.num_rounds)
         record["voting_acc"] = vote.accuracy(target.y_pool_hidden)
         record["voting_acc_all"] = vote.accuracy(target.y_pool_hidden, adopted_only=False)
+        record["voting_constant_acc"] = vote.constant_label_accuracy(target.y_pool_hidden)
         record["adoption_rate"] = vote.adoption_rate
         record["voting_alpha"] = alpha
         record["adopted"] = int(vote.adopted.sum())

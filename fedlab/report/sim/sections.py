@@ -15,6 +15,7 @@ from fedlab.report.fmt import number
 from fedlab.report.sim import findings as fnd
 from fedlab.report.sim.fairness import run_fairness_section
 from fedlab.report.sim.read import SimRun
+from fedlab.report.sim.voting import vote_requirement, voting_findings
 
 
 def reproduce_command(run_dir: Path, config: dict[str, Any] | None) -> str:
@@ -22,6 +23,15 @@ def reproduce_command(run_dir: Path, config: dict[str, Any] | None) -> str:
         return "unknown: config.toml is missing"
     new = run_dir.with_name(run_dir.name + "-rerun")
     return shlex.join(["fedlab", "simulate", "--config", str(run_dir / "config.toml"), "--out", str(new)])
+
+
+def client_domains(domains: list[str]) -> str:
+    """Each source domain once, with its number of clients where it has several ("Female
+    (2 clients)", not "Female, Female"), in the order the clients are listed."""
+    counts: dict[str, int] = {}
+    for d in domains:
+        counts[d] = counts.get(d, 0) + 1
+    return ", ".join(d if n == 1 else f"{d} ({n} clients)" for d, n in counts.items()) or "?"
 
 
 def header(run: SimRun) -> list[tuple[str, str]]:
@@ -32,7 +42,7 @@ def header(run: SimRun) -> list[tuple[str, str]]:
         ("Federation", str(s.get("federation") or fed.get("name") or "?")),
         ("Strategy", str(s.get("strategy") or "?")),
         ("Target domain (held out)", str(s.get("target") or "?")),
-        ("Client domains", ", ".join(run.client_domain[c] for c in run.clients) or "?"),
+        ("Client domains", client_domains([run.client_domain[c] for c in run.clients])),
         ("Seed", str(s.get("seed"))),
         ("Rounds", f"{len(run.rounds)} recorded of {s.get('rounds', '?')}"),
     ]
@@ -80,7 +90,7 @@ def voting_description(v: dict[str, Any], strategy: str) -> str:
     """One line saying which FedKA ran: its voting rule and fine-tuning switches as the run's
     summary recorded them (`fedka-ref` overrides the config, so config.toml alone can mislead)."""
     plurality = v["vote_rule"] == "plurality"
-    rule = "plurality (every sample)" if plurality else fnd.vote_requirement(v.get("vote_agreement"))
+    rule = "plurality (every sample)" if plurality else vote_requirement(v.get("vote_agreement"))
     share = float(v["vote_select"])
     scope = "the head only" if v["finetune_scope"] == "head" else "every layer"
     optimizer = "kept for the run" if v["finetune_optimizer_state"] == "run" else "fresh each round"
@@ -222,9 +232,13 @@ def _voting_section(run: SimRun) -> Section:
         Series("voting accuracy (all)", rounds, run.series("voting_acc_all"), style="dashed"),
         Series("adoption rate", rounds, run.series("adoption_rate"), style="line"),
     ]
+    if any(v is not None for v in run.series("voting_constant_acc")):
+        series.append(
+            Series("one constant label (adopted)", rounds, run.series("voting_constant_acc"), style="dashed")
+        )
     rule = (run.summary.get("voting") or {}).get("vote_rule")
     agreement = (run.summary.get("voting") or {}).get("vote_agreement")
-    required = fnd.vote_requirement(agreement)
+    required = vote_requirement(agreement)
     if rule != "plurality" and any(v is not None for v in run.series("majority_rate")):
         series.append(Series("strict-majority rate", rounds, run.series("majority_rate"), style="dashed"))
     plot = PlotSpec(
@@ -241,13 +255,14 @@ def _voting_section(run: SimRun) -> Section:
             + "; adoption rate = share that became pseudo-labels (the most confident of each "
             "voted class)"
         )
-        + "; voting accuracy is scored against the hidden pool labels.",
+        + "; voting accuracy is scored against the hidden pool labels, beside the accuracy of labelling "
+        "every adopted sample with their most frequent true class.",
     )
     return Section(
         "voting",
         "Federated voting (FedKA)",
         f"Pseudo-labels for the target domain from the clients' {rule or 'majority'} vote.",
-        fnd.voting_findings(run.rounds, rule, agreement),
+        voting_findings(run.rounds, rule, agreement),
         [plot],
     )
 
