@@ -127,7 +127,12 @@ VARIANTS = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument(
+        "--data-dir",
+        default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),
+        help="the shared data root, with digits/ and office_caltech10/surf/ below it (`fedlab simulate "
+        "--data-dir` takes the federation's own folder, e.g. DATA/digits)",
+    )
     ap.add_argument("--federation", default="office-caltech10", choices=sorted(PRESETS))
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--protocol", default="", choices=["", "fedka2022"])
@@ -136,7 +141,7 @@ def main() -> None:
         "--variants",
         default="",
         help="comma-separated variant numbers to run (0 = fedavg, always run; default: all): "
-        + "; ".join(f"{i} {label}" for i, label in enumerate(VARIANTS)),
+        + "; ".join(f"{i} {label}" for i, label in enumerate(VARIANTS)).replace("%", "%%"),  # argparse: %
     )
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--local-steps", type=int, default=None)

@@ -181,7 +181,13 @@ def group_effect_rows(cells: list[dict], runs: pd.DataFrame) -> list[list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument(
+        "--data-dir",
+        default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),
+        help="the shared data root, with digits/ and office_caltech10/surf/ below it (`fedlab simulate "
+        "--data-dir` takes the federation's own folder, e.g. DATA/digits); with --config, that config's "
+        "data folder",
+    )
     ap.add_argument("--federation", default="office-caltech10", choices=sorted(PRESETS))
     ap.add_argument(
         "--config",

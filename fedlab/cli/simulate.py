@@ -35,7 +35,9 @@ def simulate(
     federation: str | None = typer.Option(
         None, help="digits | digit-five | office-caltech10 | features | tabular"
     ),
-    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with the federation's files."),
+    data_dir: str | None = typer.Option(
+        None, "--data-dir", help="Folder with the federation's files (for digit-five: the digits/ folder)."
+    ),
     pattern: str | None = typer.Option(
         None, "--pattern", help="features: glob of the domain files in --data-dir, e.g. '*.svmlight'."
     ),
