@@ -111,6 +111,7 @@ def test_qfedavg_clients_report_the_global_models_loss(tmp_path) -> None:
 def test_fedka_voting_composes_with_fedadam(tmp_path) -> None:
     s = _summary(tmp_path, "composed", "fedadam+fedka")
     assert s["final_voting_acc"] is not None and 0 < s["final_adoption_rate"] <= 1
+    assert 0 < s["final_voting_constant_acc"] <= 1  # the votes' constant-label reference reaches the summary
 
 
 def _readme_strategy() -> str:

@@ -40,6 +40,7 @@ def summarize_rounds(history: list[dict[str, Any]]) -> dict[str, Any]:
         if history
         else float("nan"),
         "final_voting_acc": last.get("voting_acc"),
+        "final_voting_constant_acc": last.get("voting_constant_acc"),  # one label on the adopted votes
         "final_adoption_rate": last.get("adoption_rate"),
         "final_client_target_acc": last.get("client_target_acc", {}),
         "final_client_own_acc": last.get("client_own_acc", {}),

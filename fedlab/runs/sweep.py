@@ -34,6 +34,7 @@ RUN_COLUMNS = [
     "mean_group_effect",
     "final_mean_client_target_acc",
     "final_voting_acc",
+    "final_voting_constant_acc",
     "final_adoption_rate",
     "seconds",
 ]

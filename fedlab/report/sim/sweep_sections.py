@@ -230,6 +230,7 @@ def _runs_section(sw: Sweep) -> Section:
         Column("final_group_effect", "Final GE", "signed_pct1"),
         Column("mean_group_effect", "Mean GE", "signed_pct1"),
         Column("final_voting_acc", "Voting acc", "pct1"),
+        Column("final_voting_constant_acc", "One label", "pct1"),  # the votes' constant-label reference
         Column("final_adoption_rate", "Adoption", "pct1"),
         Column("seconds", "Time", "seconds"),
     ]
@@ -239,7 +240,9 @@ def _runs_section(sw: Sweep) -> Section:
     return Section(
         "runs",
         "All runs",
-        f"One row per run; run `fedlab report {sw.path}/<run>` for a single run's full report.",
+        f"One row per run; run `fedlab report {sw.path}/<run>` for a single run's full report. FedKA runs: "
+        "Voting acc = share of the adopted pseudo-labels that were right, One label = the share one constant "
+        "label (their most frequent true class) would get on the same samples.",
         tables=[Table("sweep-runs", "Runs", columns, rows, row_status=status)],
     )
 
