@@ -3,7 +3,7 @@
 Why a script: FedKA's feature matching and the target BatchNorm statistics of its fine-tuning
 help under covariate shift (Digit-Five) and cost accuracy under label shift (the tabular
 federations); a no-harm default would need a signal, computed without target labels, that tells
-the two apart. This measures two candidate signals, reading no target label:
+the two apart. This measures three candidate signals, reading no target label:
 
     # input space: how much of the sources -> target mean shift a class re-weighting explains
     python scripts/label_shift_check.py inputs --config docs/examples/compas_sex_federation.toml \\
@@ -11,6 +11,8 @@ the two apart. This measures two candidate signals, reading no target label:
     python scripts/label_shift_check.py inputs --federation digit-five --data-dir ../shared/data
     # black-box shift estimation (BBSE, Lipton et al. 2018) for saved runs' final models
     python scripts/label_shift_check.py runs runs/v22/d5/runs-w1/v8-mnistm-s0/fedka-mnistm-s0
+    # difference of confidences, source held-out vs target pool, for saved runs' final models
+    python scripts/label_shift_check.py confidence runs/v22/d5/runs-w1/v0-mnistm-s0/fedavg-mnistm-s0
 
 `inputs`: standardise the inputs by the pooled sources' mean and std; fit the target pool's
 mean as a mixture of the sources' class means (weights on the simplex); r = squared residual /
@@ -20,6 +22,9 @@ a re-weighting of the classes explains the shift (label shift); near 1: it does 
 mu = its predicted class mix on the target pool; q = the target class mix that solves C w = mu
 (w >= 0, non-negative least squares); "changed" = share of target test predictions that the
 prior correction argmax_k f_k(x) q_k / p_k would change (the test rows' inputs only).
+`confidence`: the difference of confidences (Guillory et al. 2021): the final model's mean
+max-softmax on the source clients' held-out rows minus that on the target pool, an estimate of
+the accuracy it loses on the target.
 """
 
 from __future__ import annotations
@@ -89,12 +94,18 @@ def _posteriors(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     return torch.softmax(torch.as_tensor(predict_logits(model, x, torch.device("cpu"))), 1).numpy()
 
 
+def _load(run: str) -> tuple[torch.nn.Module, object]:
+    """A saved run's final model and its federation setup (from the run's own config.toml)."""
+    cfg = load_simulation_config(Path(run) / "config.toml")
+    st = setup_for(cfg, cfg.training.target)
+    model = st.new_model()
+    load_weights(model, torch.load(Path(run) / "model.pt", map_location="cpu", weights_only=True))
+    return model, st
+
+
 def runs(args: argparse.Namespace) -> None:
     for run in args.run_dirs:
-        cfg = load_simulation_config(Path(run) / "config.toml")
-        st = setup_for(cfg, cfg.training.target)
-        model = st.new_model()
-        load_weights(model, torch.load(Path(run) / "model.pt", map_location="cpu", weights_only=True))
+        model, st = _load(run)
         k = st.fed.num_classes
         joint = np.zeros((k, k))
         for c in st.clients:  # source held-out rows: labelled, the clients' own
@@ -117,6 +128,17 @@ def runs(args: argparse.Namespace) -> None:
         )
 
 
+def confidence(args: argparse.Namespace) -> None:
+    for run in args.run_dirs:
+        model, st = _load(run)
+        source = np.concatenate([_posteriors(model, c.x_test).max(1) for c in st.clients])
+        target = _posteriors(model, st.target_domain.x_train).max(1)
+        print(
+            f"{run}  source held-out {source.mean():.3f}  target pool {target.mean():.3f}  "
+            f"difference {source.mean() - target.mean():+.3f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -126,8 +148,10 @@ def main() -> None:
     a.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="the data root")
     b = sub.add_parser("runs", help="BBSE for saved run directories (config.toml + model.pt)")
     b.add_argument("run_dirs", nargs="+")
+    c = sub.add_parser("confidence", help="difference of mean confidences, source held-out - target pool")
+    c.add_argument("run_dirs", nargs="+")
     args = ap.parse_args()
-    inputs(args) if args.mode == "inputs" else runs(args)
+    {"inputs": inputs, "runs": runs, "confidence": confidence}[args.mode](args)
 
 
 if __name__ == "__main__":
