@@ -13,6 +13,7 @@ from fedlab.cli.console import console, progress_bar
 from fedlab.config import load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import check_out_dir, default_run_name
+from fedlab.runs.select import SELECT, expand
 from fedlab.runs.simulate import check_strategy
 from server.strategies import available
 
@@ -44,7 +45,8 @@ def simulate(
     strategy: str | None = typer.Option(
         None,
         help=f"One or more (comma-separated) of {', '.join(available())}; Flower's and your own by "
-        "import path (package.module:Class); BASE+fedka adds FedKA's matching and voting to BASE.",
+        "import path (package.module:Class); BASE+fedka adds FedKA's matching and voting to BASE; "
+        f"{SELECT} runs FedKA or FedAvg per target, chosen on the sources' own pseudo-targets.",
     ),
     strategy_options: str | None = typer.Option(
         None,
@@ -134,7 +136,7 @@ def simulate(
         overrides["training.strategy_options"] = parse_options(strategy_options)
     cfg = load_simulation_config(config, overrides, FLAGS)
     try:
-        check_strategy(cfg, strategies or None)
+        check_strategy(cfg, expand(strategies or [cfg.training.strategy]))
     except ConfigError as exc:
         raise ConfigError(f"--strategy: {exc}" if strategies else str(exc)) from None
     if pattern is not None and cfg.federation.name != "features":
@@ -164,7 +166,7 @@ def simulate(
         strategies = strategies + [r for r in REFERENCES if r not in strategies]
     if seeds is None and cells > 1:
         console.print(f"sweep: {len(seed_list)} seeds {seed_list} (set --seeds to change)")
-    if cells * len(seed_list) == 1:
+    if cells * len(seed_list) == 1 and strategies[0] != SELECT:  # fedka-select runs as a sweep
         resolved = cfg.training.model_copy(update={"target": setup.target})
         _single(cfg.model_copy(update={"training": resolved}), out, verbose)
     else:

@@ -20,6 +20,7 @@ from fedlab.config import SimulationConfig
 from fedlab.core.rundir import atomic_run_dir, write_json_atomic, write_text_atomic
 from fedlab.metrics import comparison
 from fedlab.runs.reference import REFERENCES, run_reference
+from fedlab.runs.select import SELECT, Selection, run_selected
 from fedlab.runs.simulate import SimulationResult, simulate
 
 DEFAULT_SWEEP_SEEDS = 5  # a sweep without --seeds runs this many seeds: fewer give no usable interval
@@ -84,6 +85,7 @@ def run_sweep(
     """Run every cell; returns (sweep dir, runs, table). `fedlab.metrics.comparison.compare(runs)`
     gives the paired statistics the sweep also writes."""
     rows: list[dict[str, Any]] = []
+    chosen: dict[str, Selection] = {}  # fedka-select: one choice per target, reused for every seed
     with atomic_run_dir(out) as work:
         for target in targets:
             for strategy in strategies:
@@ -97,6 +99,8 @@ def run_sweep(
                     run_dir = work / f"{strategy}-{target}-s{seed}"
                     if strategy in REFERENCES:  # simulation-only reference rows (pool raw data)
                         result = SimulationResult(run_dir, run_reference(cfg, strategy, run_dir))
+                    elif strategy == SELECT:  # FedKA or FedAvg, chosen on the sources' pseudo-targets
+                        result = run_selected(cfg, run_dir, work / "selection", chosen, on_round)
                     else:
                         result = simulate(cfg, out=run_dir, on_round=on_round)
                     rows.append(run_row(result.summary))

@@ -56,6 +56,8 @@ def header(run: SimRun) -> list[tuple[str, str]]:
         )
     if s.get("matching"):
         rows.append(("Feature matching", matching_description(s["matching"])))
+    if s.get("selection"):
+        rows.append(("FedKA or FedAvg", selection_description(s["selection"])))
     if s.get("voting"):
         rows.append(("FedKA voting", voting_description(s["voting"], str(s.get("strategy") or ""))))
     if s.get("target_test") is not None:
@@ -84,6 +86,18 @@ def matching_description(m: dict[str, Any]) -> str:
             "predicted classes (`training.mmd_reweight`)"
         )
     return line
+
+
+def selection_description(sel: dict[str, Any]) -> str:
+    """Which strategy `fedka-select` ran and why: its mean gain on the sources' pseudo-targets."""
+    pseudo = sel.get("pseudo_targets") or {}
+    if not pseudo:
+        return f"{sel['chosen']}: fewer than two source domains, no pseudo-task to choose on"
+    gain = 100 * float(sel["gain"])
+    return (
+        f"{sel['chosen']}: FedKA − FedAvg {gain:+.1f} pp on average over the {len(pseudo)} source domains "
+        f"as pseudo-targets (seed {sel.get('seed')}; FedKA only above 0)"
+    )
 
 
 def voting_description(v: dict[str, Any], strategy: str) -> str:
