@@ -376,15 +376,9 @@ def _sweep(cfg, targets: list[str], strategies: list[str], seeds: list[int], out
         title=f"{cfg.federation.name}: accuracy on the target (%), Group Effect (pp), "
         f"mean ± std over {len(seeds)} seed(s)"
     )
-    for col in (
-        "target",
-        "strategy",
-        "final acc",
-        "best-round acc",
-        "final Group Effect (pp)",
-        "mean Group Effect (pp)",
-    ):
+    for col in ("target", "strategy", "final acc", "best-round acc", "final Group Effect (pp)"):
         t.add_column(col, justify="right")
+    t.add_column("mean Group Effect (pp)", justify="right")
     for row in table.to_dict("records"):
         t.add_row(
             row["target"],
