@@ -52,3 +52,31 @@ def test_a_sweep_chooses_once_per_target_from_runs_without_the_target(tmp_path) 
     ]  # fmt: skip
     config = (pseudo / "fedka-rotated" / "config.toml").read_text()
     assert "inverted" not in config.split("[training]")[0]  # the target's domain is not in the federation
+
+
+def test_fedka_select_is_the_default_and_a_single_run_records_its_choice(tmp_path) -> None:
+    from fedlab.runs.simulate import simulate
+
+    cfg = load_simulation_config(None, {**TINY, "training.target": "inverted"})
+    assert cfg.training.strategy == SELECT  # the default strategy since issue #26's variant 23
+    result = simulate(cfg, out=tmp_path / "one")
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["strategy"] == SELECT and summary["selection"]["chosen"] in CANDIDATES
+    assert set(summary["selection"]["pseudo_targets"]) == {"original", "rotated"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]  # the pseudo-task runs left nothing behind
+
+
+def test_a_deployment_refuses_fedka_select_with_one_line(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    toml = tmp_path / "fed.toml"
+    toml.write_text('[federation]\nname = "digits"\n', encoding="utf-8")  # strategy left at its default
+    proc = subprocess.run(
+        [sys.executable, "-m", "fedlab.cli", "deploy", "local", "--config", str(toml)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "fedka-select" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fed.toml"]  # nothing written

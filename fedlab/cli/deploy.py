@@ -109,6 +109,16 @@ def local(
                  "training.strategy": strategy, "federation.name": federation, "training.target": target,
                  "federation.data_dir": str(data_dir) if data_dir else None}  # fmt: skip
         cfg = load_simulation_config(config, flags)
+        from fedlab.runs.select import SELECT
+
+        if cfg.training.strategy == SELECT:  # the choice runs simulations; a deployment runs one strategy
+            from fedlab.core.errors import ConfigError
+
+            raise ConfigError(
+                f"{config}: training.strategy {SELECT!r} chooses FedKA or FedAvg by simulating the sources' "
+                "pseudo-targets and cannot be deployed; deploy the strategy it chose (`selection.chosen` "
+                "in the simulation's summary.json) with --strategy fedka or --strategy fedavg"
+            )
 
     # run_local prints the --insecure / --no-auth warning (also for programmatic callers).
     opts = LocalOptions(

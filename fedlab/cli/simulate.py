@@ -13,7 +13,7 @@ from fedlab.cli.console import console, progress_bar
 from fedlab.config import load_simulation_config
 from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import check_out_dir, default_run_name
-from fedlab.runs.select import SELECT, expand
+from fedlab.runs.select import SELECT
 from fedlab.runs.simulate import check_strategy
 from server.strategies import available
 
@@ -23,9 +23,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _fmt(mean: Any, std: Any) -> str:
-    if mean is None or mean != mean:
-        return "-"
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+    return "-" if mean is None or mean != mean else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
 def simulate(
@@ -136,7 +134,7 @@ def simulate(
         overrides["training.strategy_options"] = parse_options(strategy_options)
     cfg = load_simulation_config(config, overrides, FLAGS)
     try:
-        check_strategy(cfg, expand(strategies or [cfg.training.strategy]))
+        check_strategy(cfg, strategies or None)
     except ConfigError as exc:
         raise ConfigError(f"--strategy: {exc}" if strategies else str(exc)) from None
     if pattern is not None and cfg.federation.name != "features":
@@ -166,7 +164,7 @@ def simulate(
         strategies = strategies + [r for r in REFERENCES if r not in strategies]
     if seeds is None and cells > 1:
         console.print(f"sweep: {len(seed_list)} seeds {seed_list} (set --seeds to change)")
-    if cells * len(seed_list) == 1 and strategies[0] != SELECT:  # fedka-select runs as a sweep
+    if cells * len(seed_list) == 1:
         resolved = cfg.training.model_copy(update={"target": setup.target})
         _single(cfg.model_copy(update={"training": resolved}), out, verbose)
     else:
@@ -303,7 +301,10 @@ def _single(cfg, out: Path | None, verbose: bool) -> None:
 
         def on_status(kind: str, finished: int, total: int) -> None:
             what = {"train": "trained", "evaluate": "evaluated", "query": "contacted"}.get(kind, kind)
-            progress.update(task, status=f"round {done[0] + 1}: {what} {finished}/{total} clients")
+            status = f"round {done[0] + 1}: {what} {finished}/{total} clients"
+            if kind == "select":  # fedka-select's pseudo-task runs, before the run itself
+                status = f"choosing FedKA or FedAvg: pseudo-task run {finished + 1}/{total}"
+            progress.update(task, status=status)
 
         result = run(cfg, out=out, on_round=on_round, verbose=verbose, on_status=on_status)
     s = result.summary

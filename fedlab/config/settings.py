@@ -121,8 +121,10 @@ class TrainingConfig(_Strict):
     """Strategy and optimisation settings shared by server and clients."""
 
     # a name `server.strategies.resolve_strategy` knows: fedlab's, Flower's built-ins (fedadam,
-    # qfedavg, ...), package.module:Class, or BASE+fedka
-    strategy: str = "fedka"
+    # qfedavg, ...), package.module:Class, or BASE+fedka; or "fedka-select" (`fedlab.runs.select`:
+    # FedKA or FedAvg per target, chosen on the sources' own pseudo-targets), the default since
+    # issue #26 because plain FedKA loses to FedAvg on label-shifted data (simulations only)
+    strategy: str = "fedka-select"
     # constructor keywords of the strategy (e.g. FedAdam's eta, Krum's num_malicious_nodes)
     strategy_options: dict[str, float | int | bool | str] = Field(default_factory=dict)
     target: str = ""  # domain held out as the unlabeled target; "" = federation default

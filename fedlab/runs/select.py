@@ -16,13 +16,15 @@ Cost: 2 × (source domains) extra runs per target, at the run's own settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from fedlab.config import SimulationConfig
 from fedlab.core.rundir import write_json_atomic
-from fedlab.runs.simulate import RoundCallback, SimulationResult, simulate
+
+Run = Callable[..., Any]  # fedlab.runs.simulate.simulate: (cfg, out=, on_round=) -> SimulationResult
 
 SELECT = "fedka-select"
 CANDIDATES = ("fedavg", "fedka")  # the fallback first: a tie (gain 0) keeps it
@@ -54,8 +56,13 @@ class Selection:
         return {**record, "pseudo_targets": self.pseudo}
 
 
-def select_for(cfg: SimulationConfig, target: str, work: Path) -> Selection:
-    """Run the pseudo-tasks of `target`'s sources under `work` and choose."""
+Status = Callable[[str, int, int], None]  # ("select", runs done, runs in all): progress of the choice
+
+
+def select_for(
+    cfg: SimulationConfig, target: str, work: Path, run: Run, on_status: Status | None = None
+) -> Selection:
+    """Run (with `run`) the pseudo-tasks of `target`'s sources under `work` and choose."""
     from fedlab.federation.setup import setup_for
 
     setup = setup_for(cfg, target)
@@ -63,14 +70,16 @@ def select_for(cfg: SimulationConfig, target: str, work: Path) -> Selection:
     if len(sources) < 2:
         return Selection(CANDIDATES[0])
     pseudo: dict[str, dict[str, float]] = {}
-    for source in sources:
-        for name in CANDIDATES:
+    for i, source in enumerate(sources):
+        for j, name in enumerate(CANDIDATES):
+            if on_status:
+                on_status("select", len(CANDIDATES) * i + j, len(CANDIDATES) * len(sources))
             c = cfg.model_copy(deep=True)
             c.seed = SELECTION_SEED
             c.federation.domains = sources
             c.training.target = source
             c.training.strategy = name
-            summary = simulate(c, out=work / f"{name}-{source}").summary
+            summary = run(c, out=work / f"{name}-{source}").summary
             pseudo.setdefault(source, {})[name] = float(summary["final_target_acc"])
     gain = sum(p["fedka"] - p["fedavg"] for p in pseudo.values()) / len(pseudo)
     return Selection("fedka" if gain > 0 else "fedavg", pseudo)
@@ -81,17 +90,20 @@ def run_selected(
     run_dir: Path,
     selection_dir: Path,
     chosen: dict[str, Selection],
-    on_round: RoundCallback | None = None,
-) -> SimulationResult:
+    run: Run,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Status | None = None,
+) -> Any:
     """One `fedka-select` run: the target's choice (made once per target into `chosen`), then the
-    chosen strategy's run, whose summary says `fedka-select` and records the choice."""
+    chosen strategy's run (both with `run`, fedlab's `simulate`), whose summary says
+    `fedka-select` and records the choice."""
     target = cfg.training.target
     if target not in chosen:
-        chosen[target] = select_for(cfg, target, selection_dir / target)
+        chosen[target] = select_for(cfg, target, selection_dir / target, run, on_status)
     selection = chosen[target]
     run_cfg = cfg.model_copy(deep=True)
     run_cfg.training.strategy = selection.chosen
-    result = simulate(run_cfg, out=run_dir, on_round=on_round)
+    result = run(run_cfg, out=run_dir, on_round=on_round)
     summary = {**result.summary, "strategy": SELECT, "selection": selection.record()}
     write_json_atomic(result.run_dir / "summary.json", summary)
-    return SimulationResult(result.run_dir, summary)
+    return replace(result, summary=summary)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from fedlab.core.errors import ConfigError
 from fedlab.core.rundir import atomic_run_dir, check_out_dir, default_run_name
 from fedlab.federation.setup import setup_for
 from fedlab.learn.threads import threads_for, torch_threads
+from fedlab.runs.select import SELECT, expand, run_selected
 from fedlab.runtime.backends import CLIENT_APP_REF, simulation_backend
 
 RoundCallback = Callable[[dict[str, Any]], None]
@@ -123,7 +125,7 @@ def check_strategy(cfg: SimulationConfig, names: list[str] | None = None) -> Non
     from fedlab.metrics.comparison import REFERENCES
     from server.strategies import check_dp, resolve_strategy
 
-    for name in names or [cfg.training.strategy]:
+    for name in expand(names or [cfg.training.strategy]):  # fedka-select: the two it may run
         if name not in REFERENCES:  # central / oracle: a sweep's reference rows, not strategies
             check_dp(resolve_strategy(name), cfg.dp)
 
@@ -169,6 +171,9 @@ def simulate(
         if out
         else Path(cfg.out) / default_run_name(f"{cfg.training.strategy}-{setup.target}-s{cfg.seed}")
     )
+    if cfg.training.strategy == SELECT:  # the choice's pseudo-task runs are kept in its summary only
+        with tempfile.TemporaryDirectory(prefix="fedlab-selection-") as scratch:
+            return run_selected(cfg, final, Path(scratch), {}, simulate, on_round, on_status)
     with (
         atomic_run_dir(final) as work,
         torch_threads(threads_for(cfg.torch_threads, setup.fed.kind)),

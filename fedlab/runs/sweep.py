@@ -100,7 +100,7 @@ def run_sweep(
                     if strategy in REFERENCES:  # simulation-only reference rows (pool raw data)
                         result = SimulationResult(run_dir, run_reference(cfg, strategy, run_dir))
                     elif strategy == SELECT:  # FedKA or FedAvg, chosen on the sources' pseudo-targets
-                        result = run_selected(cfg, run_dir, work / "selection", chosen, on_round)
+                        result = run_selected(cfg, run_dir, work / "selection", chosen, simulate, on_round)
                     else:
                         result = simulate(cfg, out=run_dir, on_round=on_round)
                     rows.append(run_row(result.summary))
