@@ -8,17 +8,9 @@ from fedlab.config import load_simulation_config
 from fedlab.report.sim.sections import selection_description
 from fedlab.runs.select import CANDIDATES, SELECT, Selection, expand
 from fedlab.runs.sweep import run_sweep
+from tests.test_strategies import TINY as TINY_STRATEGIES
 
-TINY = {
-    "training.rounds": 1,
-    "training.local_steps": 2,
-    "training.batch_size": 32,
-    "training.target_sample": 64,
-    "training.finetune_steps": 2,
-    "training.vote_warmup": 0.0,
-    "federation.max_per_domain": 80,
-    "federation.domains": ["original", "rotated", "inverted"],
-}
+TINY = {**TINY_STRATEGIES, "federation.domains": ["original", "rotated", "inverted"]}  # two sources each
 
 
 def test_the_choice_follows_the_mean_pseudo_target_gain_and_ties_keep_fedavg() -> None:
