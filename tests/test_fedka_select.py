@@ -72,3 +72,16 @@ def test_a_deployment_refuses_fedka_select_with_one_line(tmp_path) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "fedka-select" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fed.toml"]  # nothing written
+
+
+def test_under_dp_fedka_select_is_refused_before_anything_runs() -> None:
+    """Its pseudo-task runs would train on the clients' data again, outside the run's DP budget."""
+    import pytest
+
+    from fedlab.core.errors import ConfigError
+    from fedlab.runs.simulate import check_strategy
+
+    cfg = load_simulation_config(None, {**TINY, "dp.enabled": True, "dp.target_epsilon": 3.0})
+    with pytest.raises(ConfigError, match="privacy losses compose"):
+        check_strategy(cfg)
+    check_strategy(cfg, ["fedka", "fedavg"])  # named strategies keep their DP checks only
