@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fedlab.config import load_simulation_config
+from fedlab.core.errors import ConfigError
 from fedlab.report.sim.sections import selection_description
 from fedlab.runs.select import CANDIDATES, SELECT, Selection, expand
+from fedlab.runs.simulate import check_strategy
 from fedlab.runs.sweep import run_sweep
 from tests.test_strategies import TINY as TINY_STRATEGIES
 
@@ -76,12 +80,15 @@ def test_a_deployment_refuses_fedka_select_with_one_line(tmp_path) -> None:
 
 def test_under_dp_fedka_select_is_refused_before_anything_runs() -> None:
     """Its pseudo-task runs would train on the clients' data again, outside the run's DP budget."""
-    import pytest
-
-    from fedlab.core.errors import ConfigError
-    from fedlab.runs.simulate import check_strategy
-
     cfg = load_simulation_config(None, {**TINY, "dp.enabled": True, "dp.target_epsilon": 3.0})
     with pytest.raises(ConfigError, match="privacy losses compose"):
         check_strategy(cfg)
     check_strategy(cfg, ["fedka", "fedavg"])  # named strategies keep their DP checks only
+
+
+def test_a_sweep_under_dp_refuses_fedka_select_before_writing(tmp_path) -> None:
+    """The Python API's sweep checks its strategies itself, not only through the CLI."""
+    cfg = load_simulation_config(None, {**TINY, "dp.enabled": True, "dp.target_epsilon": 3.0})
+    with pytest.raises(ConfigError, match="privacy losses compose"):
+        run_sweep(cfg, ["inverted"], ["fedavg", SELECT], [0], tmp_path / "sweep")
+    assert not (tmp_path / "sweep").exists()

@@ -125,12 +125,13 @@ def check_strategy(cfg: SimulationConfig, names: list[str] | None = None) -> Non
     from fedlab.metrics.comparison import REFERENCES
     from server.strategies import check_dp, resolve_strategy
 
-    if SELECT in (names or [cfg.training.strategy]) and cfg.dp.enabled:
+    names = names or [cfg.training.strategy]
+    if SELECT in names and cfg.dp.enabled:
         raise ConfigError(
             f"{SELECT} chooses by training 2 x (source domains) extra runs on the clients' data, and under "
             "DP their privacy losses compose beyond the run's budget: name the strategy (fedka or fedavg)"
         )
-    for name in expand(names or [cfg.training.strategy]):  # fedka-select: the two it may run
+    for name in expand(names):  # fedka-select: the two it may run
         if name not in REFERENCES:  # central / oracle: a sweep's reference rows, not strategies
             check_dp(resolve_strategy(name), cfg.dp)
 

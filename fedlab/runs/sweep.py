@@ -21,7 +21,7 @@ from fedlab.core.rundir import atomic_run_dir, write_json_atomic, write_text_ato
 from fedlab.metrics import comparison
 from fedlab.runs.reference import REFERENCES, run_reference
 from fedlab.runs.select import SELECT, Selection, run_selected
-from fedlab.runs.simulate import SimulationResult, simulate
+from fedlab.runs.simulate import SimulationResult, check_strategy, simulate
 
 DEFAULT_SWEEP_SEEDS = 5  # a sweep without --seeds runs this many seeds: fewer give no usable interval
 RUN_COLUMNS = [
@@ -84,6 +84,7 @@ def run_sweep(
 ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
     """Run every cell; returns (sweep dir, runs, table). `fedlab.metrics.comparison.compare(runs)`
     gives the paired statistics the sweep also writes."""
+    check_strategy(base, strategies)  # every name and its DP mode, before any run or directory
     rows: list[dict[str, Any]] = []
     chosen: dict[str, Selection] = {}  # fedka-select: one choice per target, reused for every seed
     with atomic_run_dir(out) as work:
